@@ -1,0 +1,80 @@
+# The two commands a newcomer needs: `make run` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+HOST ?= 127.0.0.1
+PORT ?= 5000
+export FLASK_APP := wsgi
+
+.PHONY: install run test lint format db-upgrade db-downgrade db-revision db-check fuzz clean up down pg-status seed bench bench-http bench-pagination
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+run: install db-upgrade  ## serve the API (SQLite under instance/ unless DATABASE_URL is set)
+	$(BIN)/flask run --host $(HOST) --port $(PORT)
+
+test: install  ## the whole suite: PostgreSQL if TEST_DATABASE_URL is set, else SQLite
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+fuzz: install  ## schemathesis over every documented operation, on PostgreSQL
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-100} $(BIN)/pytest tests/fuzz -q -s -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+db-upgrade: install
+	mkdir -p instance
+	$(BIN)/flask db upgrade
+
+# "--" ends the options: click would read the revision -1 as an unknown option.
+db-downgrade: install  ## one step back, or to rev=<revision>
+	$(BIN)/flask db downgrade -- $(or $(rev),-1)
+
+db-revision: install  ## autogenerate: make db-revision msg="add posts index"
+	@test -n "$(msg)" || (echo 'usage: make db-revision msg="what changes"' && exit 2)
+	$(BIN)/flask db migrate -m "$(msg)"
+
+db-check: install  ## fails if the models and the migrations disagree
+	$(BIN)/flask db check
+
+up:  ## a local PostgreSQL in .pgdata/ (no Docker); prints the DATABASE_URL to export
+	@scripts/pg-local.sh up
+
+down:  ## stop the local PostgreSQL (its data stays in .pgdata/)
+	@scripts/pg-local.sh down
+
+pg-status:  ## is the local PostgreSQL running, and its URL (the script itself exits 3 when stopped)
+	@scripts/pg-local.sh status || true
+
+seed: install  ## demo data: make seed users=1000 posts=10
+	$(BIN)/flask seed --users $(or $(users),100) --posts-per-user $(or $(posts),5)
+
+bench: bench-http bench-pagination  ## every benchmark (PostgreSQL: DATABASE_URL, default .../bench); see bench/README.md
+
+bench-http: install  ## gunicorn -w 2 + wrk: the app vs a raw Flask+psycopg2 app, bulk vs COPY, statements per route
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-pagination: install  ## seed 100,000 posts, time page 1 vs depth 90,000 (offset and cursor)
+	$(BIN)/python -m bench.pagination $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-idempotency
+bench-idempotency: install  ## statements and latency an Idempotency-Key adds to a POST (DATABASE_URL)
+	$(BIN)/python bench/idempotency.py $(BENCH_ARGS)

@@ -1,0 +1,148 @@
+"""Settings classes, read from the environment only (never from code paths at import)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'webapp.db'}"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def normalize_database_url(url: str) -> str:
+    """Map the URLs providers hand out to the driver we ship (psycopg2).
+
+    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3, and Heroku-style
+    ``postgres://`` is not a dialect name at all.
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
+class Config:
+    """Base settings. Instances read the environment when created, so tests and
+    the CLI can change variables before building an app."""
+
+    TESTING = False
+    DEBUG = False
+    DEFAULT_DATABASE_URL = DEFAULT_SQLITE_URL
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.SECRET_KEY: str = env.get("SECRET_KEY", "dev-only-insecure-secret-key")
+        self.DATABASE_URL: str = normalize_database_url(env.get("DATABASE_URL") or self.DEFAULT_DATABASE_URL)
+        # Pool settings; applied only where the dialect's pool takes them.
+        self.DB_POOL_SIZE: int = _int(env, "DB_POOL_SIZE", 5)
+        self.DB_MAX_OVERFLOW: int = _int(env, "DB_MAX_OVERFLOW", 5)
+        self.DB_POOL_TIMEOUT: float = _float(env, "DB_POOL_TIMEOUT", 5.0)
+        self.DB_POOL_RECYCLE: int = _int(env, "DB_POOL_RECYCLE", 1800)
+        self.DB_POOL_PRE_PING: bool = _bool(env, "DB_POOL_PRE_PING", True)
+        # Bounded waits, so an outage answers 503 instead of hanging a worker.
+        self.DB_CONNECT_TIMEOUT: int = _int(env, "DB_CONNECT_TIMEOUT", 3)
+        self.DB_STATEMENT_TIMEOUT_MS: int = _int(env, "DB_STATEMENT_TIMEOUT_MS", 30_000)
+        self.DB_LOCK_TIMEOUT_MS: int = _int(env, "DB_LOCK_TIMEOUT_MS", 10_000)
+        # Safe-method requests run without a transaction on PostgreSQL (no BEGIN/COMMIT).
+        self.DB_READS_AUTOCOMMIT: bool = _bool(env, "DB_READS_AUTOCOMMIT", True)
+        self.SQL_ECHO: bool = _bool(env, "SQL_ECHO", False)
+        self.SLOW_QUERY_MS: float = _float(env, "SLOW_QUERY_MS", 200.0)
+        self.MAX_CONTENT_LENGTH: int = _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024)
+        self.IDEMPOTENCY_RETENTION_HOURS: float = _float(env, "IDEMPOTENCY_RETENTION_HOURS", 24.0)
+        self.RETRY_AFTER_SECONDS: int = _int(env, "RETRY_AFTER_SECONDS", 5)
+        self.LOG_LEVEL: str = env.get("LOG_LEVEL", "INFO").upper()
+        self.LOG_FORMAT: str = _choice(env, "LOG_FORMAT", "text", ("text", "json"))
+        self.PASSWORD_HASH_METHOD: str = env.get("PASSWORD_HASH_METHOD", "scrypt:32768:8:1")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in dir(self) if name.isupper()}
+
+
+class DevelopmentConfig(Config):
+    DEBUG = True
+
+
+class TestingConfig(Config):
+    __test__ = False  # not a pytest test class, despite the name
+
+    TESTING = True
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        super().__init__(env)
+        self.DATABASE_URL = normalize_database_url(
+            env.get("TEST_DATABASE_URL") or "sqlite:///" + str(PROJECT_ROOT / "instance" / "test.db")
+        )
+        # Tests create hundreds of users; scrypt's 50 ms each would dominate the suite.
+        self.PASSWORD_HASH_METHOD = env.get("PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000")
+
+
+class ProductionConfig(Config):
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        super().__init__(env)
+        if "SECRET_KEY" not in env:
+            raise RuntimeError("SECRET_KEY must be set in production")
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(name: str | None = None) -> Config:
+    """Build the settings named by ``name`` or ``APP_ENV`` (default: development)."""
+    key = (name or os.environ.get("APP_ENV") or "development").lower()
+    try:
+        return CONFIGS[key]()
+    except KeyError:
+        raise ValueError(f"unknown APP_ENV {key!r}; expected one of {sorted(CONFIGS)}") from None
