@@ -1,0 +1,58 @@
+"""Alembic environment, driven by Flask-Migrate with our own Database (no Flask-SQLAlchemy)."""
+
+from __future__ import annotations
+
+import logging
+from logging.config import fileConfig
+from typing import Any
+
+from alembic import context
+from flask import current_app
+
+import webapp.models  # noqa: F401 -- registers every table on Base.metadata for autogenerate
+
+config = context.config
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+logger = logging.getLogger("alembic.env")
+
+database = current_app.extensions["migrate"].db
+target_metadata = database.metadata
+
+
+def _skip_empty_autogenerate(context_: Any, revision: Any, directives: list[Any]) -> None:
+    # `flask db migrate` with no model change writes no empty revision file.
+    if getattr(config.cmd_opts, "autogenerate", False) and directives[0].upgrade_ops.is_empty():
+        directives[:] = []
+        logger.info("No changes in schema detected.")
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=database.engine.url.render_as_string(hide_password=False),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        compare_type=True,
+        render_as_batch=database.engine.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    configure_args = dict(current_app.extensions["migrate"].configure_args)
+    configure_args.setdefault("process_revision_directives", _skip_empty_autogenerate)
+    configure_args["compare_type"] = True
+    # SQLite cannot ALTER most things in place: batch mode copies the table instead.
+    configure_args["render_as_batch"] = database.engine.dialect.name == "sqlite"
+
+    with database.engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata, **configure_args)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,28 @@
+"""Index shapes shared by the models; docs/indexes.md says why each index exists."""
+
+from __future__ import annotations
+
+from sqlalchemy import Index, func, text
+
+LIVE = "deleted_at IS NULL"
+
+
+def live_index(name: str, *columns: str) -> Index:
+    """A B-tree over the rows that are not soft-deleted (every list query says so), on both databases."""
+    return Index(name, *columns, postgresql_where=text(LIVE), sqlite_where=text(LIVE))
+
+
+def trigram_index(name: str, column: str) -> Index:
+    """A GIN trigram index on lower(column) over live rows: serves lower(column) LIKE '%...%'.
+
+    PostgreSQL only (pg_trgm): the migration that creates it skips SQLite, and Alembic
+    does not compare expression indexes there.
+    """
+    label = f"{column}_lower"
+    return Index(
+        name,
+        func.lower(text(column)).label(label),
+        postgresql_using="gin",
+        postgresql_ops={label: "gin_trgm_ops"},
+        postgresql_where=text(LIVE),
+    )

@@ -1,0 +1,43 @@
+"""The Post aggregate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.db.base import Base
+from webapp.models.indexes import live_index, trigram_index
+from webapp.models.mixins import SoftDeleteMixin, TimestampedMixin, VersionedMixin
+from webapp.models.user import User
+
+
+class Post(TimestampedMixin, SoftDeleteMixin, VersionedMixin, Base):
+    __tablename__ = "posts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+    # lazy="raise": an author must be loaded on purpose (joinedload), never by an
+    # accidental per-row SELECT while serializing a list.
+    author: Mapped[User] = relationship(back_populates="posts", lazy="raise")
+
+    # What each index is for, and the measurements behind it: docs/indexes.md. Partial
+    # (live rows only) because every query the app sends says deleted_at IS NULL.
+    __table_args__ = (
+        # A user's posts, newest first; also every user_id lookup (soft delete of a
+        # user's posts) and their COUNT as an index-only scan.
+        live_index("ix_posts_user_id_created_at_id_live", "user_id", "created_at", "id"),
+        # sort=created_at / sort=title: keyset pages start at the cursor in the index.
+        live_index("ix_posts_created_at_id_live", "created_at", "id"),
+        live_index("ix_posts_title_id_live", "title", "id"),
+        # q and the users post_title filter: lower(title) LIKE '%...%' (PostgreSQL only).
+        trigram_index("ix_posts_title_lower_trgm_live", "title"),
+    )
+    __mapper_args__: dict[str, Any] = {"version_id_col": VersionedMixin.version, "eager_defaults": True}
+
+    def __repr__(self) -> str:
+        return f"<Post id={self.id} user_id={self.user_id}>"
