@@ -1,0 +1,122 @@
+"""Posts routes, including a user's posts (/users/{id}/posts): parse, call PostService, serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, url_for
+
+from webapp.api.http import if_match_versions, json_response, no_content, not_modified, with_etag
+from webapp.api.idempotency import idempotent
+from webapp.api.operations import Listing, operation
+from webapp.api.pagination import list_envelope
+from webapp.db import get_session
+from webapp.models import Post
+from webapp.repositories import Page, PageRequest, PostRepository
+from webapp.schemas.posts import (
+    PostCreateSchema,
+    PostListQuerySchema,
+    PostListSchema,
+    PostSchema,
+    PostUpdateSchema,
+    UserPostCreateSchema,
+    UserPostListQuerySchema,
+)
+from webapp.services.posts import PostService
+
+bp = Blueprint("posts", __name__, url_prefix="/api/v1")
+
+ID = "<id:post_id>"  # see IdConverter: a 404, never a 405, for ids that cannot exist
+USER_ID = "<id:user_id>"
+# Cursors of /posts and /users/{id}/posts share a signing salt: same rows, same keys;
+# the cursor's own fingerprint of path and filters keeps the two lists apart.
+POSTS = Listing("posts", PostRepository.lister)
+
+post_schema = PostSchema()
+posts_schema = PostSchema(many=True)
+
+
+def _service() -> PostService:
+    return PostService(get_session())
+
+
+def _created(post: Post) -> Response:
+    response = with_etag(json_response(post_schema.dump(post), 201), post.version)
+    response.headers["Location"] = url_for("posts.get_post", post_id=post.id)
+    return response
+
+
+def _list(page: Page[Post], request_: PageRequest) -> Response:
+    return json_response(list_envelope(POSTS.resource, POSTS.lister, page, request_, posts_schema.dump))
+
+
+@bp.post("/posts")
+@idempotent
+@operation(
+    summary="Create a post",
+    tag="posts",
+    body=PostCreateSchema(),
+    response=PostSchema(),
+    status=201,
+    response_headers=("Location", "ETag"),
+)
+def create_post(body: Any) -> Response:
+    return _created(_service().create(body))
+
+
+@bp.get("/posts")
+@operation(
+    summary="List posts", tag="posts", query=PostListQuerySchema(), listing=POSTS, response=PostListSchema()
+)
+def list_posts(query: Any, page: PageRequest) -> Response:
+    return _list(_service().list(query, page), page)
+
+
+@bp.get(f"/posts/{ID}")
+@operation(summary="Get a post", tag="posts", response=PostSchema(), conditional=True)
+def get_post(post_id: int) -> Response:
+    post = _service().get(post_id)
+    return not_modified(post.version) or with_etag(json_response(post_schema.dump(post)), post.version)
+
+
+@bp.patch(f"/posts/{ID}")
+@operation(
+    summary="Change a post", tag="posts", body=PostUpdateSchema(), response=PostSchema(), conditional=True
+)
+def update_post(post_id: int, body: Any) -> Response:
+    post = _service().update(post_id, body, if_match=if_match_versions())
+    return with_etag(json_response(post_schema.dump(post)), post.version)
+
+
+@bp.delete(f"/posts/{ID}")
+@operation(summary="Delete a post (soft)", tag="posts", status=204, conditional=True)
+def delete_post(post_id: int) -> Response:
+    _service().delete(post_id, if_match=if_match_versions())
+    return no_content()
+
+
+@bp.get(f"/users/{USER_ID}/posts")
+@operation(
+    summary="List a user's posts",
+    tag="posts",
+    query=UserPostListQuerySchema(),
+    listing=POSTS,
+    response=PostListSchema(),
+    problems=(404,),
+)
+def list_user_posts(user_id: int, query: Any, page: PageRequest) -> Response:
+    return _list(_service().list_for_user(user_id, query, page), page)
+
+
+@bp.post(f"/users/{USER_ID}/posts")
+@idempotent
+@operation(
+    summary="Create a post for a user",
+    tag="posts",
+    body=UserPostCreateSchema(),
+    response=PostSchema(),
+    status=201,
+    response_headers=("Location", "ETag"),
+)
+def create_user_post(user_id: int, body: Any) -> Response:
+    return _created(_service().create_for_user(user_id, body))

@@ -1,0 +1,251 @@
+"""Request ids, one structured log line per request, SQL counts and slow-statement warnings.
+
+Every request ends with one ``webapp.request`` line::
+
+    INFO webapp.request request method=GET path=/api/v1/users status=200 duration_ms=4.1
+        request_id=3f2a... sql_count=2 sql_ms=1.3
+
+``sql_count``/``sql_ms`` add up every statement the request's context sent through the
+engine, on whatever connection (the health check's own ``SELECT 1`` included), timed
+from cursor execute to its return. A statement slower than ``SLOW_QUERY_MS`` is logged
+as a ``webapp.sql`` WARNING with its text but never its parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, g, has_request_context, request
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import ExceptionContext
+
+log = logging.getLogger("webapp.request")
+sql_log = logging.getLogger("webapp.sql")
+database_log = logging.getLogger("webapp.database")
+
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_NEEDS_QUOTES = re.compile(r'[\s"=\\]')
+_STARTED_AT = "webapp_statement_started_at"
+# insertmanyvalues batches: "VALUES (...), (...), ..." with up to 1,000 rows.
+_ROW = r"\((?:[^()%]|%\([^()]*\)s|%)*\)"  # a row of placeholders, psycopg2's %(name)s included
+_VALUES_ROWS = re.compile(rf"(VALUES {_ROW})(?:, {_ROW})+")
+MAX_LOGGED_STATEMENT = 2000
+
+
+@dataclass
+class SqlStats:
+    """What the statements of one request (or one CLI command) cost."""
+
+    request_id: str | None = None
+    count: int = 0
+    seconds: float = 0.0
+    # Bulk loads (flask seed) send big statements on purpose: a warning each is noise.
+    warn_slow: bool = True
+
+
+# A context variable, not flask.g: engine events also fire outside requests (CLI,
+# migrations), where g does not exist, and they must never reach another request's figures.
+_sql_stats: ContextVar[SqlStats | None] = ContextVar("webapp_sql_stats", default=None)
+
+
+def current_sql_stats() -> SqlStats | None:
+    return _sql_stats.get()
+
+
+@contextmanager
+def sql_stats_scope(*, warn_slow: bool = True) -> Iterator[SqlStats]:
+    """Count the statements of a block outside requests (a CLI command, a job)."""
+    stats = SqlStats(warn_slow=warn_slow)
+    token = _sql_stats.set(stats)
+    try:
+        yield stats
+    finally:
+        _sql_stats.reset(token)
+
+
+def log_event(logger: logging.Logger, level: int, name: str, **fields: Any) -> None:
+    """One line: ``name key=value ...``; JSON output gets ``fields`` as keys of their own."""
+    logger.log(level, "%s %s", name, logfmt(fields), extra={"event": name, "fields": fields})
+
+
+def logfmt(fields: dict[str, Any]) -> str:
+    parts = []
+    for key, value in fields.items():
+        text = "" if value is None else str(value)
+        if text == "" or _NEEDS_QUOTES.search(text):
+            text = json.dumps(text, ensure_ascii=False)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def current_request_id() -> str:
+    """The id of the request being handled ("-" outside requests), for log lines."""
+    if has_request_context():
+        return str(g.get("request_id", "-"))
+    return "-"
+
+
+def register_request_logging(app: Flask) -> None:
+    """Request id in and out, the request line, and SQL timing on the app's engine."""
+    database = app.extensions.get("database")
+    if database is not None:
+        slow_query_ms = float(app.config.get("SLOW_QUERY_MS", 200.0))
+
+        def on_engine_created(engine: Engine) -> None:
+            # "Which database is this?" is the first question when data seems missing.
+            log_event(
+                database_log,
+                logging.INFO,
+                "database",
+                url=engine.url.render_as_string(hide_password=True),
+                slow_query_ms=slow_query_ms,
+            )
+            attach_sql_listeners(engine, slow_query_ms)
+
+        database.on_engine_created(on_engine_created)
+
+    def start_request() -> None:
+        g.started_at = time.perf_counter()
+        supplied = request.headers.get("X-Request-ID", "")
+        g.request_id = supplied if _CLIENT_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        g.sql_stats_token = _sql_stats.set(SqlStats(request_id=g.request_id))
+
+    def finish_request(response: Response) -> Response:
+        # Runs after the commit: nothing here may raise, or a committed write would be
+        # answered 500. The path comes from the raw environ (request.full_path decodes
+        # the query string strictly and raises on bytes that are not UTF-8).
+        try:
+            response.headers["X-Request-ID"] = g.get("request_id", "")
+            started = g.get("started_at")
+            duration_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+            stats = _sql_stats.get() or SqlStats()
+            query = request.environ.get("QUERY_STRING", "")
+            log_event(
+                log,
+                logging.INFO,
+                "request",
+                method=request.method,
+                path=request.environ.get("PATH_INFO", "") + (f"?{query}" if query else ""),
+                status=response.status_code,
+                duration_ms=round(duration_ms, 1),
+                request_id=g.get("request_id", ""),
+                sql_count=stats.count,
+                sql_ms=round(stats.seconds * 1000, 1),
+            )
+        except Exception:
+            log.exception("writing the request log line failed")
+        return response
+
+    def forget_request(_error: BaseException | None) -> None:
+        token = g.pop("sql_stats_token", None)
+        if token is not None:
+            _sql_stats.reset(token)
+
+    app.before_request(start_request)
+    # Registered before the transaction hook, so it runs after it: the line shows the
+    # status the commit settled on, and its duration includes the commit.
+    app.after_request(finish_request)
+    app.teardown_request(forget_request)
+
+
+def attach_sql_listeners(engine: Engine, slow_query_ms: float) -> None:
+    """Time every statement: add it to the current request's stats, warn when it is slow."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _started(conn: Any, _cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool) -> None:
+        # Statements on one connection never overlap, so one slot per connection is enough;
+        # a failed statement's slot is overwritten by the next one.
+        conn.info[_STARTED_AT] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _finished(conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
+        _record(conn.info.pop(_STARTED_AT, None), statement, slow_query_ms)
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context: ExceptionContext) -> None:
+        # A statement the database refused still cost a round trip.
+        if context.connection is not None and context.statement is not None:
+            _record(context.connection.info.pop(_STARTED_AT, None), context.statement, slow_query_ms)
+
+
+def _record(started: float | None, statement: str, slow_query_ms: float) -> None:
+    if started is None:
+        return
+    elapsed = time.perf_counter() - started
+    stats = _sql_stats.get()
+    if stats is not None:
+        stats.count += 1
+        stats.seconds += elapsed
+    elapsed_ms = elapsed * 1000
+    if elapsed_ms >= slow_query_ms and (stats is None or stats.warn_slow):
+        log_event(
+            sql_log,
+            logging.WARNING,
+            "slow_statement",
+            duration_ms=round(elapsed_ms, 1),
+            threshold_ms=slow_query_ms,
+            request_id=stats.request_id if stats is not None else None,
+            statement=loggable_statement(statement),
+        )
+
+
+def loggable_statement(statement: str) -> str:
+    """One line, a multi-row VALUES list shown by its first row, and a bounded length."""
+    text = " ".join(statement.split())
+    text = _VALUES_ROWS.sub(
+        lambda match: f"{match.group(1)}, ... ({match.group(0).count('), (') + 1} rows)", text
+    )
+    if len(text) > MAX_LOGGED_STATEMENT:
+        text = text[:MAX_LOGGED_STATEMENT] + "..."
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; events logged with :func:`log_event` keep their fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        event_name = getattr(record, "event", None)
+        fields = getattr(record, "fields", None)
+        if event_name is not None and isinstance(fields, dict):
+            body["event"] = event_name
+            body.update(fields)
+        else:
+            body["message"] = record.getMessage()
+        if record.exc_info:
+            body["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(body, ensure_ascii=False, default=str)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Send logs to stderr unless something (gunicorn --log-config, pytest) already does."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+        root.addHandler(handler)
+        root.setLevel(level)
+    logging.getLogger("webapp").setLevel(level)
+    # With SQL_ECHO, SQLAlchemy adds its own stdout handler to a logger that has none,
+    # printing every statement twice (once more through ours). A NullHandler keeps its
+    # lines on our handler and in our format.
+    engine_logger = logging.getLogger("sqlalchemy.engine.Engine")
+    if not engine_logger.handlers:
+        engine_logger.addHandler(logging.NullHandler())

@@ -1,0 +1,1 @@
+"""Use cases. Services raise domain errors and own transaction boundaries outside requests."""
