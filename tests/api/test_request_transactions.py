@@ -1,0 +1,231 @@
+"""The per-request transaction: committed before the response leaves, or not at all."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
+
+from tests.support import routes
+from tests.support.server import LiveServer
+from webapp.models import User
+
+
+def _user_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(User)) or 0
+
+
+@pytest.fixture
+def commit_guard(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, a table whose unique constraint is only checked at COMMIT."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(
+                text("CREATE TABLE commit_guard (k int, UNIQUE (k) DEFERRABLE INITIALLY DEFERRED)")
+            )
+    yield
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE commit_guard"))
+
+
+def test_a_view_that_raises_after_writing_leaves_nothing(client: FlaskClient, db_session: Session) -> None:
+    response = client.post("/_test/write-then-raise?email=raise@example.com")
+
+    assert response.status_code == 500
+    assert response.content_type == "application/problem+json"
+    assert "boom" not in response.get_data(as_text=True)
+    assert _user_count(db_session) == 0
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
+def test_an_error_status_rolls_back_the_views_writes(
+    client: FlaskClient, db_session: Session, status: int
+) -> None:
+    response = client.post(f"/_test/write-then-error-status?email=s{status}@example.com&status={status}")
+
+    assert response.status_code == status
+    assert _user_count(db_session) == 0
+
+
+@pytest.mark.usefixtures("commit_guard")
+def test_a_commit_that_fails_is_an_error_response_and_stores_nothing(
+    client: FlaskClient, db_session: Session
+) -> None:
+    response = client.post("/_test/write-then-fail-at-commit?email=late@example.com")
+
+    assert response.status_code == 409
+    assert response.content_type == "application/problem+json"
+    assert _user_count(db_session) == 0
+
+
+@pytest.mark.usefixtures("commit_guard")
+def test_a_commit_failure_over_real_http_is_not_a_2xx(live_server: LiveServer, db_session: Session) -> None:
+    result = live_server.request("POST", "/_test/write-then-fail-at-commit?email=late@example.com")
+
+    assert result.status == 409
+    assert result.headers["Content-Type"] == "application/problem+json"
+    assert _user_count(db_session) == 0
+
+
+def test_a_successful_request_is_committed_before_the_response(
+    live_server: LiveServer, db_session: Session
+) -> None:
+    result = live_server.request(
+        "POST", "/api/v1/users", {"email": "c@example.com", "full_name": "C", "password": "password123"}
+    )
+
+    assert result.status == 201
+    # Read at once from another connection: the row is there as soon as the client has the answer.
+    assert _user_count(db_session) == 1
+
+
+def test_requests_that_do_not_touch_the_database_check_out_no_connection(
+    client: FlaskClient, engine: Engine
+) -> None:
+    checkouts: list[object] = []
+
+    def on_checkout(*_args: object) -> None:
+        checkouts.append(object())
+
+    from sqlalchemy import event
+
+    event.listen(engine, "checkout", on_checkout)
+    try:
+        for _ in range(5):
+            assert client.get("/_test/no-database").status_code == 200
+        assert client.get("/api/v1/nothing-here").status_code == 404
+    finally:
+        event.remove(engine, "checkout", on_checkout)
+
+    assert checkouts == []
+
+
+def test_no_connection_is_left_checked_out_after_many_requests(
+    client: FlaskClient, engine: Engine, create_user: object
+) -> None:
+    for n in range(20):
+        client.post(
+            "/api/v1/users", json={"email": f"p{n}@example.com", "full_name": "P", "password": "password123"}
+        )
+        client.post(
+            "/api/v1/users", json={"email": f"p{n}@example.com", "full_name": "P", "password": "password123"}
+        )
+        client.post("/_test/write-then-raise?email=x{n}@example.com")
+        client.get("/api/v1/users?sort=bogus")
+        client.get(f"/api/v1/users/{n + 1}")
+
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres_only(reason="pg_stat_activity is PostgreSQL's")
+def test_postgresql_shows_no_connection_idle_in_transaction(client: FlaskClient, engine: Engine) -> None:
+    for n in range(10):
+        client.post(
+            "/api/v1/users", json={"email": f"i{n}@example.com", "full_name": "I", "password": "password123"}
+        )
+        client.post("/_test/write-then-raise?email=i{n}@example.com")
+        client.get("/api/v1/users")
+
+    with engine.connect() as connection:
+        idle = connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+            )
+        )
+    assert idle == 0
+
+
+def test_concurrent_requests_never_share_a_session(live_server: LiveServer) -> None:
+    workers = 8
+    routes.barrier["share"] = threading.Barrier(workers)
+
+    def call(_: int) -> dict[str, object]:
+        result = live_server.request("GET", "/_test/session-identity?barrier=share")
+        assert result.status == 200
+        body: dict[str, object] = result.json()
+        return body
+
+    with ThreadPoolExecutor(workers) as pool:
+        bodies = list(pool.map(call, range(workers)))
+
+    # All eight were inside their views at the same time (the barrier), each with its own session.
+    assert len({body["session"] for body in bodies}) == workers
+    assert all(body["same_on_second_call"] for body in bodies)
+
+
+def test_a_request_reuses_one_session_within_itself(client: FlaskClient) -> None:
+    assert client.get("/_test/session-identity").get_json()["same_on_second_call"] is True
+
+
+def test_app_creation_opens_no_connection(database_url: str) -> None:
+    from tests.conftest import make_app
+
+    app: Flask = make_app(database_url)
+    assert app.extensions["database"]._engine is None
+
+
+def test_health_does_not_take_the_sqlite_write_lock(client: FlaskClient, engine: Engine) -> None:
+    begins: list[str] = []
+
+    def on_begin(connection: object) -> None:
+        begins.append(str(connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")))  # type: ignore[attr-defined]
+
+    from sqlalchemy import event
+
+    event.listen(engine, "begin", on_begin)
+    try:
+        assert client.get("/health").status_code == 200
+    finally:
+        event.remove(engine, "begin", on_begin)
+
+    assert begins == ["DEFERRED"]
+
+
+def test_a_get_that_tries_to_write_fails_loudly_and_stores_nothing(
+    client: FlaskClient, db_session: Session
+) -> None:
+    # On PostgreSQL safe-method requests run without a transaction (no BEGIN/COMMIT), so
+    # a write there could not be rolled back: it is refused before it reaches the database.
+    response = client.get("/_test/write-in-a-get?email=sneaky@example.com")
+
+    assert response.status_code == 500
+    assert response.content_type == "application/problem+json"
+    assert _user_count(db_session) == 0
+
+
+@pytest.mark.postgres_only(reason="SQLite reads begin a DEFERRED transaction, which costs no round trip")
+def test_a_get_on_postgresql_sends_no_begin_or_commit(
+    client: FlaskClient, engine: Engine, create_user: object
+) -> None:
+    user = create_user()  # type: ignore[operator]
+    # psycopg2 sends BEGIN (and later COMMIT) itself before a statement unless the
+    # connection is in autocommit: what the driver is in at each statement is what the
+    # server sees (SQLAlchemy's own begin/commit events fire either way).
+    autocommit_at_each_statement: list[bool] = []
+
+    def on_statement(connection: Any, *_args: object) -> None:
+        autocommit_at_each_statement.append(connection.connection.dbapi_connection.autocommit)
+
+    from sqlalchemy import event
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        assert client.get(f"/api/v1/users/{user['id']}").status_code == 200
+        assert client.get("/api/v1/users").status_code == 200
+        writes_before = len(autocommit_at_each_statement)
+        assert client.patch(f"/api/v1/users/{user['id']}", json={"full_name": "Tx"}).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+
+    assert autocommit_at_each_statement[:writes_before] == [True] * writes_before
+    assert writes_before == 3  # get; count + page
+    assert not any(autocommit_at_each_statement[writes_before:])  # a write is one transaction

@@ -1,0 +1,54 @@
+"""The indexes the list sorts and filters rely on exist, with the shape docs/indexes.md describes."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import Engine, text
+
+SORT_INDEXES = {
+    "ix_posts_user_id_created_at_id_live": "(user_id, created_at, id)",
+    "ix_posts_created_at_id_live": "(created_at, id)",
+    "ix_posts_title_id_live": "(title, id)",
+    "ix_users_email_id_live": "(email, id)",
+    "ix_users_full_name_id_live": "(full_name, id)",
+    "ix_users_created_at_id_live": "(created_at, id)",
+}
+TRIGRAM_INDEXES = {
+    "ix_posts_title_lower_trgm_live": "title",
+    "ix_users_email_lower_trgm_live": "email",
+    "ix_users_full_name_lower_trgm_live": "full_name",
+}
+
+
+def _definitions(engine: Engine) -> dict[str, str]:
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            rows = connection.execute(
+                text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")
+            )
+        else:
+            rows = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+        return {str(name): " ".join(str(sql or "").lower().split()) for name, sql in rows}
+
+
+def test_sort_indexes_cover_live_rows_with_the_id_tie_breaker(app: Flask, engine: Engine) -> None:
+    definitions = _definitions(engine)
+
+    for name, columns in SORT_INDEXES.items():
+        assert columns in definitions[name], name
+        assert (
+            "where (deleted_at is null)" in definitions[name]
+            or "where deleted_at is null" in definitions[name]
+        )
+    assert "ix_posts_user_id" not in definitions  # replaced by the (user_id, created_at, id) index
+
+
+def test_trigram_indexes_exist_on_postgresql_only(app: Flask, engine: Engine, is_postgres: bool) -> None:
+    definitions = _definitions(engine)
+
+    for name, column in TRIGRAM_INDEXES.items():
+        if is_postgres:
+            assert f"using gin (lower(({column})::text) gin_trgm_ops)" in definitions[name], name
+            assert "where (deleted_at is null)" in definitions[name]
+        else:
+            assert name not in definitions
