@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench`; they measure, they do not assert."""

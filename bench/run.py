@@ -1,0 +1,362 @@
+"""`make bench`: the app against baselines measured in the same run.
+
+Every figure is a ratio against a baseline taken in the same run, alternating A B A B
+and reporting medians, because this 2-core machine shares its cores between the load
+generator, the app and PostgreSQL (single samples vary up to 2x).
+
+- GET /api/v1/users/{id} (random ids) and GET /api/v1/posts (first page, 20 with
+  authors): the app under gunicorn vs bench/raw_app.py (Flask + psycopg2, no ORM),
+  both `gunicorn -w 2`, driven by wrk on loopback.
+- POST /api/v1/users/bulk with 1,000 users: rows/s vs COPY of the same rows
+  (password hashing excluded from both: the app runs with a one-iteration hash).
+- SQL statements and database round trips per request, for each route.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import flask_migrate
+import psycopg2
+from sqlalchemy.engine import make_url
+
+from bench.pagination import ensure_database, refuse_foreign_data, seed
+from config import Config, normalize_database_url
+from webapp import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench"
+CHEAP_HASH = "pbkdf2:sha256:1"  # "password hashing excluded": one iteration
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- database
+
+
+def dsn(url: str) -> str:
+    """A libpq URL (no +driver) for psycopg2.connect and the raw app."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def prepare_database(url: str, posts: int, *, reseed: bool) -> None:
+    """Create, migrate and seed (posts/10 users) through the pagination bench's seeder."""
+    ensure_database(url)
+    app = create_app(Config({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SECRET_KEY": "bench-secret"}))
+    engine = app.extensions["database"].engine
+    refuse_foreign_data(engine, posts, force=reseed)
+    with app.app_context():
+        flask_migrate.upgrade()
+    seed(engine, posts, force=reseed)
+    app.extensions["database"].dispose()
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(app: str, env: dict[str, str], workers: int) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(VENV_BIN / "gunicorn"),
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            app,
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/api/v1/users/1", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{app} did not start") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass
+class WrkResult:
+    requests_per_second: float
+    non_2xx: int
+
+
+RANDOM_USER_SCRIPT = """
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/api/v1/users/" .. math.random(1, {users}))
+end
+"""
+
+
+def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> WrkResult:
+    command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        if script:
+            handle.write(script)
+            command += ["-s", handle.name]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rps = next(float(line.split()[1]) for line in output.splitlines() if line.startswith("Requests/sec"))
+    non_2xx = sum(int(line.split()[-1]) for line in output.splitlines() if "Non-2xx" in line)
+    non_2xx += sum(1 for line in output.splitlines() if "Socket errors" in line)
+    return WrkResult(rps, non_2xx)
+
+
+def alternate(runs: int, a: Callable[[], float], b: Callable[[], float]) -> tuple[float, float]:
+    """A B A B ...: medians of each, so drift in the machine hits both alike."""
+    samples_a: list[float] = []
+    samples_b: list[float] = []
+    for _ in range(runs):
+        samples_a.append(a())
+        samples_b.append(b())
+    return statistics.median(samples_a), statistics.median(samples_b)
+
+
+# --------------------------------------------------------------------------- bulk
+
+
+def bulk_items(count: int) -> list[dict[str, str]]:
+    tag = uuid.uuid4().hex[:10]
+    return [
+        {"email": f"bulk-{tag}-{n}@example.com", "full_name": f"Bulk User {n}", "password": "password123"}
+        for n in range(count)
+    ]
+
+
+def post_bulk(base: str, items: list[dict[str, str]]) -> float:
+    body = json.dumps({"items": items}).encode()
+    request = urllib.request.Request(
+        base + "/api/v1/users/bulk", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=120) as response:
+        response.read()
+        assert response.status == 201, response.status
+    return len(items) / (time.perf_counter() - started)
+
+
+def copy_rows(url: str, items: list[dict[str, str]]) -> float:
+    from werkzeug.security import generate_password_hash
+
+    connection = psycopg2.connect(dsn(url))
+    started = time.perf_counter()
+    hashed = generate_password_hash("password123", method=CHEAP_HASH)
+    lines = "".join(f"{item['email']}\t{item['full_name']}\t{hashed}\t1\n" for item in items)
+    with connection, connection.cursor() as cursor:
+        import io
+
+        cursor.copy_expert(
+            "COPY users (email, full_name, hashed_password, version) FROM STDIN", io.StringIO(lines)
+        )
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return len(items) / elapsed
+
+
+def delete_bulk_rows(url: str) -> None:
+    connection = psycopg2.connect(dsn(url))
+    with connection, connection.cursor() as cursor:
+        cursor.execute("DELETE FROM users WHERE email LIKE 'bulk-%%'")
+    connection.close()
+
+
+# --------------------------------------------------------------------------- statements
+
+
+def statements_per_route(url: str) -> list[tuple[str, int, int, int]]:
+    """(route, status, statements, round trips) measured in-process on the bench database."""
+    from sqlalchemy import event
+
+    config = Config({"DATABASE_URL": url, "SECRET_KEY": "bench-secret", "LOG_LEVEL": "WARNING"})
+    app = create_app(config, PASSWORD_HASH_METHOD=CHEAP_HASH)
+    engine = app.extensions["database"].engine
+    counts = {"statements": 0, "trips": 0}
+
+    def on_statement(*_args: Any) -> None:
+        counts["statements"] += 1
+        counts["trips"] += 1
+
+    def on_trip(*_args: Any) -> None:
+        counts["trips"] += 1
+
+    def on_transaction_edge(connection: Any) -> None:
+        # In autocommit psycopg2 sends no BEGIN/COMMIT, though SQLAlchemy's events fire.
+        if not connection.connection.dbapi_connection.autocommit:
+            counts["trips"] += 1
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    for name in ("begin", "commit", "rollback"):
+        event.listen(engine, name, on_transaction_edge)
+    if engine.pool._pre_ping:
+        event.listen(engine, "checkout", on_trip)  # pre-ping runs one SELECT 1 per checkout
+
+    client = app.test_client()
+    tag = uuid.uuid4().hex[:8]
+    routes: list[tuple[str, str, Any]] = [
+        ("GET", "/health", None),
+        ("GET", "/api/v1/users/1", None),
+        ("GET", "/api/v1/users?per_page=20", None),
+        ("GET", "/api/v1/users?per_page=100", None),
+        ("GET", "/api/v1/posts?per_page=20", None),
+        ("GET", "/api/v1/posts?per_page=100", None),
+        (
+            "POST",
+            "/api/v1/users",
+            {"email": f"s-{tag}@example.com", "full_name": "S", "password": "password123"},
+        ),
+        ("PATCH", "/api/v1/users/2", {"is_active": False}),
+        ("POST", "/api/v1/users/bulk", {"items": bulk_items(100)}),
+    ]
+    results = []
+    for method, path, warm_body in routes:
+        client.open(path, method=method, json=warm_body)  # warm the pool and caches
+        body = warm_body
+        if method == "POST":
+            body = json.loads(json.dumps(warm_body).replace("@example.com", "-2@example.com"))
+        elif method == "PATCH":
+            body = {"is_active": True}  # a real change, and the seed is as it was afterwards
+        counts.update(statements=0, trips=0)
+        response = client.open(path, method=method, json=body)
+        results.append((f"{method} {path}", response.status_code, counts["statements"], counts["trips"]))
+    delete_bulk_rows(url)
+    with engine.begin() as connection:
+        from sqlalchemy import text
+
+        connection.execute(text("DELETE FROM users WHERE email LIKE 's-%'"))
+    return results
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--url", default=normalize_database_url(os.environ.get("DATABASE_URL") or DEFAULT_URL)
+    )
+    parser.add_argument(
+        "--reseed", action="store_true", help="replace the users and posts the database holds"
+    )
+    parser.add_argument("--runs", type=int, default=5, help="alternating samples per pair")
+    parser.add_argument("--seconds", type=int, default=5, help="length of one wrk sample")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--posts", type=int, default=100_000, help="posts to seed; users = posts / 10")
+    args = parser.parse_args()
+    users = max(args.posts // 10, 1)
+
+    prepare_database(args.url, args.posts, reseed=args.reseed)
+
+    env = dict(
+        os.environ,
+        APP_ENV="production",
+        SECRET_KEY="bench-secret",
+        DATABASE_URL=args.url,
+        LOG_LEVEL="WARNING",
+        PASSWORD_HASH_METHOD=CHEAP_HASH,
+        RAW_DSN=dsn(args.url),
+    )
+    rows: list[tuple[str, str, str, str]] = []
+    with (
+        gunicorn("wsgi:app", env, args.workers) as app_url,
+        gunicorn("bench.raw_app:app", env, args.workers) as raw_url,
+    ):
+        for label, path, script in (
+            ("GET /api/v1/users/{id} (random)", "", RANDOM_USER_SCRIPT.format(users=users)),
+            ("GET /api/v1/posts (page 1, 20)", "/api/v1/posts?per_page=20", None),
+        ):
+            failures: list[int] = []
+
+            def sample(
+                base: str, path: str = path, script: str | None = script, failures: list[int] = failures
+            ) -> float:
+                result = wrk(base + path, args.seconds, args.connections, script)
+                failures.append(result.non_2xx)
+                return result.requests_per_second
+
+            log(f"measuring {label}")
+            for base in (app_url, raw_url):  # warm both: first requests build engines and pools
+                wrk(base + (path or "/api/v1/users/1"), 1, args.connections, script)
+            app_rps, raw_rps = alternate(args.runs, lambda: sample(app_url), lambda: sample(raw_url))
+            rows.append(
+                (
+                    label,
+                    f"{app_rps:,.0f} req/s",
+                    f"{raw_rps:,.0f} req/s (raw Flask+psycopg2)",
+                    f"{app_rps / raw_rps:.2f}x"
+                    + ("" if not any(failures) else f" ({sum(failures)} non-2xx!)"),
+                )
+            )
+
+        log("measuring bulk insert of 1,000 users")
+        bulk_app, bulk_copy = alternate(
+            args.runs,
+            lambda: post_bulk(app_url, bulk_items(1000)),
+            lambda: copy_rows(args.url, bulk_items(1000)),
+        )
+        delete_bulk_rows(args.url)
+        rows.append(
+            (
+                "POST /api/v1/users/bulk (1,000)",
+                f"{bulk_app:,.0f} rows/s",
+                f"{bulk_copy:,.0f} rows/s (COPY)",
+                f"{bulk_app / bulk_copy:.2f}x",
+            )
+        )
+
+    print()
+    print(f"{'measure':<36} {'app':>16} {'baseline':>36} {'ratio':>8}")
+    for label, app_figure, baseline, ratio in rows:
+        print(f"{label:<36} {app_figure:>16} {baseline:>36} {ratio:>8}")
+    print()
+    print(f"{'route':<44} {'status':>6} {'statements':>10} {'round trips':>12}")
+    for route, status, statements, trips in statements_per_route(args.url):
+        print(f"{route:<44} {status:>6} {statements:>10} {trips:>12}")
+    print("\nround trips = statements + BEGIN + COMMIT/ROLLBACK + pre-ping (one per pool checkout)")
+
+
+if __name__ == "__main__":
+    main()
