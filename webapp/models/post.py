@@ -17,7 +17,9 @@ class Post(TimestampedMixin, SoftDeleteMixin, VersionedMixin, Base):
     __tablename__ = "posts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # A total index (not only live rows): deleting or re-keying a user makes the database
+    # look up its posts through this foreign key, and a partial index cannot answer that.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     title: Mapped[str] = mapped_column(String(200))
     content: Mapped[str] = mapped_column(Text, default="", server_default="")
 
@@ -28,8 +30,8 @@ class Post(TimestampedMixin, SoftDeleteMixin, VersionedMixin, Base):
     # What each index is for, and the measurements behind it: docs/indexes.md. Partial
     # (live rows only) because every query the app sends says deleted_at IS NULL.
     __table_args__ = (
-        # A user's posts, newest first; also every user_id lookup (soft delete of a
-        # user's posts) and their COUNT as an index-only scan.
+        # A user's posts, newest first; also the soft delete of a user's posts and
+        # their COUNT as an index-only scan.
         live_index("ix_posts_user_id_created_at_id_live", "user_id", "created_at", "id"),
         # sort=created_at / sort=title: keyset pages start at the cursor in the index.
         live_index("ix_posts_created_at_id_live", "created_at", "id"),
