@@ -225,11 +225,13 @@ def statements_per_route(url: str) -> list[tuple[str, int, int, int]]:
         if not connection.connection.dbapi_connection.autocommit:
             counts["trips"] += 1
 
-    event.listen(engine, "before_cursor_execute", on_statement)
-    for name in ("begin", "commit", "rollback"):
-        event.listen(engine, name, on_transaction_edge)
-    if engine.pool._pre_ping:
-        event.listen(engine, "checkout", on_trip)  # pre-ping runs one SELECT 1 per checkout
+    # Every pool: on PostgreSQL, GET/HEAD read through an autocommit pool of their own.
+    for each in app.extensions["database"].engines:
+        event.listen(each, "before_cursor_execute", on_statement)
+        for name in ("begin", "commit", "rollback"):
+            event.listen(each, name, on_transaction_edge)
+        if each.pool._pre_ping:
+            event.listen(each.pool, "checkout", on_trip)  # pre-ping: one SELECT 1 per checkout
 
     client = app.test_client()
     tag = uuid.uuid4().hex[:8]

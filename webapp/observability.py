@@ -75,7 +75,8 @@ def sql_stats_scope(*, warn_slow: bool = True) -> Iterator[SqlStats]:
 
 def log_event(logger: logging.Logger, level: int, name: str, **fields: Any) -> None:
     """One line: ``name key=value ...``; JSON output gets ``fields`` as keys of their own."""
-    logger.log(level, "%s %s", name, logfmt(fields), extra={"event": name, "fields": fields})
+    if logger.isEnabledFor(level):  # formatting the fields is most of the cost of a line
+        logger.log(level, "%s %s", name, logfmt(fields), extra={"event": name, "fields": fields})
 
 
 def logfmt(fields: dict[str, Any]) -> str:
@@ -102,14 +103,17 @@ def register_request_logging(app: Flask) -> None:
         slow_query_ms = float(app.config.get("SLOW_QUERY_MS", 200.0))
 
         def on_engine_created(engine: Engine) -> None:
-            # "Which database is this?" is the first question when data seems missing.
-            log_event(
-                database_log,
-                logging.INFO,
-                "database",
-                url=engine.url.render_as_string(hide_password=True),
-                slow_query_ms=slow_query_ms,
-            )
+            engines = database.engines
+            if engine is engines[0]:
+                # "Which database is this?" is the first question when data seems missing.
+                log_event(
+                    database_log,
+                    logging.INFO,
+                    "database",
+                    url=engine.url.render_as_string(hide_password=True),
+                    slow_query_ms=slow_query_ms,
+                    reads="autocommit pool" if len(engines) > 1 else "app pool",
+                )
             attach_sql_listeners(engine, slow_query_ms)
 
         database.on_engine_created(on_engine_created)

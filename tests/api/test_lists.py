@@ -11,7 +11,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeSerializer
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tests.support.factories import make_posts, make_users
@@ -428,8 +427,8 @@ def test_post_title_filter_treats_wildcards_literally_and_combines(
 # -- cost: a constant number of statements -------------------------------------------
 
 
-def _statements(client: FlaskClient, engine: Engine, url: str) -> int:
-    with count_statements(engine) as log:
+def _statements(client: FlaskClient, database: Database, url: str) -> int:
+    with count_statements(database) as log:
         response = client.get(url)
     assert response.status_code == 200, response.get_json()
     return log.count
@@ -440,7 +439,7 @@ def _statements(client: FlaskClient, engine: Engine, url: str) -> int:
     [("", 2), ("?sort=-created_at&per_page=100", 2), ("?sort=title&per_page=100&cursor=", 1)],
 )
 def test_a_posts_list_costs_the_same_statements_for_1_and_100_items(
-    client: FlaskClient, engine: Engine, writer: Session, query: str, expected: int
+    client: FlaskClient, database: Database, writer: Session, query: str, expected: int
 ) -> None:
     # Every post by a different author: a lazy author load would show as 100 more.
     make_posts(writer, make_users(writer, 1), 1)
@@ -453,9 +452,9 @@ def test_a_posts_list_costs_the_same_statements_for_1_and_100_items(
             cursor = make_cursor("posts", PostRepository.lister, "title,id", ("", 0))
         return f"/api/v1/posts{query}{quote(cursor)}"
 
-    with_one = _statements(client, engine, url())
+    with_one = _statements(client, database, url())
     make_posts(writer, make_users(writer, 120), 120)
-    with_many = _statements(client, engine, url())
+    with_many = _statements(client, database, url())
     listed = client.get(url()).get_json()["items"]
 
     assert len(listed) in (20, 100)
@@ -464,15 +463,15 @@ def test_a_posts_list_costs_the_same_statements_for_1_and_100_items(
 
 
 def test_a_users_posts_list_costs_the_same_statements_for_1_and_100_items(
-    client: FlaskClient, engine: Engine, writer: Session
+    client: FlaskClient, database: Database, writer: Session
 ) -> None:
     (author,) = make_users(writer, 1)
     make_posts(writer, [author], 1)
     url = f"/api/v1/users/{author.id}/posts?per_page=100"
 
-    with_one = _statements(client, engine, url)
+    with_one = _statements(client, database, url)
     make_posts(writer, [author], 120)
-    with_many = _statements(client, engine, url)
+    with_many = _statements(client, database, url)
 
     # The user's existence check, the COUNT and the page.
     assert with_one == with_many == 3
@@ -480,16 +479,16 @@ def test_a_users_posts_list_costs_the_same_statements_for_1_and_100_items(
 
 @pytest.mark.parametrize("query", ["per_page=100", "per_page=100&sort=-email&post_title=post"])
 def test_a_users_list_costs_the_same_statements_for_1_and_100_items(
-    client: FlaskClient, engine: Engine, writer: Session, query: str
+    client: FlaskClient, database: Database, writer: Session, query: str
 ) -> None:
     make_posts(writer, make_users(writer, 1), 1)
-    with_one = _statements(client, engine, f"/api/v1/users?{query}")
+    with_one = _statements(client, database, f"/api/v1/users?{query}")
     make_posts(writer, make_users(writer, 120), 120)
 
-    with_many = _statements(client, engine, f"/api/v1/users?{query}")
+    with_many = _statements(client, database, f"/api/v1/users?{query}")
     first = client.get(f"/api/v1/users?{query}").get_json()
     cursor = quote(first["meta"]["next_cursor"])
-    in_cursor_mode = _statements(client, engine, f"/api/v1/users?{query}&cursor={cursor}")
+    in_cursor_mode = _statements(client, database, f"/api/v1/users?{query}&cursor={cursor}")
 
     assert first["meta"]["total"] == 121
     assert len(first["items"]) == 100

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tests.support import routes
 from tests.support.server import LiveServer
+from webapp.db import Database
 from webapp.models import User
 
 
@@ -204,7 +205,7 @@ def test_a_get_that_tries_to_write_fails_loudly_and_stores_nothing(
 
 @pytest.mark.postgres_only(reason="SQLite reads begin a DEFERRED transaction, which costs no round trip")
 def test_a_get_on_postgresql_sends_no_begin_or_commit(
-    client: FlaskClient, engine: Engine, create_user: object
+    client: FlaskClient, database: Database, create_user: object
 ) -> None:
     user = create_user()  # type: ignore[operator]
     # psycopg2 sends BEGIN (and later COMMIT) itself before a statement unless the
@@ -217,14 +218,18 @@ def test_a_get_on_postgresql_sends_no_begin_or_commit(
 
     from sqlalchemy import event
 
-    event.listen(engine, "before_cursor_execute", on_statement)
+    engines = database.engines
+    assert len(engines) == 2  # reads have an autocommit pool of their own
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", on_statement)
     try:
         assert client.get(f"/api/v1/users/{user['id']}").status_code == 200
         assert client.get("/api/v1/users").status_code == 200
         writes_before = len(autocommit_at_each_statement)
         assert client.patch(f"/api/v1/users/{user['id']}", json={"full_name": "Tx"}).status_code == 200
     finally:
-        event.remove(engine, "before_cursor_execute", on_statement)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", on_statement)
 
     assert autocommit_at_each_statement[:writes_before] == [True] * writes_before
     assert writes_before == 3  # get; count + page

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.support.statements import count_statements
@@ -36,8 +36,8 @@ def test_bulk_insert_returns_the_new_ids_in_the_order_of_the_rows(
 # SQLite cannot tie the rowids of a multi-row INSERT to its parameter sets, so SQLAlchemy
 # sends one INSERT per row there when the ids must come back in order.
 @pytest.mark.postgres_only(reason="SQLite sends one INSERT per row for ordered ids")
-def test_bulk_insert_sends_one_insert_per_thousand_rows(database: Database, engine: Engine) -> None:
-    with count_statements(engine) as log, unit_of_work(database) as uow:
+def test_bulk_insert_sends_one_insert_per_thousand_rows(database: Database) -> None:
+    with count_statements(database) as log, unit_of_work(database) as uow:
         UserRepository(uow.session).bulk_insert_rows(_user_rows(2500))
 
     assert [sql.split(None, 3)[:3] for sql in log.statements] == [["INSERT", "INTO", "users"]] * 3
@@ -71,21 +71,19 @@ def test_bulk_insert_without_ids_writes_every_row(database: Database, db_session
     assert [tuple(row) for row in counts] == [(author_id, 1500, 1)]
 
 
-def test_bulk_insert_without_ids_sends_one_statement_per_thousand_rows(
-    database: Database, engine: Engine
-) -> None:
+def test_bulk_insert_without_ids_sends_one_statement_per_thousand_rows(database: Database) -> None:
     with unit_of_work(database) as uow:
         (author_id,) = UserRepository(uow.session).bulk_insert_rows(_user_rows(1))
     rows = [{"user_id": author_id, "title": f"Post {number}"} for number in range(2500)]
 
-    with count_statements(engine) as log, unit_of_work(database) as uow:
+    with count_statements(database) as log, unit_of_work(database) as uow:
         PostRepository(uow.session).bulk_insert_rows_without_ids(rows)
 
     assert log.count <= 3
 
 
-def test_bulk_insert_of_no_rows_sends_nothing(database: Database, engine: Engine) -> None:
-    with count_statements(engine) as log, unit_of_work(database) as uow:
+def test_bulk_insert_of_no_rows_sends_nothing(database: Database) -> None:
+    with count_statements(database) as log, unit_of_work(database) as uow:
         ids = UserRepository(uow.session).bulk_insert_rows([])
         PostRepository(uow.session).bulk_insert_rows_without_ids([])
 

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import event
+
+from webapp.db import Database
 
 # Transaction control is not a query; SQLite's BEGIN is sent as SQL by the engine's
 # "begin" hook, PostgreSQL's by the driver, so counting it would differ by database.
@@ -31,8 +33,11 @@ class StatementLog:
 
 
 @contextmanager
-def count_statements(engine: Engine) -> Iterator[StatementLog]:
-    """Record every statement ``engine`` (and engines derived from it) sends while inside."""
+def count_statements(database: Database) -> Iterator[StatementLog]:
+    """Record every statement the database's engines send while inside.
+
+    Every engine: on PostgreSQL GET/HEAD requests read through a pool of their own.
+    """
     log = StatementLog()
 
     def record(
@@ -41,8 +46,11 @@ def count_statements(engine: Engine) -> Iterator[StatementLog]:
         if not statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
             log.statements.append(statement)
 
-    event.listen(engine, "before_cursor_execute", record)
+    engines = database.engines or [database.engine]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield log
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)

@@ -58,6 +58,7 @@ class Database:
         self._engine: Engine | None = None
         self._read_engine: Engine | None = None
         self._request_read_engine: Engine | None = None
+        self._engines: list[Engine] = []
         self._engine_lock = threading.Lock()
         self._engine_callbacks: list[Callable[[Engine], None]] = []
         # Objects stay usable after commit: responses are serialized after the hook
@@ -77,34 +78,43 @@ class Database:
         if self._engine is None:
             with self._engine_lock:
                 if self._engine is None:
-                    engine = build_engine(dict(self._settings))
-                    for callback in self._engine_callbacks:
-                        callback(engine)
+                    settings = dict(self._settings)
+                    engine = build_engine(settings)
                     self.session_factory.configure(bind=engine)
                     # Made once: building an option engine per request cost ~2% of a GET.
                     self._read_engine = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
                     self._request_read_engine = self._read_engine
-                    if engine.dialect.name == "postgresql" and self._settings.get(
-                        "DB_READS_AUTOCOMMIT", True
-                    ):
-                        # GET/HEAD/OPTIONS write nothing: without a transaction psycopg2
-                        # sends no BEGIN and COMMIT, two of a GET's four round trips.
-                        self._request_read_engine = self._read_engine.execution_options(
-                            isolation_level="AUTOCOMMIT"
-                        )
+                    if engine.dialect.name == "postgresql" and settings.get("DB_READS_AUTOCOMMIT", True):
+                        # GET/HEAD/OPTIONS write nothing: in autocommit psycopg2 sends no
+                        # BEGIN and COMMIT. A pool of its own, not an isolation_level
+                        # option on this one: switching a pooled connection to autocommit
+                        # and back cost more than the BEGIN/COMMIT it saved (docs/lists.md).
+                        self._request_read_engine = build_engine(settings, autocommit_reads=True)
+                    self._engines = [engine]
+                    if self._request_read_engine.pool is not engine.pool:
+                        self._engines.append(self._request_read_engine)
+                    for built in self._engines:
+                        for callback in self._engine_callbacks:
+                            callback(built)
                     self._engine = engine
         return self._engine
 
+    @property
+    def engines(self) -> list[Engine]:
+        """Every engine with a pool of its own, once built: the app's, and on PostgreSQL
+        the autocommit one of GET/HEAD requests. Empty until first use."""
+        return list(self._engines)
+
     def on_engine_created(self, callback: Callable[[Engine], None]) -> None:
-        """Run ``callback(engine)`` once the engine exists, before its first connection.
+        """Run ``callback(engine)`` for each engine once it exists, before its first connection.
 
         The hook point for engine events (observability attaches its SQL timers here),
         so this package never imports what listens to it.
         """
         with self._engine_lock:
             self._engine_callbacks.append(callback)
-            engine = self._engine
-        if engine is not None:
+            engines = list(self._engines)
+        for engine in engines:
             callback(engine)
 
     def get_engine(self) -> Engine:
@@ -152,8 +162,8 @@ class Database:
             self.request_sessions.registry.clear()
 
     def dispose(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
+        for engine in self._engines:
+            engine.dispose()
 
 
 def current_database() -> Database:

@@ -15,12 +15,17 @@ from sqlalchemy.pool import QueuePool
 SQLITE_BEGIN = "sqlite_begin"
 
 
-def build_engine(settings: dict[str, Any]) -> Engine:
-    """Create (but do not connect) the engine described by the app's settings."""
+def build_engine(settings: dict[str, Any], *, autocommit_reads: bool = False) -> Engine:
+    """Create (but do not connect) the engine described by the app's settings.
+
+    ``autocommit_reads`` builds the PostgreSQL engine of GET/HEAD requests (see
+    Database.engine): a pool of its own whose connections stay in autocommit, without
+    pre-ping, because a safe request that loses its connection is retried (retry.py).
+    """
     url = make_url(settings["DATABASE_URL"])
     options: dict[str, Any] = {
         "echo": bool(settings.get("SQL_ECHO", False)),
-        "pool_pre_ping": bool(settings.get("DB_POOL_PRE_PING", True)),
+        "pool_pre_ping": bool(settings.get("DB_POOL_PRE_PING", True)) and not autocommit_reads,
         "pool_recycle": int(settings.get("DB_POOL_RECYCLE", 1800)),
         # Error messages (and so logs) must not carry bound values: password hashes, emails.
         "hide_parameters": True,
@@ -35,6 +40,8 @@ def build_engine(settings: dict[str, Any]) -> Engine:
 
     if url.get_backend_name() == "postgresql":
         options["connect_args"] = _postgresql_connect_args(settings)
+        if autocommit_reads:
+            options["isolation_level"] = "AUTOCOMMIT"
         engine = create_engine(url, **options)
     elif url.get_backend_name() == "sqlite":
         lock_timeout_s = int(settings.get("DB_LOCK_TIMEOUT_MS", 10_000)) / 1000

@@ -12,7 +12,7 @@ import logging
 from flask import Flask, Response, request
 from sqlalchemy.orm import Session
 
-from webapp.db.database import Database
+from webapp.db.database import READ_ONLY, Database
 from webapp.db.retry import track_session_activity
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -32,6 +32,12 @@ def register_request_hooks(app: Flask, database: Database) -> None:
     def finish_transaction(response: Response) -> Response:
         session = database.active_request_session()
         if session is None:
+            return response
+        if session.info.get(READ_ONLY):
+            # Nothing to commit (writes raise in these sessions): hand the connection back
+            # now rather than after the response is sent. close() is also cheaper than a
+            # commit that would find no transaction on PostgreSQL's autocommit pool.
+            session.close()
             return response
         if response.status_code >= 400:
             _rollback_quietly(session)
