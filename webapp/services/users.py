@@ -76,9 +76,15 @@ class UserService:
         # index's locks in the same order, so one waits and gets a 409 instead of both
         # deadlocking. The answer keeps the order of the request.
         order = sorted(range(len(items)), key=emails.__getitem__)
-        users = [self._user_from(items[index], hashes[index]) for index in order]
-        self.users.add_all(users)
-        self.users.flush()
+        rows = [
+            {
+                "email": items[index]["email"],
+                "full_name": items[index]["full_name"],
+                "hashed_password": hashes[index],
+            }
+            for index in order
+        ]
+        users = self.users.bulk_insert_returning(rows)
         by_request_order: list[User] = [users[0]] * len(users)
         for position, index in enumerate(order):
             by_request_order[index] = users[position]
