@@ -76,5 +76,5 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: bench-idempotency
-bench-idempotency: install  ## statements and latency an Idempotency-Key adds to a POST (DATABASE_URL)
-	$(BIN)/python bench/idempotency.py $(BENCH_ARGS)
+bench-idempotency: install  ## statements and latency an Idempotency-Key adds to a POST (DATABASE_URL, default .../bench)
+	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/bench} $(BIN)/python bench/idempotency.py $(BENCH_ARGS)
