@@ -146,7 +146,7 @@ def register_request_logging(app: Flask) -> None:
                 sql_count=stats.count,
                 sql_ms=round(stats.seconds * 1000, 1),
             )
-        except Exception:
+        except Exception:  # a committed write must not turn into a 500 over a log line
             log.exception("writing the request log line failed")
         return response
 

@@ -63,7 +63,7 @@ def request_body() -> bytes:
         raw = request.get_data(cache=True)  # a declared Content-Length over MAX_CONTENT_LENGTH is 413
     except HTTPException:
         raise
-    except Exception:
+    except Exception:  # whatever the WSGI server raises reading a broken body is the client's 400
         log.info("request body unreadable request_id=%s", g.get("request_id", ""), exc_info=True)
         raise InvalidRequest("The request body could not be read (malformed chunked encoding?).") from None
     limit = request.max_content_length

@@ -154,7 +154,7 @@ class Database:
         """Roll back and drop the request's session (e.g. its connection died); never raises."""
         try:
             self.request_sessions.remove()
-        except Exception:
+        except Exception:  # teardown must never raise: the response has been sent
             log.warning("discarding the request session failed", exc_info=True)
         finally:
             # remove() skips this when close() raises; the entry would then outlive its

@@ -62,5 +62,5 @@ def register_request_hooks(app: Flask, database: Database) -> None:
 def _rollback_quietly(session: Session) -> None:
     try:
         session.rollback()
-    except Exception:
+    except Exception:  # the response already says what failed; a dead connection must not mask it
         log.warning("rollback failed; the connection is discarded", exc_info=True)

@@ -53,7 +53,7 @@ def unit_of_work(database: Database | None = None) -> Iterator[UnitOfWork]:
     except BaseException:
         try:
             session.rollback()
-        except Exception:
+        except Exception:  # the original error is the one to raise, not the rollback's
             log.warning("rollback failed", exc_info=True)
         raise
     finally:
