@@ -88,7 +88,7 @@ class Database:
                         # GET/HEAD/OPTIONS write nothing: in autocommit psycopg2 sends no
                         # BEGIN and COMMIT. A pool of its own, not an isolation_level
                         # option on this one: switching a pooled connection to autocommit
-                        # and back cost more than the BEGIN/COMMIT it saved (docs/lists.md).
+                        # and back cost more than the BEGIN/COMMIT it saved (docs/architecture.md).
                         self._request_read_engine = build_engine(settings, autocommit_reads=True)
                     self._engines = [engine]
                     if self._request_read_engine.pool is not engine.pool:

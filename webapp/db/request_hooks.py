@@ -8,9 +8,9 @@ Flask runs ``after_request`` functions before the WSGI server sees the status, a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, Response, request
-from sqlalchemy.orm import Session
 
 from webapp.db.database import READ_ONLY, Database
 from webapp.db.retry import track_session_activity
@@ -37,15 +37,15 @@ def register_request_hooks(app: Flask, database: Database) -> None:
             # Nothing to commit (writes raise in these sessions): hand the connection back
             # now rather than after the response is sent. close() is also cheaper than a
             # commit that would find no transaction on PostgreSQL's autocommit pool.
-            session.close()
+            _release_quietly(session.close)
             return response
         if response.status_code >= 400:
-            _rollback_quietly(session)
+            _release_quietly(session.rollback)
             return response
         try:
             session.commit()
         except Exception as exc:  # noqa: BLE001 -- any commit failure must replace the 2xx
-            _rollback_quietly(session)
+            _release_quietly(session.rollback)
             # Raised inside after_request, the error would skip our handlers and reach
             # the client as Flask's bare 500: translate it here with the same handlers.
             return app.make_response(app.handle_user_exception(exc))
@@ -59,8 +59,9 @@ def register_request_hooks(app: Flask, database: Database) -> None:
     app.teardown_request(remove_session)
 
 
-def _rollback_quietly(session: Session) -> None:
+def _release_quietly(release: Callable[[], None]) -> None:
+    """Roll back or close; a failure (a dead connection) is logged, never raised."""
     try:
-        session.rollback()
-    except Exception:  # the response already says what failed; a dead connection must not mask it
-        log.warning("rollback failed; the connection is discarded", exc_info=True)
+        release()
+    except Exception:  # the response already says what happened; a dead connection must not mask it
+        log.warning("releasing the session failed; the connection is discarded", exc_info=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Select, insert, select
@@ -53,11 +53,6 @@ class Repository(Generic[ModelT]):
     def add(self, instance: ModelT) -> ModelT:
         self.session.add(instance)
         return instance
-
-    def add_all(self, instances: Iterable[ModelT]) -> list[ModelT]:
-        items = list(instances)
-        self.session.add_all(items)
-        return items
 
     # Bulk loads (flask seed) send plain rows, not objects: ORM bulk INSERT skips the
     # unit of work's per-object bookkeeping, which costs 3x the CPU of add_all for
