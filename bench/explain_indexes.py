@@ -21,7 +21,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, text
 
 from bench.pagination import DEPTH, POSTS, WORDS, bench_app, cursor_after, seed
-from webapp.repositories import PostRepository, UserRepository
+from webapp.resources.posts.repository import PostRepository
+from webapp.resources.users.repository import UserRepository
 
 USERS = "/api/v1/users"
 

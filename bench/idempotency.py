@@ -29,8 +29,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, delete, event
 
 from webapp import create_app
-from webapp.db import unit_of_work
-from webapp.models import IdempotencyRecord, User
+from webapp.core.db import unit_of_work
+from webapp.core.idempotency.model import IdempotencyRecord
+from webapp.resources.users.model import User
 
 Call = Callable[[], Any]
 

@@ -31,8 +31,9 @@ from sqlalchemy.engine import make_url
 
 from config import Config, normalize_database_url
 from webapp import create_app
-from webapp.api.pagination import make_cursor
-from webapp.repositories import Lister, PostRepository, parse_sort
+from webapp.core.lists import Lister, parse_sort
+from webapp.core.lists.http import make_cursor
+from webapp.resources.posts.repository import PostRepository
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench"
 POSTS = "/api/v1/posts"

@@ -177,7 +177,7 @@ def post_bulk(base: str, items: list[dict[str, str]]) -> float:
 
 
 def hashing_seconds(count: int) -> float:
-    from webapp.services.passwords import hash_passwords
+    from webapp.core.passwords import hash_passwords
 
     started = time.perf_counter()
     hash_passwords(["password123"] * count, CHEAP_HASH)

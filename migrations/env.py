@@ -9,7 +9,7 @@ from typing import Any
 from alembic import context
 from flask import current_app
 
-import webapp.models  # noqa: F401 -- registers every table on Base.metadata for autogenerate
+import webapp.resources  # noqa: F401 -- registers every table on Base.metadata for autogenerate
 
 config = context.config
 if config.config_file_name is not None:

@@ -17,14 +17,14 @@ from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-import webapp.models  # noqa: F401  -- every table is on Base.metadata
+import webapp.resources  # noqa: F401  -- every table is on Base.metadata
 from config import TestingConfig, normalize_database_url
 from tests.support.faults import idle_in_transaction_count
 from tests.support.routes import testing_routes
 from tests.support.schema import reset_database
 from tests.support.server import LiveServer
 from webapp import create_app
-from webapp.db import Base, Database
+from webapp.core.db import Base, Database
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from tests.support import routes
 from tests.support.server import HttpResult, LiveServer
-from webapp.models import User
+from webapp.resources.users.model import User
 
 
 def _stored(session: Session, user_id: int) -> User:

@@ -29,7 +29,7 @@ from tests.support.faults import (
     terminate_app_backends,
 )
 from tests.support.server import LiveServer
-from webapp.models import User
+from webapp.resources.users.model import User
 
 NEW_USER = {"email": "new@example.com", "full_name": "New", "password": "password123"}
 LEAKS = ("Traceback", "psycopg", "sqlalchemy", "Connection refused", "timeout expired", "127.0.0.1", "SELECT")
@@ -120,7 +120,7 @@ def test_api_calls_are_503_problems_when_nothing_listens_on_the_database_port(
         return
     problem = assert_503_problem(response)
     # The log has what the client must not see: the driver's message, by request id.
-    [record] = [r for r in caplog.records if r.name == "webapp.errors"]
+    [record] = [r for r in caplog.records if r.name == "webapp.core.problems"]
     assert f"request_id={problem['request_id']}" in record.getMessage()
     assert record.exc_info is not None
     assert "Connection refused" in str(record.exc_info[1])

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from webapp.models import User
+from webapp.resources.users.model import User
 
 VALID = {"email": "ok@example.com", "full_name": "Ok", "password": "password123"}
 

@@ -1,4 +1,4 @@
-"""Idempotent POST retries (shared/API.md, "Idempotent retries"), on a real database."""
+"""Idempotent POST retries (docs/idempotency.md), on a real database."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session
 
 from tests.support import routes
 from tests.support.server import LiveServer
-from webapp.models import IdempotencyRecord, Post, User
-from webapp.models.mixins import utcnow
+from webapp.core.db.mixins import utcnow
+from webapp.core.idempotency.model import IdempotencyRecord
+from webapp.resources.posts.model import Post
+from webapp.resources.users.model import User
 
 KEY = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -294,7 +296,7 @@ def test_a_key_stored_first_by_another_transaction_is_409_at_commit_and_rolls_ba
     assert response.status_code == 409
     assert response.content_type == "application/problem+json"
     assert "Idempotency-Key" in response.get_json()["detail"]
-    assert "errors" not in response.get_json()  # API.md: errors only on 422
+    assert "errors" not in response.get_json()  # the contract: errors only on 422
     assert _count(db_session, User) == 0
     assert _count(db_session, IdempotencyRecord) == 1  # the winner's
 

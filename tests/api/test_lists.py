@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from tests.support.factories import make_posts, make_users
 from tests.support.statements import count_statements
-from webapp.api.pagination import make_cursor
-from webapp.db import Database
-from webapp.models import User
-from webapp.repositories import PostRepository
+from webapp.core.db import Database
+from webapp.core.lists.http import make_cursor
+from webapp.resources.posts.repository import PostRepository
+from webapp.resources.users.model import User
 
 # Few distinct values, so most rows tie on the sort key and only the id breaks ties.
 # One timestamp has no microseconds: its ISO form has no fraction, the stored one does.
@@ -286,7 +286,7 @@ def test_sort_outside_the_allowlist_is_400_naming_the_allowed_keys(
 
     assert response.status_code == 400
     assert allowed in response.get_json()["detail"]
-    assert "errors" not in response.get_json()  # API.md: only on 422
+    assert "errors" not in response.get_json()  # the contract: only on 422
 
 
 @pytest.mark.parametrize("spec", ["title,title", "-title,title", ",", "-", "title,", "--id", "ID"])

@@ -1,4 +1,4 @@
-"""The posts routes of shared/API.md (and /users/{id}/posts), on a real database."""
+"""The posts routes (and /users/{id}/posts), on a real database."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from tests.support.server import LiveServer
-from webapp.models import Post
+from webapp.resources.posts.model import Post
 
 POST_FIELDS = {"id", "title", "content", "user_id", "author", "version", "created_at", "updated_at"}
 

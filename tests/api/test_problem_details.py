@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from tests.support.server import LiveServer
-from webapp.models import User
+from webapp.resources.users.model import User
 
 MIB = 1024 * 1024
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "request_id"}
@@ -233,7 +233,7 @@ def test_an_unexpected_error_is_a_500_problem_and_the_log_has_the_detail(
 
     body = assert_problem(response, 500, "Internal Server Error")
     assert "boom" not in response.get_data(as_text=True)
-    [record] = [r for r in caplog.records if r.name == "webapp.errors"]
+    [record] = [r for r in caplog.records if r.name == "webapp.core.problems"]
     assert f"request_id={body['request_id']}" in record.getMessage()
     assert record.exc_info is not None
     assert str(record.exc_info[1]) == "boom after the write"

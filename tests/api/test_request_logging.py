@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import make_app
-from webapp.observability import current_sql_stats
+from webapp.core.observability import current_sql_stats
 
 
 def _request_lines(caplog: pytest.LogCaptureFixture, path: str) -> list[dict[str, Any]]:

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from tests.support import routes
 from tests.support.server import LiveServer
-from webapp.db import Database
-from webapp.models import User
+from webapp.core.db import Database
+from webapp.resources.users.model import User
 
 
 def _user_count(session: Session) -> int:

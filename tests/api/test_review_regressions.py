@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 from tests.conftest import make_app
 from tests.support import routes
 from tests.support.server import LiveServer
-from webapp.db import get_session
-from webapp.models import Post, User
-from webapp.services import passwords
+from webapp.core import passwords
+from webapp.core.db import get_session
+from webapp.resources.posts.model import Post
+from webapp.resources.users.model import User
 
 PAYLOAD = {"email": "raw@example.com", "full_name": "Raw Bytes", "password": "password123"}
 
@@ -126,7 +127,7 @@ def test_a_body_the_server_cannot_read_is_a_400_not_a_500(production_client: Fla
 
 
 def test_database_errors_never_carry_bound_parameters(engine: Engine) -> None:
-    """errors.py logs exceptions with exc_info; SQLAlchemy's text would list the values."""
+    """core/problems.py logs exceptions with exc_info; SQLAlchemy's text would list the values."""
     stmt = insert(User).values(email="p@example.com", full_name="P", hashed_password="SECRET-HASH", version=1)
     with engine.connect() as connection:
         connection.execute(stmt)

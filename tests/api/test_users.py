@@ -1,4 +1,4 @@
-"""The users routes of shared/API.md, through the test client, on a real database."""
+"""The users routes, through the test client, on a real database."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from webapp.models import Post, User
+from webapp.resources.posts.model import Post
+from webapp.resources.users.model import User
 
 USER_FIELDS = {"id", "email", "full_name", "is_active", "version", "created_at", "updated_at"}
 

@@ -53,7 +53,7 @@ def test_every_operation_conforms_and_never_fails_on_the_server(app: Flask) -> N
 
     total = sum(calls.values())
     print(f"\nfuzz: {total} generated requests over {len(calls)} operations: {calls}")
-    assert len(calls) >= 27, calls  # every route of API.md is documented and fuzzed
+    assert len(calls) >= 27, calls  # every route is documented and fuzzed
     assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
 
 

@@ -7,9 +7,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.support.statements import count_statements
-from webapp.db import Database, unit_of_work
-from webapp.models import Post, User
-from webapp.repositories import PostRepository, UserRepository
+from webapp.core.db import Database, unit_of_work
+from webapp.resources.posts.model import Post
+from webapp.resources.posts.repository import PostRepository
+from webapp.resources.users.model import User
+from webapp.resources.users.repository import UserRepository
 
 
 def _user_rows(count: int) -> list[dict[str, object]]:

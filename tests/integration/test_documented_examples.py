@@ -7,9 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from webapp.db import unit_of_work
-from webapp.models import User
-from webapp.services.users import NewUser, UserService
+from webapp.core.db import unit_of_work
+from webapp.resources.users.model import User
+from webapp.resources.users.service import NewUser, UserService
 
 
 def _import_users(rows: list[NewUser]) -> list[str]:

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import text
 
 from tests.support.statements import count_statements
-from webapp.db import Database
-from webapp.models import User
-from webapp.repositories import UserRepository
+from webapp.core.db import Database
+from webapp.resources.users.model import User
+from webapp.resources.users.repository import UserRepository
 
 
 def test_emails_taken_finds_live_users_case_insensitively(database: Database) -> None:

@@ -8,11 +8,13 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from webapp.db import Database
-from webapp.errors import CONSTRAINT_ERRORS, constraint_name
-from webapp.models import IDEMPOTENCY_KEY_CONSTRAINT, USERS_EMAIL_UNIQUE_INDEX, IdempotencyRecord, User
-from webapp.models.mixins import utcnow
-from webapp.repositories import IdempotencyRepository
+from webapp.core.db import Base, Database
+from webapp.core.db.declarations import conflict_messages
+from webapp.core.db.mixins import utcnow
+from webapp.core.idempotency.model import IDEMPOTENCY_KEY_CONSTRAINT, IdempotencyRecord
+from webapp.core.idempotency.repository import IdempotencyRepository
+from webapp.core.problems import constraint_name
+from webapp.resources.users.model import USERS_EMAIL_UNIQUE_INDEX, User
 
 
 def _record(key: str, expires_in: timedelta = timedelta(hours=1)) -> IdempotencyRecord:
@@ -45,7 +47,7 @@ def test_a_second_record_with_the_same_key_violates_the_named_key_constraint(dat
     error = _integrity_error(database, _record("dup"))
 
     assert constraint_name(error) == IDEMPOTENCY_KEY_CONSTRAINT
-    assert IDEMPOTENCY_KEY_CONSTRAINT in CONSTRAINT_ERRORS
+    assert IDEMPOTENCY_KEY_CONSTRAINT in conflict_messages(Base.metadata)
 
 
 def test_the_email_index_is_still_found_by_name(database: Database) -> None:
@@ -55,6 +57,7 @@ def test_the_email_index_is_still_found_by_name(database: Database) -> None:
     error = _integrity_error(database, User(email="A@example.com", full_name="B", hashed_password="x"))
 
     assert constraint_name(error) == USERS_EMAIL_UNIQUE_INDEX
+    assert USERS_EMAIL_UNIQUE_INDEX in conflict_messages(Base.metadata)
 
 
 def test_records_keep_headers_and_body_as_stored(database: Database, db_session: Session) -> None:

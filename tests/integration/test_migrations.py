@@ -14,7 +14,7 @@ from sqlalchemy import inspect, make_url, text
 
 from tests.conftest import make_app
 from tests.support.schema import drop_everything
-from webapp.db import Base
+from webapp.core.db import Base
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from flask.ctx import RequestContext
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
-from webapp.db import Database, get_session
-from webapp.db.database import WriteInReadOnlyRequest
-from webapp.db.retry import _may_retry
-from webapp.models import User
+from webapp.core.db import Database, get_session
+from webapp.core.db.database import WriteInReadOnlyRequest
+from webapp.core.read_retry import _may_retry
+from webapp.resources.users.model import User
 
 
 def _lost_connection(*, invalidated: bool = True) -> sa_exc.DBAPIError:

@@ -10,10 +10,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from webapp.demo_data import DemoData
-from webapp.models import Post, User
-from webapp.seeding import DEMO_PASSWORD, seed
-from webapp.services.passwords import verify_password
+from webapp.core.passwords import verify_password
+from webapp.demo.data import DemoData
+from webapp.demo.seeding import DEMO_PASSWORD, seed
+from webapp.resources.posts.model import Post
+from webapp.resources.users.model import User
 
 
 def _count(session: Session, model: type[User] | type[Post]) -> int:

@@ -7,8 +7,8 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from webapp.db import Database, get_session, unit_of_work
-from webapp.models import User
+from webapp.core.db import Database, get_session, unit_of_work
+from webapp.resources.users.model import User
 
 
 def _new_user(email: str) -> User:

@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from webapp.models import Post, User
+from webapp.resources.posts.model import Post
+from webapp.resources.users.model import User
 
 _numbers = count(1)
 

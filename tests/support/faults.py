@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, text
 
-# The engine's connect options name every app connection so (see webapp/db/engine.py).
+# The engine's connect options name every app connection so (see webapp/core/db/engine.py).
 APP_NAME = "webapp"
 
 _APP_BACKENDS = (

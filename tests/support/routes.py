@@ -13,12 +13,14 @@ from datetime import timedelta
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import Engine, insert, text, update
 
-from webapp.api.http import if_match_versions
-from webapp.api.idempotency import idempotent
-from webapp.db import current_database, get_session
-from webapp.models import IdempotencyRecord, Post, User
-from webapp.models.mixins import utcnow
-from webapp.services.users import UserService
+from webapp.core.db import current_database, get_session
+from webapp.core.db.mixins import utcnow
+from webapp.core.http import if_match_versions
+from webapp.core.idempotency.http import idempotent
+from webapp.core.idempotency.model import IdempotencyRecord
+from webapp.resources.posts.model import Post
+from webapp.resources.users.model import User
+from webapp.resources.users.service import UserService
 
 testing_routes = Blueprint("testing", __name__, url_prefix="/_test")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import flask_migrate
 from sqlalchemy import MetaData
 
-from webapp.db import current_database
+from webapp.core.db import current_database
 
 
 def drop_everything() -> None:

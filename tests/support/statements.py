@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from webapp.db import Database
+from webapp.core.db import Database
 
 # Transaction control is not a query; SQLite's BEGIN is sent as SQL by the engine's
 # "begin" hook, PostgreSQL's by the driver, so counting it would differ by database.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config import Config, TestingConfig, normalize_database_url
-from webapp.db.engine import _postgresql_connect_args, build_engine
+from webapp.core.db.engine import _postgresql_connect_args, build_engine
 
 
 @pytest.mark.parametrize(

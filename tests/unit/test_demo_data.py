@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from webapp.demo_data import DemoData, ascii_slug
-from webapp.schemas.users import UserCreateSchema
+from webapp.demo.data import DemoData, ascii_slug
+from webapp.resources.users.schemas import UserCreateSchema
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

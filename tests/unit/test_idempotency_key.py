@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from webapp.api.idempotency import parse_key, request_fingerprint
-from webapp.repositories.idempotency import advisory_lock_id
-from webapp.services.errors import InvalidRequest
+from webapp.core.errors import InvalidRequest
+from webapp.core.idempotency.http import parse_key, request_fingerprint
+from webapp.core.idempotency.repository import advisory_lock_id
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from webapp.models import Post
-from webapp.repositories import Lister, PostRepository, SortKey, parse_sort
-from webapp.services.errors import InvalidRequest
+from webapp.core.errors import InvalidRequest
+from webapp.core.lists import Lister, SortKey, parse_sort
+from webapp.resources.posts.model import Post
+from webapp.resources.posts.repository import PostRepository
 
 ALLOWED = ("id", "title", "created_at")
 

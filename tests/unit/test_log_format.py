@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from config import Config
-from webapp.observability import JsonFormatter, log_event, logfmt, loggable_statement
+from webapp.core.observability import JsonFormatter, log_event, logfmt, loggable_statement
 
 
 class _Keep(logging.Handler):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.services.passwords import hash_passwords, verify_password
+from webapp.core.passwords import hash_passwords, verify_password
 
 CHEAP = "pbkdf2:sha256:1"
 

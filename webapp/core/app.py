@@ -1,0 +1,50 @@
+"""The machinery every request goes through, installed on an app in one call."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.typing import ResponseReturnValue
+from flask_migrate import Migrate
+
+from webapp.core import health, openapi
+from webapp.core.db import Database
+from webapp.core.http import IdConverter, reject_undecodable_query_string
+from webapp.core.idempotency.cli import idempotency_cli
+from webapp.core.observability import configure_logging, register_request_logging
+from webapp.core.problems import register_error_handlers
+from webapp.core.read_retry import dispatch_with_read_retry
+from webapp.core.transactions import register_request_hooks
+
+
+class CoreApp(Flask):
+    """Flask, with one retry of a GET/HEAD whose database connection died (read_retry.py).
+
+    Dispatch is the one place that wraps every view, test routes included, after the
+    request's session exists and before error handlers turn the failure into a 503.
+    """
+
+    def dispatch_request(self) -> ResponseReturnValue:
+        return dispatch_with_read_retry(self.extensions["database"], super().dispatch_request)
+
+
+def install_core(app: Flask, migrations_dir: str) -> Database:
+    """Logging, the database and its request transaction, errors, health, OpenAPI, CLI."""
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+
+    database = Database()
+    database.init_app(app)
+    Migrate(app, database, directory=migrations_dir)
+
+    # Order matters: after_request hooks run in reverse, so the request log (registered
+    # first) sees the status the transaction hook settled on.
+    register_request_logging(app)
+    register_request_hooks(app, database)
+    register_error_handlers(app)
+
+    # Before any rule is added: rules resolve their converters when registered.
+    app.url_map.converters["id"] = IdConverter
+    app.before_request(reject_undecodable_query_string)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
+    app.cli.add_command(idempotency_cli)
+    return database

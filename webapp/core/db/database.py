@@ -1,0 +1,176 @@
+"""The app's database handle: a lazily built engine and the per-request session registry."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, has_request_context, request
+from sqlalchemy import Engine, MetaData, event
+from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
+
+from webapp.core.db.base import Base
+from webapp.core.db.engine import SQLITE_BEGIN, build_engine
+
+log = logging.getLogger(__name__)
+
+
+# Session.info key: a safe-method request's session, which must not write (on PostgreSQL
+# it has no transaction, so a write there would be committed statement by statement).
+READ_ONLY = "webapp.read_only"
+
+
+class WriteInReadOnlyRequest(RuntimeError):
+    """A GET/HEAD/OPTIONS request tried to write: a bug in the view, never the client's."""
+
+
+def forbid_writes_in_read_only_sessions(factory: sessionmaker[Session]) -> None:
+    @event.listens_for(factory, "before_flush")
+    def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+        if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+            raise WriteInReadOnlyRequest("a GET/HEAD/OPTIONS request must not write")
+
+    @event.listens_for(factory, "do_orm_execute")
+    def _before_execute(state: ORMExecuteState) -> None:
+        if state.session.info.get(READ_ONLY) and (state.is_insert or state.is_update or state.is_delete):
+            raise WriteInReadOnlyRequest("a GET/HEAD/OPTIONS request must not write")
+
+
+def _request_key() -> int:
+    # One session per request, not per thread: gthread workers reuse threads and
+    # gevent runs many requests on one. The WSGI environ is created per request and
+    # outlives nothing but its request; the registry entry is removed at teardown.
+    return id(request.environ)
+
+
+class Database:
+    """Owns the engine (built on first use), the session factory and the request registry.
+
+    It also has the shape Flask-Migrate's env.py expects (``metadata``, ``engine``,
+    ``get_engine()``), so migrations run without Flask-SQLAlchemy.
+    """
+
+    def __init__(self, metadata: MetaData = Base.metadata) -> None:
+        self.metadata = metadata
+        self._settings: dict[str, Any] = {}
+        self._engine: Engine | None = None
+        self._read_engine: Engine | None = None
+        self._request_read_engine: Engine | None = None
+        self._engines: list[Engine] = []
+        self._engine_lock = threading.Lock()
+        self._engine_callbacks: list[Callable[[Engine], None]] = []
+        # Objects stay usable after commit: responses are serialized after the hook
+        # commits, and reloading every attribute would cost a SELECT per object.
+        self.session_factory: sessionmaker[Session] = sessionmaker(expire_on_commit=False)
+        forbid_writes_in_read_only_sessions(self.session_factory)
+        self.request_sessions: scoped_session[Session] = scoped_session(
+            self.session_factory, scopefunc=_request_key
+        )
+
+    def init_app(self, app: Flask) -> None:
+        self._settings = app.config
+        app.extensions["database"] = self
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            with self._engine_lock:
+                if self._engine is None:
+                    settings = dict(self._settings)
+                    engine = build_engine(settings)
+                    self.session_factory.configure(bind=engine)
+                    # Made once: building an option engine per request cost ~2% of a GET.
+                    self._read_engine = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
+                    self._request_read_engine = self._read_engine
+                    if engine.dialect.name == "postgresql" and settings.get("DB_READS_AUTOCOMMIT", True):
+                        # GET/HEAD/OPTIONS write nothing: in autocommit psycopg2 sends no
+                        # BEGIN and COMMIT. A pool of its own, not an isolation_level
+                        # option on this one: switching a pooled connection to autocommit
+                        # and back cost more than the BEGIN/COMMIT it saved (docs/architecture.md).
+                        self._request_read_engine = build_engine(settings, autocommit_reads=True)
+                    self._engines = [engine]
+                    if self._request_read_engine.pool is not engine.pool:
+                        self._engines.append(self._request_read_engine)
+                    for built in self._engines:
+                        for callback in self._engine_callbacks:
+                            callback(built)
+                    self._engine = engine
+        return self._engine
+
+    @property
+    def engines(self) -> list[Engine]:
+        """Every engine with a pool of its own, once built: the app's, and on PostgreSQL
+        the autocommit one of GET/HEAD requests. Empty until first use."""
+        return list(self._engines)
+
+    def on_engine_created(self, callback: Callable[[Engine], None]) -> None:
+        """Run ``callback(engine)`` for each engine once it exists, before its first connection.
+
+        The hook point for engine events (observability attaches its SQL timers here),
+        so this package never imports what listens to it.
+        """
+        with self._engine_lock:
+            self._engine_callbacks.append(callback)
+            engines = list(self._engines)
+        for engine in engines:
+            callback(engine)
+
+    def get_engine(self) -> Engine:
+        return self.engine
+
+    @property
+    def read_engine(self) -> Engine:
+        """The same engine and pool, for sessions that only read (SQLite begins DEFERRED)."""
+        self.engine  # noqa: B018 -- builds both engines on first use
+        assert self._read_engine is not None
+        return self._read_engine
+
+    def new_session(self, *, read_only: bool = False) -> Session:
+        """A session of its own, for code outside the request registry."""
+        return self.session_factory(bind=self.read_engine if read_only else self.engine)
+
+    def request_session(self, *, read_only: bool = False) -> Session:
+        """The current request's session, created on first call (no connection yet).
+
+        ``read_only`` only applies when this call creates the session.
+        """
+        if self.request_sessions.registry.has():
+            return self.request_sessions()
+        engine = self.engine
+        session = self.request_sessions(bind=self._request_read_engine if read_only else engine)
+        if read_only:
+            session.info[READ_ONLY] = True
+        return session
+
+    def active_request_session(self) -> Session | None:
+        """The request's session if this request has opened one, else None."""
+        if has_request_context() and self.request_sessions.registry.has():
+            return self.request_sessions()
+        return None
+
+    def discard_request_session(self) -> None:
+        """Roll back and drop the request's session (e.g. its connection died); never raises."""
+        try:
+            self.request_sessions.remove()
+        except Exception:  # teardown must never raise: the response has been sent
+            log.warning("discarding the request session failed", exc_info=True)
+        finally:
+            # remove() skips this when close() raises; the entry would then outlive its
+            # request under an id() that a later request's environ can reuse.
+            self.request_sessions.registry.clear()
+
+    def dispose(self) -> None:
+        for engine in self._engines:
+            engine.dispose()
+
+
+def current_database() -> Database:
+    database: Database = current_app.extensions["database"]
+    return database
+
+
+def get_session() -> Session:
+    """The session of the request being handled."""
+    return current_database().request_session()

@@ -1,0 +1,94 @@
+"""Engine construction from settings: lazy, bounded waits, per-dialect tuning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import QueuePool
+
+# Execution option naming how a SQLite transaction begins. Writers take the write lock
+# at BEGIN (IMMEDIATE, the default) so concurrent writers queue on the busy timeout
+# instead of failing with "database is locked" when a reader upgrades; read-only
+# sessions begin DEFERRED and, with WAL, run beside a writer.
+SQLITE_BEGIN = "sqlite_begin"
+
+
+def build_engine(settings: dict[str, Any], *, autocommit_reads: bool = False) -> Engine:
+    """Create (but do not connect) the engine described by the app's settings.
+
+    ``autocommit_reads`` builds the PostgreSQL engine of GET/HEAD requests (see
+    Database.engine): a pool of its own whose connections stay in autocommit, without
+    pre-ping, because a safe request that loses its connection is retried (core/read_retry.py).
+    """
+    url = make_url(settings["DATABASE_URL"])
+    options: dict[str, Any] = {
+        "echo": bool(settings.get("SQL_ECHO", False)),
+        "pool_pre_ping": bool(settings.get("DB_POOL_PRE_PING", True)) and not autocommit_reads,
+        "pool_recycle": int(settings.get("DB_POOL_RECYCLE", 1800)),
+        # Error messages (and so logs) must not carry bound values: password hashes, emails.
+        "hide_parameters": True,
+    }
+    # get_pool_class is DefaultDialect API, not part of the typed Dialect protocol.
+    dialect_class: Any = url.get_dialect()
+    pool_class = dialect_class.get_pool_class(url)
+    if issubclass(pool_class, QueuePool):
+        options["pool_size"] = int(settings.get("DB_POOL_SIZE", 5))
+        options["max_overflow"] = int(settings.get("DB_MAX_OVERFLOW", 5))
+        options["pool_timeout"] = float(settings.get("DB_POOL_TIMEOUT", 5.0))
+
+    if url.get_backend_name() == "postgresql":
+        options["connect_args"] = _postgresql_connect_args(settings)
+        if autocommit_reads:
+            options["isolation_level"] = "AUTOCOMMIT"
+        engine = create_engine(url, **options)
+    elif url.get_backend_name() == "sqlite":
+        lock_timeout_s = int(settings.get("DB_LOCK_TIMEOUT_MS", 10_000)) / 1000
+        options["connect_args"] = {"timeout": lock_timeout_s, "check_same_thread": False}
+        engine = create_engine(url, **options)
+        _configure_sqlite(engine, url)
+    else:
+        engine = create_engine(url, **options)
+    return engine
+
+
+def _postgresql_connect_args(settings: dict[str, Any]) -> dict[str, Any]:
+    server_options = [
+        f"-c statement_timeout={int(settings.get('DB_STATEMENT_TIMEOUT_MS', 30_000))}",
+        f"-c lock_timeout={int(settings.get('DB_LOCK_TIMEOUT_MS', 10_000))}",
+        # A worker that dies mid-request must not pin locks forever.
+        "-c idle_in_transaction_session_timeout=60000",
+    ]
+    return {
+        # libpq reads 0 (or less) as "wait forever": an outage would hang every worker.
+        "connect_timeout": max(1, int(settings.get("DB_CONNECT_TIMEOUT", 3))),
+        "application_name": "webapp",
+        "options": " ".join(server_options),
+        # A server that vanishes without a TCP reset (host down, network partition) would
+        # leave a query waiting for hours; keepalives notice within about a minute.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+
+
+def _configure_sqlite(engine: Engine, url: URL) -> None:
+    # pysqlite's own transaction handling breaks SAVEPOINT (used by nested units of
+    # work), so SQLAlchemy's documented recipe takes BEGIN over.
+    in_memory = url.database in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,129 @@
+"""List query parsing (sort, page, per_page, cursor) and the list envelope, for every resource."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Response, current_app, request
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from webapp.core.errors import InvalidRequest
+from webapp.core.http import json_response
+from webapp.core.lists.keyset import MAX_PER_PAGE, Lister, Page, PageRequest, parse_sort
+
+T = TypeVar("T")
+
+PAGING_PARAMS = frozenset({"sort", "page", "per_page", "cursor"})
+
+_BAD_CURSOR = "The cursor is invalid or has been tampered with."
+
+
+def _serializer(resource: str) -> URLSafeSerializer:
+    # Signed with the app's secret and salted per resource: a cursor cannot be forged,
+    # edited, or replayed against another list.
+    return URLSafeSerializer(current_app.secret_key or "", salt=f"cursor:{resource}")
+
+
+def _query_fingerprint() -> str:
+    """Which list a cursor belongs to: the path (nested ids) and the filters, not paging.
+
+    A cursor is a position in one ordered result; replayed with other filters it would
+    silently start somewhere arbitrary in a different list, so that is refused too.
+    """
+    filters = sorted(
+        (key, value) for key, value in request.args.items(multi=True) if key not in PAGING_PARAMS
+    )
+    canonical = json.dumps([request.path, filters], separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _bad_cursor(detail: str = _BAD_CURSOR) -> InvalidRequest:
+    return InvalidRequest(detail, errors={"cursor": [detail]})
+
+
+def _positive_int(name: str, default: int, maximum: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise InvalidRequest(f"{name} must be a positive integer.", errors={name: ["Not a valid integer."]})
+    value = int(raw)
+    if value < 1:
+        raise InvalidRequest(f"{name} must be at least 1.", errors={name: ["Must be at least 1."]})
+    if maximum is not None and value > maximum:
+        raise InvalidRequest(
+            f"{name} must be at most {maximum}.", errors={name: [f"Must be at most {maximum}."]}
+        )
+    return value
+
+
+def page_request(resource: str, lister: Lister, default_sort: str = "id") -> PageRequest:
+    """Read sort/page/per_page/cursor from the query string into a PageRequest."""
+    per_page = _positive_int("per_page", 20, MAX_PER_PAGE)
+    cursor = request.args.get("cursor")
+    if cursor is None:
+        sort = parse_sort(request.args.get("sort"), lister.allowed, default_sort)
+        page = _positive_int("page", 1)
+        return PageRequest(sort=sort, per_page=per_page, page=page)
+
+    if "page" in request.args:
+        raise InvalidRequest("Use either page or cursor, not both.", errors={"cursor": ["Not with page."]})
+    try:
+        payload = _serializer(resource).loads(cursor)
+    except BadSignature:
+        raise _bad_cursor() from None
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("s"), str)
+        or not isinstance(payload.get("k"), list)
+        or not isinstance(payload.get("f"), str)
+    ):
+        raise _bad_cursor()
+    if payload["f"] != _query_fingerprint():
+        raise _bad_cursor("The cursor was made for another list: keep the path and filters unchanged.")
+    sort = parse_sort(payload["s"], lister.allowed)
+    requested_sort = request.args.get("sort")
+    if requested_sort is not None and parse_sort(requested_sort, lister.allowed) != sort:
+        raise InvalidRequest("The cursor was made for another sort order.", errors={"sort": ["Mismatch."]})
+    return PageRequest(sort=sort, per_page=per_page, page=None, after=lister.decode_key(sort, payload["k"]))
+
+
+def make_cursor(resource: str, lister: Lister, sort_spec: str, key: tuple[Any, ...]) -> str:
+    """The signed cursor that resumes the current request's list after ``key``."""
+    payload = {"s": sort_spec, "k": lister.encode_key(key), "f": _query_fingerprint()}
+    return _serializer(resource).dumps(payload)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A paged list route: the name salts its cursors; the lister holds the sort allowlist."""
+
+    resource: str
+    lister: Lister
+    default_sort: str = "id"
+
+
+def list_response(
+    listing: Listing,
+    page: Page[T],
+    request_: PageRequest,
+    dump: Callable[[list[T]], list[dict[str, Any]]],
+) -> Response:
+    """The list envelope as a 200: the items, and the paging meta with the next cursor."""
+    next_cursor = None
+    if page.next_key is not None:
+        next_cursor = make_cursor(listing.resource, listing.lister, request_.sort_spec, page.next_key)
+    body = {
+        "items": dump(page.items),
+        "meta": {
+            "per_page": page.per_page,
+            "next_cursor": next_cursor,
+            "page": page.page,
+            "total": page.total,
+        },
+    }
+    return json_response(body)

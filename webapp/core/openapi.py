@@ -1,0 +1,305 @@
+"""The OpenAPI 3.1 document, generated from the route declarations and marshmallow
+schemas the code runs with, and an offline docs page (Swagger UI from an installed package)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Flask, Response, abort, current_app, send_from_directory
+from swagger_ui.utils import SWAGGER_UI_PY_ROOT
+
+from webapp.core.http import json_response
+from webapp.core.lists import MAX_PER_PAGE
+from webapp.core.operations import Operation, declared_operation
+
+bp = Blueprint("openapi", __name__)
+
+API_DESCRIPTION = """\
+Users, posts and comments over a SQLAlchemy 2.x persistence layer.
+
+**Requests and answers.** JSON in and out, UTF-8. A request body must be sent with
+`Content-Type: application/json` (else 415), must be a JSON object (else 400) and at most
+1 MiB by default (else 413). Unknown fields and fields the server owns (`id`, `version`,
+timestamps...) are refused with 422, never ignored. Timestamps are RFC 3339 in UTC.
+
+**Errors** are RFC 9457 problem details (`application/problem+json`) with `type`, `title`,
+`status`, `detail` and the `request_id` that the server logged; a 422 adds `errors`, a map
+from field to messages. No stack trace, SQL or driver text is ever sent. A 503 (the
+database is unavailable or too slow) carries `Retry-After`.
+
+**Concurrency.** Users, posts and comments carry a `version` that every change bumps;
+single-resource answers send it as `ETag: "<version>"`. `If-Match` on PATCH and DELETE
+refuses a stale change (412); two changes racing from the same version: one wins, the
+other gets 409. `If-None-Match` on GET answers 304 when nothing changed.
+
+**Deletes are soft**: a deleted row is 404 from then on, and what belongs to it goes in
+the same transaction (a post's comments; a user's posts, the comments on them and the
+user's own comments). A deleted user's email is free again.
+
+**Lists** take `sort` (comma-separated keys, `-` for descending; the id always ends the
+order), and either `page` (offset mode, with an exact `total`) or `cursor` (the previous
+page's `meta.next_cursor`: keyset mode, where a deep page costs the same as the first),
+with `per_page` (1..100, default 20). A cursor is signed: a tampered one is a 400.
+
+**Retries.** Every POST accepts an `Idempotency-Key` (1..255 printable ASCII): a retry
+with the same key and body within 24 hours gets the first answer again, with
+`Idempotent-Replayed: true`, and writes nothing; the same key with another body is a 422,
+and while the first request runs, a 409.
+"""
+
+PROBLEM_TYPE = "application/problem+json"
+_ASSETS = SWAGGER_UI_PY_ROOT / "static"
+_ASSET_NAMES = frozenset(
+    {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png"}
+)
+_RULE_ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "object",
+            "description": "Field (dotted path for nested input) -> messages.",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+}
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "Malformed JSON or a bad query parameter.",
+    404: "No such resource (missing or deleted).",
+    409: "Conflict: a unique value is taken or a concurrent change won.",
+    412: "If-Match does not match the current ETag.",
+    413: "Body larger than the configured limit.",
+    415: "Body without a JSON content type.",
+    422: "The body failed validation; `errors` names the fields.",
+    503: "The database is unavailable; retry after Retry-After seconds.",
+}
+
+_HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": {"description": 'The version, as a strong tag: "3".', "schema": {"type": "string"}},
+    "Location": {"description": "URL of the created resource.", "schema": {"type": "string"}},
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "true when this is the stored answer to an earlier request with the same key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    spec = APISpec(
+        title="webapp API",
+        version="1",
+        openapi_version="3.1.0",
+        plugins=[MarshmallowPlugin()],
+        info={"description": API_DESCRIPTION},
+    )
+    spec.components.schema("Problem", _PROBLEM_SCHEMA)
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        view = app.view_functions[rule.endpoint]
+        op = declared_operation(view)
+        if op is None:
+            continue
+        idempotent = bool(getattr(view, "idempotent", False))
+        path, path_params = _openapi_path(rule.rule)
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        spec.path(
+            path=path,
+            operations={
+                method.lower(): _operation(op, method, path_params, idempotent) for method in methods
+            },
+        )
+    return spec.to_dict()
+
+
+def _openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    params: list[dict[str, Any]] = []
+
+    def replace(match: re.Match[str]) -> str:
+        schema: dict[str, Any] = {"type": "string"}
+        if match["converter"] == "id":
+            schema = {"type": "integer", "minimum": 1}
+        elif match["converter"] == "int":
+            schema = {"type": "integer"}
+            for argument in (match["args"] or "").split(","):
+                if "=" in argument:
+                    key, value = (part.strip() for part in argument.split("=", 1))
+                    if key in {"min", "max"}:
+                        schema["minimum" if key == "min" else "maximum"] = int(value)
+        params.append({"in": "path", "name": match["name"], "required": True, "schema": schema})
+        return "{" + match["name"] + "}"
+
+    return _RULE_ARGUMENT.sub(replace, rule), params
+
+
+def _paging_parameters(op: Operation) -> list[dict[str, Any]]:
+    assert op.listing is not None
+    keys = "|".join(op.listing.lister.allowed)
+    return [
+        {
+            "in": "query",
+            "name": "sort",
+            "description": f"Comma-separated keys of: {', '.join(op.listing.lister.allowed)}; "
+            "prefix - for descending. The id always ends the order.",
+            "schema": {"type": "string", "pattern": f"^-?({keys})(,-?({keys}))*$"},
+        },
+        {"in": "query", "name": "page", "schema": {"type": "integer", "minimum": 1}},
+        {
+            "in": "query",
+            "name": "per_page",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+        },
+        {
+            "in": "query",
+            "name": "cursor",
+            "description": "The previous page's meta.next_cursor (keyset mode); not with page.",
+            "schema": {"type": "string"},
+        },
+    ]
+
+
+def _problem(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": _PROBLEM_DESCRIPTIONS.get(status, "Error."),
+        "content": {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if status == 503:
+        response["headers"] = {"Retry-After": _HEADERS["Retry-After"]}
+    return response
+
+
+def _parameters(
+    op: Operation, method: str, path_params: list[dict[str, Any]], idempotent: bool
+) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = list(path_params)
+    if idempotent:
+        parameters.append(
+            {
+                "in": "header",
+                "name": "Idempotency-Key",
+                "description": "1..255 printable ASCII characters; a retry with the same key and body "
+                "gets the first answer again (see docs/idempotency.md).",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+            }
+        )
+    if op.query is not None:
+        parameters.append({"in": "query", "schema": op.query})
+    if op.listing is not None:
+        parameters.extend(_paging_parameters(op))
+    if op.conditional and method == "GET":
+        parameters.append({"in": "header", "name": "If-None-Match", "schema": {"type": "string"}})
+    if op.conditional and method in {"PATCH", "DELETE"}:
+        parameters.append({"in": "header", "name": "If-Match", "schema": {"type": "string"}})
+    return parameters
+
+
+def _problem_statuses(op: Operation, method: str, has_path_params: bool, idempotent: bool) -> set[int]:
+    problems = {*op.problems} | ({503} if op.unavailable is None else set())
+    if idempotent:
+        problems |= {400, 409, 422}
+    if has_path_params:
+        problems.add(404)
+    if op.query is not None or op.listing is not None:
+        problems.add(400)
+    if op.body is not None:
+        problems |= {400, 413, 415, 422}
+    if op.conditional and method in {"PATCH", "DELETE"}:
+        problems |= {409, 412}
+    return problems
+
+
+def _responses(op: Operation, method: str, has_path_params: bool, idempotent: bool) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": op.summary}
+    if op.response is not None:
+        success["content"] = {"application/json": {"schema": op.response}}
+    headers = set(op.response_headers) | ({"ETag"} if op.conditional and method != "DELETE" else set())
+    if idempotent:
+        headers.add("Idempotent-Replayed")
+    if headers:
+        success["headers"] = {name: _HEADERS[name] for name in sorted(headers)}
+    responses: dict[str, Any] = {str(op.status): success}
+    if op.conditional and method == "GET":
+        responses["304"] = {"description": "Not modified: If-None-Match names the current version."}
+    for status in sorted(_problem_statuses(op, method, has_path_params, idempotent)):
+        responses[str(status)] = _problem(status)
+    if op.unavailable is not None:
+        responses["503"] = {
+            "description": "The database cannot be reached.",
+            "headers": {"Retry-After": _HEADERS["Retry-After"]},
+            "content": {"application/json": {"schema": op.unavailable}},
+        }
+    return responses
+
+
+def _operation(
+    op: Operation, method: str, path_params: list[dict[str, Any]], idempotent: bool
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "summary": op.summary,
+        "tags": [op.tag],
+        "operationId": f"{method.lower()}_{op.summary.lower().replace(' ', '_').replace(',', '')}",
+        "responses": _responses(op, method, bool(path_params), idempotent),
+    }
+    parameters = _parameters(op, method, path_params, idempotent)
+    if parameters:
+        result["parameters"] = parameters
+    if op.body is not None:
+        result["requestBody"] = {"required": True, "content": {"application/json": {"schema": op.body}}}
+    return result
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    spec = current_app.extensions.get("openapi_spec")
+    if spec is None:
+        spec = current_app.extensions["openapi_spec"] = build_spec(current_app)
+    return json_response(spec)
+
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>webapp API</title>
+  <link rel="icon" href="/docs/assets/favicon-32x32.png">
+  <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/assets/swagger-ui-bundle.js"></script>
+  <script src="/docs/assets/swagger-ui-standalone-preset.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({
+      url: "/openapi.json",
+      dom_id: "#swagger-ui",
+      presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+      layout: "StandaloneLayout",
+      deepLinking: true
+    });
+  </script>
+</body>
+</html>
+"""
+
+
+@bp.get("/docs")
+def docs_page() -> Response:
+    return Response(_DOCS_PAGE, mimetype="text/html")
+
+
+@bp.get("/docs/assets/<name>")
+def docs_asset(name: str) -> Response:
+    if name not in _ASSET_NAMES:
+        abort(404)
+    return send_from_directory(_ASSETS, name, max_age=86400)

@@ -1,0 +1,1 @@
+"""Demo data for `flask seed`: realistic users and posts, loaded in bulk."""

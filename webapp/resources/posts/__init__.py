@@ -1,0 +1,1 @@
+"""The posts resource: model, schemas, repository, service, routes."""

@@ -1,0 +1,1 @@
+"""The users resource: model, schemas, repository, service, routes."""

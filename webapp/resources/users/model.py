@@ -1,0 +1,50 @@
+"""The User aggregate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Index, String, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.core.db.base import Base
+from webapp.core.db.declarations import conflict
+from webapp.core.db.indexes import live_index, trigram_index
+from webapp.core.db.mixins import SoftDeleteMixin, TimestampedMixin, VersionedMixin
+
+USERS_EMAIL_UNIQUE_INDEX = "uq_users_email_lower_live"
+
+
+class User(TimestampedMixin, SoftDeleteMixin, VersionedMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    full_name: Mapped[str] = mapped_column(String(200))
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
+
+    __table_args__ = (
+        # Unique among live users only, so a deleted user's email is free again;
+        # partial indexes exist on both PostgreSQL and SQLite.
+        Index(
+            USERS_EMAIL_UNIQUE_INDEX,
+            func.lower(text("email")),
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+            info=conflict("A user with this email already exists."),
+        ),
+        # Sort keys with the id tie-breaker: keyset pages start at the cursor
+        # (docs/indexes.md has the measurements).
+        live_index("ix_users_email_id_live", "email", "id"),
+        live_index("ix_users_full_name_id_live", "full_name", "id"),
+        live_index("ix_users_created_at_id_live", "created_at", "id"),
+        # q: lower(email) / lower(full_name) LIKE '%...%' (PostgreSQL only).
+        trigram_index("ix_users_email_lower_trgm_live", "email"),
+        trigram_index("ix_users_full_name_lower_trgm_live", "full_name"),
+    )
+    __mapper_args__: dict[str, Any] = {"version_id_col": VersionedMixin.version, "eager_defaults": True}
+
+    def __repr__(self) -> str:
+        return f"<User id={self.id} email={self.email!r}>"

@@ -1,0 +1,125 @@
+"""User use cases: business rules over UserRepository; never sees Flask."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Sequence
+from typing import NotRequired, TypedDict
+
+from sqlalchemy.orm import Session
+
+from webapp.core.errors import Conflict, NotFound, ValidationFailed
+from webapp.core.lists import Page, PageRequest
+from webapp.core.passwords import DEFAULT_METHOD, hash_password, hash_passwords
+from webapp.core.preconditions import check_precondition
+from webapp.resources.users.model import User
+from webapp.resources.users.repository import UserRepository
+
+
+class NewUser(TypedDict):
+    email: str
+    full_name: str
+    password: str
+
+
+class UserChanges(TypedDict, total=False):
+    email: str
+    full_name: str
+    password: str
+    is_active: bool
+
+
+class UserFilters(TypedDict, total=False):
+    is_active: bool
+    email: str
+    q: str
+    post_title: NotRequired[str]
+
+
+class UserService:
+    # The sort allowlist, for the routes' list parsing (they never reach a repository).
+    lister = UserRepository.lister
+
+    def __init__(self, session: Session, password_method: str = DEFAULT_METHOD) -> None:
+        self.users = UserRepository(session)
+        self.password_method = password_method
+
+    def create(self, data: NewUser) -> User:
+        user = self.users.add(self._new_user(data))
+        # Flush now: the unique index decides races (IntegrityError -> 409 by
+        # constraint name), and the response needs the id and server defaults.
+        self.users.flush()
+        return user
+
+    def bulk_create(self, items: Sequence[NewUser]) -> list[User]:
+        """All or nothing: any duplicate means nothing is written (one INSERT batch)."""
+        emails = [item["email"] for item in items]
+        repeated = {email for email, count in Counter(emails).items() if count > 1}
+        if repeated:
+            raise ValidationFailed(
+                "The same email appears more than once in the batch.",
+                errors={
+                    f"items.{index}.email": ["Duplicate email within the batch."]
+                    for index, email in enumerate(emails)
+                    if email in repeated
+                },
+            )
+        # Hashed before the first statement: no transaction, row lock or SQLite write
+        # lock is held while scrypt runs (1,000 hashes are tens of seconds).
+        hashes = hash_passwords([item["password"] for item in items], self.password_method)
+        taken = self.users.emails_taken(emails)
+        if taken:
+            # A 409 carries no per-field "errors" (only 422 does): the detail names the items.
+            indexes = ", ".join(str(index) for index, email in enumerate(emails) if email in taken)
+            raise Conflict(f"The emails of items {indexes} already belong to users; nothing was created.")
+        # Inserted in email order: two batches that share emails then take the unique
+        # index's locks in the same order, so one waits and gets a 409 instead of both
+        # deadlocking. The answer keeps the order of the request.
+        order = sorted(range(len(items)), key=emails.__getitem__)
+        rows = [
+            {
+                "email": items[index]["email"],
+                "full_name": items[index]["full_name"],
+                "hashed_password": hashes[index],
+            }
+            for index in order
+        ]
+        users = self.users.bulk_insert_returning(rows)
+        by_request_order: list[User] = [users[0]] * len(users)
+        for position, index in enumerate(order):
+            by_request_order[index] = users[position]
+        return by_request_order
+
+    def get(self, user_id: int) -> User:
+        user = self.users.get_live(user_id)
+        if user is None:
+            raise NotFound(f"User {user_id} does not exist.")
+        return user
+
+    def list(self, filters: UserFilters, request: PageRequest) -> Page[User]:
+        return self.users.page(self.users.filtered(**filters), request)
+
+    def update(self, user_id: int, changes: UserChanges, if_match: Collection[int] | None = None) -> User:
+        user = self.get(user_id)
+        check_precondition(user.version, if_match)
+        for field in ("email", "full_name", "is_active"):
+            if field in changes:
+                setattr(user, field, changes[field])
+        if "password" in changes:
+            user.hashed_password = hash_password(changes["password"], self.password_method)
+        self.users.flush()
+        return user
+
+    def delete(self, user_id: int, if_match: Collection[int] | None = None) -> None:
+        """Soft delete: the user and what cascades from them (their posts...), in one
+        transaction; the email is free again."""
+        user = self.get(user_id)
+        check_precondition(user.version, if_match)
+        self.users.soft_delete(user)
+
+    def _new_user(self, data: NewUser) -> User:
+        return self._user_from(data, hash_password(data["password"], self.password_method))
+
+    @staticmethod
+    def _user_from(data: NewUser, hashed_password: str) -> User:
+        return User(email=data["email"], full_name=data["full_name"], hashed_password=hashed_password)

@@ -1,1 +1,0 @@
-"""marshmallow schemas: input validation and output shape."""

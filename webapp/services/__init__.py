@@ -1,1 +1,0 @@
-"""Use cases. Services raise domain errors and own transaction boundaries outside requests."""
