@@ -162,6 +162,14 @@ def db_session(database: Database) -> Iterator[Session]:
 
 
 @pytest.fixture
+def production_client(database_url: str) -> Iterator[FlaskClient]:
+    """Exceptions handled as in production: nothing propagates to the test."""
+    app: Flask = make_app(database_url, PROPAGATE_EXCEPTIONS=False)
+    yield app.test_client()
+    app.extensions["database"].dispose()
+
+
+@pytest.fixture
 def live_server(app: Flask) -> Iterator[LiveServer]:
     """The app behind a real threaded HTTP server on loopback."""
     server = LiveServer(app)

@@ -16,6 +16,8 @@ from tests.support import routes
 from tests.support.server import HttpResult, LiveServer
 from webapp.resources.users.model import User
 
+PAYLOAD = {"email": "raw@example.com", "full_name": "Raw Bytes", "password": "password123"}
+
 
 def _stored(session: Session, user_id: int) -> User:
     session.expire_all()
@@ -230,3 +232,35 @@ def test_two_writers_holding_the_same_version_get_200_and_409(
     assert sorted(result.status for result in results) == [200, 409]
     stored = _stored(db_session, user["id"])
     assert stored.version == 2
+
+
+def test_a_malformed_if_match_never_turns_into_an_unconditional_write(client: FlaskClient) -> None:
+    user = client.post("/api/v1/users", json=PAYLOAD).get_json()
+
+    # An unterminated quoted tag: Werkzeug parses it to an empty ETags object.
+    response = client.patch(
+        f"/api/v1/users/{user['id']}", json={"full_name": "Overwritten"}, headers={"If-Match": '"1'}
+    )
+
+    assert response.status_code == 412
+    assert client.get(f"/api/v1/users/{user['id']}").get_json()["full_name"] == PAYLOAD["full_name"]
+
+
+@pytest.mark.postgres_only(reason="PostgreSQL detects the deadlock; SQLite serializes writers")
+def test_a_deadlock_is_a_409_not_a_503(live_server: LiveServer, db_session: Session) -> None:
+    routes.barrier["deadlock"] = threading.Barrier(2)
+
+    def send(order: tuple[str, str]) -> int:
+        first, second = order
+        path = f"/_test/insert-two-emails?first={first}&second={second}&barrier=deadlock"
+        return live_server.request("POST", path).status
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = sorted(
+            pool.map(send, [("x@example.com", "y@example.com"), ("y@example.com", "x@example.com")])
+        )
+
+    # One transaction is chosen as the deadlock victim; the other may then hit the
+    # victim's row or not, depending on timing: never a 503 "database unavailable".
+    assert statuses in ([201, 409], [409, 409])
+    assert (db_session.scalar(select(func.count()).select_from(User)) or 0) in (0, 2)

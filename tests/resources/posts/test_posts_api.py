@@ -511,3 +511,12 @@ def test_a_post_racing_its_authors_deletion_is_refused(
     assert response.status == 422
     assert set(response.json()["errors"]) == {"user_id"}
     assert _post_count(db_session) == 0
+
+
+def test_json_true_is_not_user_id_1(client: FlaskClient, create_user: Any) -> None:
+    create_user()  # id 1 exists, so a lenient parser would accept the post
+
+    response = client.post("/api/v1/posts", json={"title": "t", "content": "c", "user_id": True})
+
+    assert response.status_code == 422
+    assert "user_id" in response.get_json()["errors"]

@@ -193,3 +193,36 @@ def test_bulk_items_of_the_wrong_type_are_422(client: FlaskClient, db_session: S
         response = client.post("/api/v1/users/bulk", json={"items": items})
         assert response.status_code == 422, items
     assert _count_users(db_session) == 0
+
+
+def test_a_query_string_that_is_not_utf8_is_a_400_before_any_write(
+    production_client: FlaskClient, db_session: Session
+) -> None:
+    # A raw 0xFF, as WSGI servers that pass the request line through (latin-1) hand it over.
+    post = production_client.post("/api/v1/users", json=VALID, environ_overrides={"QUERY_STRING": "x=\xff"})
+    get = production_client.get("/api/v1/users", environ_overrides={"QUERY_STRING": "q=\xff"})
+
+    assert post.status_code == 400
+    assert get.status_code == 400
+    assert _count_users(db_session) == 0
+
+
+def test_if_match_with_empty_tags_is_a_failed_precondition_not_a_500(
+    client: FlaskClient, create_user: Any
+) -> None:
+    user = create_user()
+
+    response = client.patch(
+        f"/api/v1/users/{user['id']}", json={"full_name": "X"}, headers={"If-Match": '"", "", W/""'}
+    )
+
+    assert response.status_code == 412
+    assert client.get(f"/api/v1/users/{user['id']}").get_json()["full_name"] == user["full_name"]
+
+
+def test_ids_outside_the_column_range_are_404_for_every_method(client: FlaskClient) -> None:
+    for user_id in ("0", "2147483648", "99999999999999999999"):
+        path = f"/api/v1/users/{user_id}"
+        assert client.get(path).status_code == 404
+        assert client.patch(path, json={"full_name": "X"}).status_code == 404
+        assert client.delete(path).status_code == 404

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
+from webapp.core import passwords
 from webapp.resources.posts.model import Post
 from webapp.resources.users.model import User
 
@@ -252,3 +254,47 @@ def test_delete_answers_204_without_a_body_or_content_type(client: FlaskClient, 
     assert response.status_code == 204
     assert response.get_data() == b""
     assert "Content-Type" not in response.headers
+
+
+def test_bulk_create_hashes_every_password_before_its_first_statement(
+    client: FlaskClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No transaction (and on SQLite no write lock) may be held while scrypt runs.
+    hashed: list[str] = []
+    from werkzeug.security import generate_password_hash as real
+
+    def counting_hash(password: str, method: str) -> str:
+        hashed.append(password)
+        return real(password, method=method)
+
+    monkeypatch.setattr(passwords, "generate_password_hash", counting_hash)
+    hashes_done_at_statement: list[int] = []
+
+    def on_statement(*_args: object) -> None:
+        hashes_done_at_statement.append(len(hashed))
+
+    items = [{"email": f"h{n}@example.com", "full_name": "H", "password": "password123"} for n in range(12)]
+    event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        response = client.post("/api/v1/users/bulk", json={"items": items})
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+
+    assert response.status_code == 201
+    assert hashes_done_at_statement
+    assert hashes_done_at_statement[0] == 12
+
+
+def test_deleting_a_user_bumps_the_version_of_their_posts(
+    client: FlaskClient, create_user: Any, db_session: Session
+) -> None:
+    # The bump makes a concurrent PATCH of one of those posts fail (stale version)
+    # instead of writing to a post that has just been deleted.
+    user = create_user()
+    post = client.post(f"/api/v1/users/{user['id']}/posts", json={"title": "t", "content": ""}).get_json()
+
+    assert client.delete(f"/api/v1/users/{user['id']}").status_code == 204
+
+    stored = db_session.get(Post, post["id"])
+    assert stored is not None
+    assert stored.version == post["version"] + 1

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from tests.support import routes
 from tests.support.server import LiveServer
-from webapp.core.db import Database
+from webapp.core.db import Database, get_session
 from webapp.resources.users.model import User
 
 
@@ -234,3 +234,34 @@ def test_a_get_on_postgresql_sends_no_begin_or_commit(
     assert autocommit_at_each_statement[:writes_before] == [True] * writes_before
     assert writes_before == 3  # get; count + page
     assert not any(autocommit_at_each_statement[writes_before:])  # a write is one transaction
+
+
+def test_two_requests_interleaved_on_one_thread_get_two_sessions(app: Flask) -> None:
+    """What greenlets look like to a thread-local: two live requests on one OS thread."""
+    database = app.extensions["database"]
+    with app.test_request_context("/a"):
+        first = get_session()
+        with app.test_request_context("/b"):
+            second = get_session()
+            database.discard_request_session()
+        same_again = get_session()
+        database.discard_request_session()
+
+    assert first is not second
+    assert same_again is first
+
+
+def test_a_session_whose_close_fails_is_still_dropped_from_the_registry(app: Flask) -> None:
+    database = app.extensions["database"]
+    with app.test_request_context("/a"):
+        session = get_session()
+
+        def broken_close() -> None:
+            raise RuntimeError("connection already gone")
+
+        session.close = broken_close  # type: ignore[method-assign]
+        database.discard_request_session()
+        leaked = database.request_sessions.registry.has()
+        database.request_sessions.registry.clear()
+
+    assert not leaked

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
@@ -256,3 +257,45 @@ def test_head_of_a_missing_resource_is_a_bodiless_404_with_the_problem_type(clie
     assert response.status_code == 404
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.get_data() == b""
+
+
+def test_the_errors_member_appears_only_on_422(client: FlaskClient) -> None:
+    for url in ("/api/v1/users?sort=bogus", "/api/v1/users?per_page=abc", "/api/v1/users?cursor=x"):
+        body = client.get(url).get_json()
+        assert body["status"] == 400
+        assert "errors" not in body, url
+
+
+def test_a_body_the_server_cannot_read_is_a_400_not_a_500(production_client: FlaskClient) -> None:
+    """gunicorn raises its own ParseException (not OSError) on bad chunk framing."""
+    from gunicorn.http.errors import InvalidChunkSize
+
+    class BadChunks:
+        def read(self, *_args: object) -> bytes:
+            raise InvalidChunkSize(b"zz")
+
+        readline = read
+
+        def readinto(self, _buffer: object) -> int:
+            raise InvalidChunkSize(b"zz")
+
+    response = production_client.post(
+        "/api/v1/users",
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input": BadChunks(), "wsgi.input_terminated": True},
+    )
+
+    assert response.status_code == 400
+    assert response.content_type == "application/problem+json"
+
+
+def test_database_errors_never_carry_bound_parameters(engine: Engine) -> None:
+    """core/problems.py logs exceptions with exc_info; SQLAlchemy's text would list the values."""
+    stmt = insert(User).values(email="p@example.com", full_name="P", hashed_password="SECRET-HASH", version=1)
+    with engine.connect() as connection:
+        connection.execute(stmt)
+        with pytest.raises(DBAPIError) as raised:
+            connection.execute(stmt.values(id=1))
+        connection.rollback()
+
+    assert "SECRET-HASH" not in str(raised.value)

@@ -1,6 +1,6 @@
 """When a request may be re-run after a lost connection: safe method, connected, nothing written.
 
-The end-to-end behaviour is in tests/api/test_database_outages.py (PostgreSQL); this
+The end-to-end behaviour is in tests/core/test_database_outages.py (PostgreSQL); this
 checks each condition of the rule on real sessions, on any database.
 """
 
