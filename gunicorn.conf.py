@@ -50,9 +50,9 @@ limit_request_line = 8190
 limit_request_fields = 10000
 limit_request_field_size = 16384
 
-# Trust X-Forwarded-Proto only from the edge: on loopback that is nginx itself; in
-# docker compose the nginx container's address is not known in advance, so the compose
-# file sets FORWARDED_ALLOW_IPS to the private network (gunicorn is not published there).
+# Trust X-Forwarded-Proto only from the edge: on loopback that is nginx itself. In
+# docker compose the edge's address is not known in advance, so the compose file sets
+# FORWARDED_ALLOW_IPS="*" and instead lets no one but the edge reach gunicorn.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 # nginx writes the access log (with the request id, status and upstream time); the app
