@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: install run test lint format db-upgrade db-downgrade db-revision db-check fuzz clean up down pg-status seed bench bench-http bench-pagination
+.PHONY: install run test lint format db-upgrade db-downgrade db-revision db-check fuzz clean up down pg-status seed bench bench-http bench-pagination prod prod-down prod-status
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,19 @@ db-revision: install  ## autogenerate: make db-revision msg="add posts index"
 
 db-check: install  ## fails if the models and the migrations disagree
 	$(BIN)/flask db check
+
+# The edge's port; PORT given on the command line or in the environment wins
+# (PORT=5000 above is make run's default, not the edge's).
+PROD_PORT := $(if $(filter file,$(origin PORT)),8080,$(PORT))
+
+prod: install  ## gunicorn behind a buffering nginx on 127.0.0.1:8080 (PORT=...), migrated; see docs/deployment.md
+	@PORT=$(PROD_PORT) scripts/prod.sh up
+
+prod-down:  ## stop the nginx and gunicorn that make prod started
+	@scripts/prod.sh down
+
+prod-status:  ## are they running, and the URL (the script itself exits 3 when stopped)
+	@scripts/prod.sh status || true
 
 up:  ## a local PostgreSQL in .pgdata/ (no Docker); prints the DATABASE_URL to export
 	@scripts/pg-local.sh up

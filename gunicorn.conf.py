@@ -1,0 +1,76 @@
+"""gunicorn settings for serving behind the nginx edge (deploy/nginx/, docs/deployment.md).
+
+``gunicorn -c gunicorn.conf.py wsgi:app``; scripts/prod.sh and docker-compose.yml do so.
+Everything that differs between machines comes from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+
+import gunicorn.http.wsgi
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+# Loopback by default: only the edge may talk to gunicorn, since gunicorn answers
+# oversized or malformed requests itself with HTML and a slow client can hold its
+# threads. In a container, GUNICORN_BIND=0.0.0.0:8000 with the port unpublished.
+bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
+
+# gthread: a worker serves GUNICORN_THREADS requests at once and parks idle keep-alive
+# connections from nginx in a selector instead of a thread. Each thread may hold a
+# database connection, so give each worker DB_POOL_SIZE >= threads (README: workers x
+# 2 pools x (DB_POOL_SIZE + DB_MAX_OVERFLOW) <= max_connections).
+worker_class = "gthread"
+workers = _int_env("WEB_CONCURRENCY", 2)
+threads = _int_env("GUNICORN_THREADS", 4)
+
+# A request that runs longer than the longest database statement (DB_STATEMENT_TIMEOUT_MS,
+# 30 s) is stuck: the worker is killed and restarted. nginx waits 35 s (proxy_read_timeout),
+# so gunicorn gives up first and the edge's 504 stays a last resort.
+timeout = 30
+# On SIGTERM, requests in flight get this long to finish before workers are killed.
+graceful_timeout = 20
+# Idle keep-alive connections from nginx: longer than nginx keeps them (4 s, upstream
+# keepalive_timeout in edge.conf.template), so it is always nginx that closes one, never
+# gunicorn under a request nginx is writing.
+keepalive = 5
+
+# Parsing limits above the edge's (large_client_header_buffers 4 8k), so that whatever
+# nginx forwards fits and oversize requests are answered by nginx (problem+json), never
+# by gunicorn's HTML error pages. Measured (tests/topology): nginx forwards request
+# lines of up to 8190 bytes, gunicorn's maximum, and header lines of up to 8190 bytes,
+# which gunicorn's default field limit (8190, counted differently) refused with HTML.
+# Field count: nginx refuses well under 8,000 headers (32 KiB in all).
+limit_request_line = 8190
+limit_request_fields = 10000
+limit_request_field_size = 16384
+
+# Trust X-Forwarded-Proto only from the edge: on loopback that is nginx itself. In
+# docker compose the edge's address is not known in advance, so the compose file sets
+# FORWARDED_ALLOW_IPS="*" and instead lets no one but the edge reach gunicorn.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# nginx writes the access log (with the request id, status and upstream time); the app
+# writes one line per request itself. A third copy from gunicorn would only cost I/O.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+# gunicorn 25+ opens a control socket in $XDG_RUNTIME_DIR or ~/.gunicorn by default:
+# a second way to manage the workers, shared by every instance of the same user (the
+# test suite's and `make prod`'s would collide). Signals and the pid file suffice.
+control_socket_disable = True
+pidfile = os.environ.get("GUNICORN_PID_FILE") or None
+proc_name = "webapp"
+
+# gunicorn has no setting for its Server header; every response sends the name its
+# HTTP module imported from gunicorn/__init__.py. nginx drops an upstream's Server header
+# anyway, but whoever reaches gunicorn directly (a bind left open) should not learn the
+# server and its version to look up known parser bugs for. Workers fork after this file
+# runs, so they inherit the change.
+gunicorn.http.wsgi.SERVER = "webapp"

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# The production topology on this machine: gunicorn (gunicorn.conf.py) on loopback, and a
+# private nginx in front of it (deploy/nginx/) that buffers requests and answers the
+# errors it produces itself as problem+json. See docs/deployment.md.
+#   scripts/prod.sh up      install nginx if missing, migrate, start both, print the URL
+#   scripts/prod.sh down    stop both (nginx first, then gunicorn, each gracefully)
+#   scripts/prod.sh status  running or not, and the URL (exits 3 when stopped)
+# Settings come from the environment (and .env, as for `make run`): DATABASE_URL,
+# SECRET_KEY, WEB_CONCURRENCY, GUNICORN_THREADS, ... APP_ENV defaults to production.
+# Without SECRET_KEY (in the environment or .env) one is generated once into
+# RUN_DIR/secret_key. Ports: PORT (the edge, default 8080) and APP_PORT (gunicorn,
+# default 8000), both on 127.0.0.1. PROD_RUN_DIR moves the state folder (default .run/).
+# Messages go to stderr, the URL to stdout.
+set -euo pipefail
+
+PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN_DIR="${PROD_RUN_DIR:-$PROJECT_ROOT/.run}"
+VENV_BIN="${VENV_BIN:-$PROJECT_ROOT/.venv/bin}"
+NGINX_DIR="$RUN_DIR/nginx"
+STATE_FILE="$RUN_DIR/prod.env"
+GUNICORN_PID="$RUN_DIR/gunicorn.pid"
+NGINX_PID="$NGINX_DIR/nginx.pid"
+# Unprivileged user for nginx's workers when we run as root.
+NGINX_WORKER_USER="${NGINX_WORKER_USER:-nobody}"
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "prod: $*"; exit 1; }
+
+port_in_use() {
+  # bash's /dev/tcp connects only if something listens there.
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# "HTTP/1.1 200 ..." from a GET over bash's /dev/tcp: no curl needed.
+http_status() {
+  local port="$1" path="$2" line
+  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$path" >&3
+  IFS= read -r -t 5 line <&3 || line=""
+  exec 3<&- 3>&-
+  printf '%s\n' "$line" | awk '{print $2}'
+}
+
+# A pid from a file, only if that process is still the program we started (a stale file
+# may name a pid that the system has since given to something else).
+live_pid() {
+  local file="$1" program="$2" pid
+  [[ -f "$file" ]] || return 1
+  pid="$(tr -dc '0-9' <"$file")"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  ps -p "$pid" -o args= 2>/dev/null | grep -q "$program" || return 1
+  echo "$pid"
+}
+
+find_nginx() {
+  # Debian puts it in /usr/sbin, which is not on a normal user's PATH.
+  local candidate
+  for candidate in "${NGINX_BIN:-}" "$(command -v nginx 2>/dev/null || true)" /usr/sbin/nginx /usr/local/sbin/nginx; do
+    if [[ -n "$candidate" && -x "$candidate" ]]; then echo "$candidate"; return 0; fi
+  done
+  return 1
+}
+
+ensure_nginx() {
+  local bin
+  if bin="$(find_nginx)"; then echo "$bin"; return; fi
+  [[ "$(id -u)" == 0 ]] || die "nginx is not installed. Install it (Debian/Ubuntu: sudo apt-get install nginx;
+  macOS: brew install nginx) or set NGINX_BIN=/path/to/nginx."
+  command -v apt-get >/dev/null || die "nginx is not installed and there is no apt-get: install nginx, or set NGINX_BIN"
+  say "prod: installing nginx (Debian package; only its binary is used, /etc/nginx stays unused)"
+  # A stale package index is the usual reason an install fails on a fresh machine.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >&2 ||
+    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >&2; } ||
+    die "apt-get install nginx failed"
+  bin="$(find_nginx)" || die "nginx was installed but its binary is not found"
+  echo "$bin"
+}
+
+python_() { "$VENV_BIN/python" "$@"; }
+
+dotenv_has() {
+  [[ "${FLASK_SKIP_DOTENV:-}" =~ ^(1|true|yes)$ ]] && return 1
+  [[ -f "$PROJECT_ROOT/.env" ]] && grep -Eq "^[[:space:]]*(export[[:space:]]+)?$1=" "$PROJECT_ROOT/.env"
+}
+
+ensure_secret_key() {
+  [[ "$APP_ENV" == production ]] || return 0
+  [[ -n "${SECRET_KEY:-}" ]] && return 0
+  dotenv_has SECRET_KEY && return 0
+  local file="$RUN_DIR/secret_key"
+  if [[ ! -s "$file" ]]; then
+    (umask 077 && python_ -c 'import secrets; print(secrets.token_urlsafe(48))' >"$file")
+    say "prod: SECRET_KEY was not set; generated one into $file (kept across restarts;
+  set SECRET_KEY yourself for anything that outlives this machine)"
+  else
+    say "prod: SECRET_KEY not set; using the one in $file"
+  fi
+  SECRET_KEY="$(cat "$file")"
+  export SECRET_KEY
+}
+
+# ${NAME} -> value, for the names given; any ${...} left over is an error.
+render() {
+  local template="$1" out="$2" name text
+  shift 2
+  text="$(cat "$template")"
+  for name in "$@"; do
+    text="${text//\$\{$name\}/${!name}}"
+  done
+  if grep -q '\${[A-Z_]*}' <<<"$text"; then
+    die "$template: unrendered placeholder(s): $(grep -o '\${[A-Z_]*}' <<<"$text" | sort -u | tr '\n' ' ')"
+  fi
+  printf '%s\n' "$text" >"$out"
+}
+
+nginx_() {
+  "$NGINX" -p "$NGINX_DIR/" -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/error.log" "$@"
+}
+
+prepare_nginx() {
+  local tmp
+  mkdir -p "$NGINX_DIR/tmp"
+  for tmp in client_body proxy fastcgi uwsgi scgi; do mkdir -p "$NGINX_DIR/tmp/$tmp"; done
+  if [[ "$(id -u)" == 0 ]]; then
+    # Workers parse untrusted input: never as root. They write request bodies over
+    # 16 KiB into tmp/client_body, so that folder must be theirs and reachable.
+    local group
+    id "$NGINX_WORKER_USER" >/dev/null 2>&1 || die "no OS user $NGINX_WORKER_USER for nginx's workers (set NGINX_WORKER_USER)"
+    group="$(id -gn "$NGINX_WORKER_USER")"
+    chown -R "$NGINX_WORKER_USER:$group" "$NGINX_DIR/tmp"
+    runuser -u "$NGINX_WORKER_USER" -- test -w "$NGINX_DIR/tmp/client_body" ||
+      die "nginx's workers (user $NGINX_WORKER_USER) cannot reach $NGINX_DIR/tmp (is a parent folder private?);
+  set PROD_RUN_DIR=/some/folder/they/can/reach"
+    NGINX_USER_DIRECTIVE="user $NGINX_WORKER_USER $group;"
+  else
+    NGINX_USER_DIRECTIVE="# user: not root, the workers run as $(id -un)"
+  fi
+  NGINX_LISTEN="127.0.0.1:$PORT"
+  APP_UPSTREAM="127.0.0.1:$APP_PORT"
+  NGINX_ACCESS_LOG="$NGINX_DIR/access.log"
+  render "$PROJECT_ROOT/deploy/nginx/edge.conf.template" "$NGINX_DIR/edge.conf" \
+    NGINX_LISTEN APP_UPSTREAM NGINX_ACCESS_LOG
+  render "$PROJECT_ROOT/deploy/nginx/nginx.conf.template" "$NGINX_DIR/nginx.conf" \
+    NGINX_USER_DIRECTIVE RUN_DIR
+  nginx_ -t -q 2>&1 | sed 's/^/prod: /' >&2 || true
+  nginx_ -t -q >/dev/null 2>&1 || die "nginx rejects $NGINX_DIR/nginx.conf (see above)"
+}
+
+wait_for() {
+  local what="$1" port="$2" path="$3" pid_file="$4" program="$5" log="$6" status="" deadline
+  deadline=$((SECONDS + 15))
+  while ((SECONDS < deadline)); do
+    live_pid "$pid_file" "$program" >/dev/null || { sleep 0.1; live_pid "$pid_file" "$program" >/dev/null; } ||
+      { tail -20 "$log" >&2 || true; die "$what exited during start (log: $log)"; }
+    status="$(http_status "$port" "$path" 2>/dev/null || true)"
+    [[ "$status" == 200 ]] && return 0
+    sleep 0.1
+  done
+  tail -20 "$log" >&2 || true
+  die "$what did not answer 200 on $path within 15 s (last: ${status:-no answer}; log: $log)"
+}
+
+start_gunicorn() {
+  port_in_use "$APP_PORT" && die "127.0.0.1:$APP_PORT (APP_PORT, for gunicorn) is taken by another program"
+  say "prod: starting gunicorn on 127.0.0.1:$APP_PORT (log: $RUN_DIR/gunicorn.log)"
+  rm -f "$GUNICORN_PID"
+  # Detached from our session and our stdio, so it outlives make and a caller that
+  # reads our output to the end does not wait for it.
+  (
+    cd "$PROJECT_ROOT"
+    GUNICORN_BIND="127.0.0.1:$APP_PORT" GUNICORN_PID_FILE="$GUNICORN_PID" \
+      exec setsid "$VENV_BIN/gunicorn" -c "$PROJECT_ROOT/gunicorn.conf.py" wsgi:app \
+      </dev/null >>"$RUN_DIR/gunicorn.log" 2>&1
+  ) &
+  for _ in $(seq 1 50); do [[ -s "$GUNICORN_PID" ]] && break; sleep 0.1; done
+  wait_for gunicorn "$APP_PORT" /health "$GUNICORN_PID" gunicorn "$RUN_DIR/gunicorn.log"
+}
+
+start_nginx() {
+  port_in_use "$PORT" && die "127.0.0.1:$PORT (PORT, for nginx) is taken by another program"
+  say "prod: starting nginx on 127.0.0.1:$PORT ($("$NGINX" -v 2>&1 | sed 's/.*: //'); logs: $NGINX_DIR/)"
+  nginx_ </dev/null >>"$NGINX_DIR/error.log" 2>&1 || { tail -20 "$NGINX_DIR/error.log" >&2; die "nginx did not start"; }
+  wait_for nginx "$PORT" /health "$NGINX_PID" nginx "$NGINX_DIR/error.log"
+}
+
+stop_pid() {
+  local what="$1" pid="$2" signal="$3" seconds="$4"
+  kill "-$signal" "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 $((seconds * 10))); do
+    kill -0 "$pid" 2>/dev/null || { say "prod: stopped $what"; return 0; }
+    sleep 0.1
+  done
+  say "prod: $what (pid $pid) still running after ${seconds}s; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+load_state() {
+  # The ports of the running instance, so down/status need no arguments.
+  if [[ -f "$STATE_FILE" ]]; then
+    # shellcheck disable=SC1090
+    source "$STATE_FILE"
+  fi
+  PORT="${PORT:-8080}"
+  APP_PORT="${APP_PORT:-8000}"
+}
+
+cmd_up() {
+  mkdir -p "$RUN_DIR"
+  [[ -x "$VENV_BIN/gunicorn" ]] || die "no $VENV_BIN/gunicorn: run make install (make prod does)"
+  local gpid npid
+  gpid="$(live_pid "$GUNICORN_PID" gunicorn || true)"
+  npid="$(live_pid "$NGINX_PID" nginx || true)"
+  if [[ -n "$gpid" && -n "$npid" ]]; then
+    load_state
+    say "prod: already running (make prod-down stops it)"
+    echo "http://127.0.0.1:$PORT"
+    return 0
+  fi
+  [[ -z "$gpid$npid" ]] || { say "prod: half running; restarting both"; cmd_down; }
+
+  PORT="${PORT:-8080}"
+  APP_PORT="${APP_PORT:-8000}"
+  [[ "$PORT" != "$APP_PORT" ]] || die "PORT and APP_PORT must differ (both $PORT)"
+  export APP_ENV="${APP_ENV:-production}"
+  export FLASK_APP=wsgi
+  NGINX="$(ensure_nginx)"
+  ensure_secret_key
+  prepare_nginx
+  printf 'PORT=%q\nAPP_PORT=%q\n' "$PORT" "$APP_PORT" >"$STATE_FILE"
+
+  say "prod: migrating (APP_ENV=$APP_ENV; flask db upgrade)"
+  (cd "$PROJECT_ROOT" && mkdir -p instance && "$VENV_BIN/flask" db upgrade 2>&1 | sed 's/^/prod: /' >&2) ||
+    die "migration failed"
+  # Half a topology is worse than none: a failed start stops what did start.
+  trap 'status=$?; [[ $status == 0 ]] || cmd_down; exit $status' EXIT
+  start_gunicorn
+  start_nginx
+  trap - EXIT
+  say "prod: ready. Logs in $RUN_DIR/ (gunicorn.log, nginx/access.log, nginx/error.log); make prod-down stops it."
+  echo "http://127.0.0.1:$PORT"
+}
+
+cmd_down() {
+  local pid any=""
+  # nginx first: it stops accepting, finishes what it proxies, then gunicorn can go.
+  if pid="$(live_pid "$NGINX_PID" nginx)"; then
+    any=1
+    # QUIT: graceful, in-flight requests finish.
+    stop_pid nginx "$pid" QUIT 15
+  fi
+  if pid="$(live_pid "$GUNICORN_PID" gunicorn)"; then
+    any=1
+    # TERM: graceful, within graceful_timeout (gunicorn.conf.py, 20 s).
+    stop_pid gunicorn "$pid" TERM 25
+  fi
+  rm -f "$GUNICORN_PID"
+  [[ -n "$any" ]] || say "prod: not running"
+}
+
+cmd_status() {
+  local gpid npid
+  load_state
+  gpid="$(live_pid "$GUNICORN_PID" gunicorn || true)"
+  npid="$(live_pid "$NGINX_PID" nginx || true)"
+  if [[ -n "$gpid" ]]; then say "prod: gunicorn running (pid $gpid) on 127.0.0.1:$APP_PORT"; else say "prod: gunicorn stopped"; fi
+  if [[ -n "$npid" ]]; then say "prod: nginx running (pid $npid) on 127.0.0.1:$PORT"; else say "prod: nginx stopped"; fi
+  if [[ -n "$gpid" && -n "$npid" ]]; then
+    echo "http://127.0.0.1:$PORT"
+  else
+    return 3
+  fi
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *) say "usage: $0 up|down|status"; exit 2 ;;
+esac
