@@ -100,6 +100,20 @@ class Config:
         self.LOG_LEVEL: str = env.get("LOG_LEVEL", "INFO").upper()
         self.LOG_FORMAT: str = _choice(env, "LOG_FORMAT", "text", ("text", "json"))
         self.PASSWORD_HASH_METHOD: str = env.get("PASSWORD_HASH_METHOD", "scrypt:32768:8:1")
+        self.TOKEN_TTL_HOURS: float = _float(env, "TOKEN_TTL_HOURS", 24.0)
+        # Rate limits (Flask-Limiter's rate strings). Memory is per process; set a Redis
+        # URL so that every app instance counts against one shared limit.
+        self.RATELIMIT_ENABLED: bool = _bool(env, "RATELIMIT_ENABLED", True)
+        self.RATELIMIT_STORAGE_URI: str = env.get("RATELIMIT_STORAGE_URL") or "memory://"
+        self.RATELIMIT_SIGNUP: str = env.get("RATELIMIT_SIGNUP") or "20 per minute"
+        self.RATELIMIT_TOKEN_FAILURES_PER_EMAIL: str = (
+            env.get("RATELIMIT_TOKEN_FAILURES_PER_EMAIL") or "10 per 15 minutes"
+        )
+        self.RATELIMIT_TOKEN_FAILURES_PER_ADDRESS: str = (
+            env.get("RATELIMIT_TOKEN_FAILURES_PER_ADDRESS") or "30 per 15 minutes"
+        )
+        # How many proxies in front of the app set X-Forwarded-For (nginx: 1); 0 trusts none.
+        self.PROXY_FIX_X_FOR: int = _int(env, "PROXY_FIX_X_FOR", 0)
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in dir(self) if name.isupper()}
@@ -122,6 +136,8 @@ class TestingConfig(Config):
         )
         # Tests create hundreds of users; scrypt's 50 ms each would dominate the suite.
         self.PASSWORD_HASH_METHOD = env.get("PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000")
+        # Every test signs up from one address; the rate-limit tests turn limits on.
+        self.RATELIMIT_ENABLED = _bool(env, "RATELIMIT_ENABLED", False)
 
 
 class ProductionConfig(Config):

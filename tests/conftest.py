@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -19,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 import webapp.resources  # noqa: F401  -- every table is on Base.metadata
 from config import TestingConfig, normalize_database_url
+from tests.support.auth import CreatedUser, make_admin, sign_in
 from tests.support.faults import idle_in_transaction_count
 from tests.support.routes import testing_routes
 from tests.support.schema import reset_database
@@ -187,9 +189,10 @@ def user_payload() -> dict[str, str]:
 
 @pytest.fixture
 def create_user(client: FlaskClient):
+    """Sign up a user through the API and sign them in: ``user.auth`` holds their token."""
     counter = iter(range(1, 1_000_000))
 
-    def create(**fields: object) -> dict[str, object]:
+    def create(**fields: object) -> CreatedUser:
         number = next(counter)
         payload = {
             "email": f"user{number}@example.com",
@@ -199,7 +202,18 @@ def create_user(client: FlaskClient):
         }
         response = client.post("/api/v1/users", json=payload)
         assert response.status_code == 201, response.get_json()
-        body: dict[str, object] = response.get_json()
-        return body
+        user = CreatedUser(response.get_json())
+        user.password = str(payload["password"])
+        user.auth = sign_in(client, str(payload["email"]), user.password)
+        return user
 
     return create
+
+
+@pytest.fixture
+def admin_user(client: FlaskClient, create_user: Any, database: Database) -> CreatedUser:
+    """A signed-in admin (made as `flask users promote` makes one)."""
+    user: CreatedUser = create_user(email="admin@example.com", full_name="The Admin")
+    with database.new_session() as session:
+        make_admin(session, int(user["id"]))
+    return user

@@ -13,6 +13,7 @@ from datetime import timedelta
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import Engine, insert, text, update
 
+from webapp.core.auth import Principal, public
 from webapp.core.db import current_database, get_session
 from webapp.core.db.mixins import utcnow
 from webapp.core.http import if_match_versions
@@ -23,6 +24,10 @@ from webapp.resources.users.model import User
 from webapp.resources.users.service import UserService
 
 testing_routes = Blueprint("testing", __name__, url_prefix="/_test")
+
+# These routes test the transaction machinery, not who may call them: they are public,
+# and the services they call act as an admin.
+AN_ADMIN = Principal(user_id=0, is_admin=True, credential_id=0)
 
 # Lets a concurrency test hold several requests inside their views at once.
 barrier_lock = threading.Lock()
@@ -58,18 +63,21 @@ def _write_user(email: str) -> User:
 
 
 @testing_routes.post("/write-then-raise")
+@public
 def write_then_raise() -> Response:
     _write_user(request.args["email"])
     raise RuntimeError("boom after the write")
 
 
 @testing_routes.post("/write-then-error-status")
+@public
 def write_then_error_status() -> tuple[Response, int]:
     _write_user(request.args["email"])
     return jsonify(error="the view chose a 4xx after writing"), int(request.args.get("status", "422"))
 
 
 @testing_routes.post("/write-then-fail-at-commit")
+@public
 def write_then_fail_at_commit() -> tuple[Response, int]:
     """The view succeeds; the database refuses the transaction only at COMMIT."""
     user = _write_user(request.args["email"])
@@ -98,6 +106,7 @@ testing_routes.add_url_rule(
 
 
 @testing_routes.post("/idempotent/write-a-new-user")
+@public
 @idempotent
 def idempotent_write_a_new_user() -> tuple[Response, int]:
     """A write no unique column guards: only the idempotency key can stop a second row."""
@@ -106,6 +115,7 @@ def idempotent_write_a_new_user() -> tuple[Response, int]:
 
 
 @testing_routes.post("/idempotent/write-then-fail-at-commit")
+@public
 @idempotent
 def idempotent_write_then_fail_at_commit() -> tuple[Response, int]:
     """Fails at COMMIT only when asked by a header, which is not part of the fingerprint."""
@@ -115,6 +125,7 @@ def idempotent_write_then_fail_at_commit() -> tuple[Response, int]:
 
 
 @testing_routes.post("/idempotent/hold")
+@public
 @idempotent
 def idempotent_hold() -> tuple[Response, int]:
     response = write_user()
@@ -124,6 +135,7 @@ def idempotent_hold() -> tuple[Response, int]:
 
 
 @testing_routes.post("/idempotent/lose-the-key-race")
+@public
 @idempotent
 def idempotent_lose_the_key_race() -> tuple[Response, int]:
     """Another transaction stores this request's key while the view runs (PostgreSQL only)."""
@@ -184,6 +196,7 @@ def read_on_a_dying_connection() -> Response:
 
 
 @testing_routes.post("/write-then-lose-connection-before-commit")
+@public
 def write_then_lose_connection_before_commit() -> tuple[Response, int]:
     """The view wrote and flushed; the connection dies before the hook's COMMIT."""
     user = _write_user(request.args["email"])
@@ -200,6 +213,7 @@ def sleep_in_the_database() -> Response:
 
 
 @testing_routes.post("/users/<int:user_id>/update-behind-the-orms-back")
+@public
 def update_behind_the_orms_back(user_id: int) -> Response:
     """A concurrent writer's commit as the ORM meets it: the row's version moved on."""
     service = UserService(get_session())
@@ -210,17 +224,18 @@ def update_behind_the_orms_back(user_id: int) -> Response:
         .values(version=User.version + 1)
         .execution_options(synchronize_session=False)
     )
-    user = service.update(user_id, {"full_name": "Overwrites a newer version"}, if_match={seen.version})
+    user = service.update(user_id, {"full_name": "Overwrites a newer version"}, {seen.version}, AN_ADMIN)
     return jsonify(version=user.version)
 
 
 @testing_routes.patch("/users/<int:user_id>/rename-after-barrier")
+@public
 def rename_after_barrier(user_id: int) -> Response:
     """UserService.update with every racer holding the same version before anyone writes."""
     service = UserService(get_session())
     service.get(user_id)
     barrier[request.args["barrier"]].wait(timeout=10)
-    user = service.update(user_id, {"full_name": request.args["name"]}, if_match=if_match_versions())
+    user = service.update(user_id, {"full_name": request.args["name"]}, if_match_versions(), AN_ADMIN)
     return jsonify(version=user.version)
 
 
@@ -232,6 +247,7 @@ def write_in_a_get() -> Response:
 
 
 @testing_routes.post("/insert-two-emails")
+@public
 def insert_two_emails() -> Response:
     """Insert two users in the given order, pausing between them at a named barrier.
 

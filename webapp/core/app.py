@@ -5,13 +5,16 @@ from __future__ import annotations
 from flask import Flask
 from flask.typing import ResponseReturnValue
 from flask_migrate import Migrate
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.core import health, openapi
+from webapp.core.auth import enforce_authentication
 from webapp.core.db import Database
 from webapp.core.http import IdConverter, reject_undecodable_query_string
 from webapp.core.idempotency.cli import idempotency_cli
 from webapp.core.observability import configure_logging, register_request_logging
 from webapp.core.problems import register_error_handlers
+from webapp.core.ratelimits import install_rate_limits
 from webapp.core.read_retry import dispatch_with_read_retry
 from webapp.core.transactions import register_request_hooks
 
@@ -30,6 +33,10 @@ class CoreApp(Flask):
 def install_core(app: Flask, migrations_dir: str) -> Database:
     """Logging, the database and its request transaction, errors, health, OpenAPI, CLI."""
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+    if app.config.get("PROXY_FIX_X_FOR"):
+        # Behind a proxy every request comes from the proxy: trust its X-Forwarded-For
+        # (exactly that many hops) so rate limits count clients, not the proxy.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))  # type: ignore[method-assign]
 
     database = Database()
     database.init_app(app)
@@ -44,6 +51,8 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     # Before any rule is added: rules resolve their converters when registered.
     app.url_map.converters["id"] = IdConverter
     app.before_request(reject_undecodable_query_string)
+    app.before_request(enforce_authentication)
+    install_rate_limits(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.cli.add_command(idempotency_cli)

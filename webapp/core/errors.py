@@ -9,10 +9,16 @@ class DomainError(Exception):
     status = 400
     title = "Bad Request"
 
-    def __init__(self, detail: str, errors: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        errors: dict[str, list[str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        self.headers = headers or {}
 
 
 class InvalidRequest(DomainError):
@@ -38,3 +44,20 @@ class PreconditionFailed(DomainError):
 class ValidationFailed(DomainError):
     status = 422
     title = "Unprocessable Content"
+
+
+class Unauthenticated(DomainError):
+    """No valid bearer token where one is required (RFC 6750: with WWW-Authenticate)."""
+
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(DomainError):
+    status = 403
+    title = "Forbidden"
+
+
+class PreconditionRequired(DomainError):
+    status = 428
+    title = "Precondition Required"

@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 from werkzeug.routing import BaseConverter
 
-from webapp.core.errors import InvalidRequest, ValidationFailed
+from webapp.core.errors import InvalidRequest, PreconditionRequired, ValidationFailed
 from webapp.core.problems import flatten_messages
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,15 @@ def load_query(schema: Schema, ignore: frozenset[str] = frozenset()) -> Any:
 
 
 def if_match_versions() -> frozenset[int] | None:
-    """If-Match as the set of versions it accepts; None when absent or ``*``."""
+    """If-Match as the set of versions it accepts; None for ``*`` (any current version).
+
+    A change without If-Match is refused (428): a client must say which version it
+    saw, so a blind overwrite of someone's newer change cannot happen by omission.
+    """
     if "If-Match" not in request.headers:
-        return None
+        raise PreconditionRequired(
+            "Send If-Match with the ETag of the version you are changing (or * for any version)."
+        )
     if_match = request.if_match
     if if_match.star_tag:
         return None

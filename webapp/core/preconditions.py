@@ -8,7 +8,7 @@ from webapp.core.errors import PreconditionFailed
 
 
 def check_precondition(version: int, if_match: Collection[int] | None) -> None:
-    """If-Match semantics: None means no precondition; otherwise the version must be listed.
+    """If-Match semantics: None (``*``) accepts any version; otherwise the version must be listed.
 
     This only refuses a client that saw an older version. Two requests that both saw
     the current one are told apart by the ORM's ``version_id_col`` at flush (StaleDataError,

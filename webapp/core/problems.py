@@ -137,7 +137,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError) -> Response:
-        return problem(error.status, error.detail, errors=error.errors, title=error.title)
+        return problem(
+            error.status, error.detail, errors=error.errors, title=error.title, headers=error.headers
+        )
 
     @app.errorhandler(ValidationError)
     def validation_error(error: ValidationError) -> Response:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, delete, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import ExecutableOption
 
@@ -92,6 +93,22 @@ class Repository(Generic[ModelT]):
         """Set deleted_at (version-checked), and on every row whose model declared a
         soft-delete cascade from this one: one UPDATE per table, in this transaction."""
         soft_delete(self.session, instance, utcnow())
+
+    def delete_expired(self, now: datetime, batch_size: int) -> int:
+        """Hard-delete up to ``batch_size`` rows whose ``expires_at`` has passed, oldest first.
+
+        For models with an expiry (tokens): one short statement per batch, so a purge
+        under traffic holds its row locks briefly and keeps its progress if stopped.
+        """
+        oldest = (
+            select(self.model.id)
+            .where(self.model.expires_at <= now)
+            .order_by(self.model.expires_at)
+            .limit(batch_size)
+        )
+        stmt = delete(self.model).where(self.model.id.in_(oldest.scalar_subquery()))
+        result = self.session.execute(stmt.execution_options(synchronize_session=False))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def flush(self) -> None:
         """Send pending changes now, so constraint errors surface inside the service."""

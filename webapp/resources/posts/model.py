@@ -43,5 +43,10 @@ class Post(TimestampedMixin, SoftDeleteMixin, VersionedMixin, Base):
     )
     __mapper_args__: dict[str, Any] = {"version_id_col": VersionedMixin.version, "eager_defaults": True}
 
+    @property
+    def owner_id(self) -> int:
+        """A post belongs to its author (core/auth.py authorize_change)."""
+        return self.user_id
+
     def __repr__(self) -> str:
         return f"<Post id={self.id} user_id={self.user_id}>"

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, url_for
 
+from webapp.core.auth import require_principal
 from webapp.core.db import get_session
 from webapp.core.http import created_response, entity_response, if_match_versions, no_content, not_modified
 from webapp.core.idempotency.http import idempotent
@@ -61,7 +62,7 @@ def _created(post: Post) -> Response:
     response_headers=("Location", "ETag"),
 )
 def create_post(body: Any) -> Response:
-    return _created(_service().create(body))
+    return _created(_service().create(body, require_principal()))
 
 
 @bp.get("/posts")
@@ -84,13 +85,13 @@ def get_post(post_id: int) -> Response:
     summary="Change a post", tag="posts", body=PostUpdateSchema(), response=PostSchema(), conditional=True
 )
 def update_post(post_id: int, body: Any) -> Response:
-    return _entity(_service().update(post_id, body, if_match=if_match_versions()))
+    return _entity(_service().update(post_id, body, if_match_versions(), require_principal()))
 
 
 @bp.delete(f"/posts/{ID}")
 @operation(summary="Delete a post (soft) and its comments", tag="posts", status=204, conditional=True)
 def delete_post(post_id: int) -> Response:
-    _service().delete(post_id, if_match=if_match_versions())
+    _service().delete(post_id, if_match_versions(), require_principal())
     return no_content()
 
 
@@ -118,7 +119,7 @@ def list_user_posts(user_id: int, query: Any, page: PageRequest) -> Response:
     response_headers=("Location", "ETag"),
 )
 def create_user_post(user_id: int, body: Any) -> Response:
-    return _created(_service().create_for_user(user_id, body))
+    return _created(_service().create_for_user(user_id, body, require_principal()))
 
 
 resource = Resource(name="posts", blueprint=bp)

@@ -23,7 +23,10 @@ class UserPostCreateSchema(Schema):
 
 class PostCreateSchema(UserPostCreateSchema):
     # strict: JSON 7, not "7" (and marshmallow's strict Integer also refuses true/7.0).
-    user_id = EntityId(required=True)
+    # Optional: the caller is the author; only an admin may name another user.
+    user_id = EntityId(
+        metadata={"description": "The author; defaults to the caller (admins may name anyone)."}
+    )
 
 
 class PostUpdateSchema(Schema):

@@ -7,6 +7,7 @@ from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
+from webapp.core.auth import Principal, authorize_acting_as, authorize_change
 from webapp.core.errors import NotFound, ValidationFailed
 from webapp.core.lists import Page, PageRequest
 from webapp.core.preconditions import check_precondition
@@ -23,8 +24,8 @@ class PostContent(TypedDict):
     content: str
 
 
-class NewPost(PostContent):
-    user_id: int
+class NewPost(PostContent, total=False):
+    user_id: int  # the caller when absent
 
 
 class PostChanges(TypedDict, total=False):
@@ -49,15 +50,20 @@ class PostService:
         self.posts = PostRepository(session)
         self.users = UserRepository(session)
 
-    def create(self, data: NewPost) -> Post:
-        """A post by the user named in the body: a missing or deleted author is a 422."""
-        author = self.users.get_live_for_share(data["user_id"])
+    def create(self, data: NewPost, actor: Principal) -> Post:
+        """A post by the caller, or by the user the body names (admins only); a missing or
+        deleted author is a 422."""
+        user_id = data.get("user_id", actor.user_id)
+        authorize_acting_as(actor, user_id)
+        author = self.users.get_live_for_share(user_id)
         if author is None:
             raise ValidationFailed("The post's author does not exist.", errors={"user_id": [NO_LIVE_AUTHOR]})
         return self._add(author, data)
 
-    def create_for_user(self, user_id: int, data: PostContent) -> Post:
-        """A post by the user named in the path: a missing or deleted user is a 404."""
+    def create_for_user(self, user_id: int, data: PostContent, actor: Principal) -> Post:
+        """A post by the user named in the path (the caller, or anyone for an admin); a
+        missing or deleted user is a 404."""
+        authorize_acting_as(actor, user_id)
         author = self.users.get_live_for_share(user_id)
         if author is None:
             raise NotFound(f"User {user_id} does not exist.")
@@ -77,8 +83,11 @@ class PostService:
             raise NotFound(f"User {user_id} does not exist.")
         return self.posts.page(self.posts.filtered(user_id=user_id, **filters), request)
 
-    def update(self, post_id: int, changes: PostChanges, if_match: Collection[int] | None = None) -> Post:
+    def update(
+        self, post_id: int, changes: PostChanges, if_match: Collection[int] | None, actor: Principal
+    ) -> Post:
         post = self.get(post_id)
+        authorize_change(actor, post)
         check_precondition(post.version, if_match)
         for field in ("title", "content"):
             if field in changes:
@@ -86,10 +95,11 @@ class PostService:
         self.posts.flush()
         return post
 
-    def delete(self, post_id: int, if_match: Collection[int] | None = None) -> None:
+    def delete(self, post_id: int, if_match: Collection[int] | None, actor: Principal) -> None:
         """Soft delete: the row stays, with deleted_at set and the version bumped; its
         cascade (comments) goes with it."""
         post = self.get(post_id)
+        authorize_change(actor, post)
         check_precondition(post.version, if_match)
         self.posts.soft_delete(post)
 

@@ -23,6 +23,12 @@ class User(TimestampedMixin, SoftDeleteMixin, VersionedMixin, Base):
     full_name: Mapped[str] = mapped_column(String(200))
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
+    # Made with `flask users promote`, never through the API.
+    is_admin: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # A token is valid only while it carries the user's current generation: a password
+    # change, a deactivation or a delete bumps it, which revokes every token at once
+    # in the same UPDATE, without touching the tokens table.
+    token_generation: Mapped[int] = mapped_column(default=1, server_default=text("1"))
 
     __table_args__ = (
         # Unique among live users only, so a deleted user's email is free again;
@@ -45,6 +51,14 @@ class User(TimestampedMixin, SoftDeleteMixin, VersionedMixin, Base):
         trigram_index("ix_users_full_name_lower_trgm_live", "full_name"),
     )
     __mapper_args__: dict[str, Any] = {"version_id_col": VersionedMixin.version, "eager_defaults": True}
+
+    @property
+    def owner_id(self) -> int:
+        """A user owns their own row (core/auth.py authorize_change)."""
+        return self.id
+
+    def revoke_tokens(self) -> None:
+        self.token_generation += 1
 
     def __repr__(self) -> str:
         return f"<User id={self.id} email={self.email!r}>"

@@ -58,6 +58,7 @@ class UserRepository(Repository[User]):
         email: str | None = None,
         q: str | None = None,
         post_title: str | None = None,
+        q_matches_email: bool = False,
     ) -> Select[tuple[User]]:
         stmt = self.live()
         if is_active is not None:
@@ -65,7 +66,8 @@ class UserRepository(Repository[User]):
         if email is not None:
             stmt = stmt.where(func.lower(User.email) == email.lower())
         if q:
-            stmt = stmt.where(contains_text(User.email, q) | contains_text(User.full_name, q))
+            in_name = contains_text(User.full_name, q)
+            stmt = stmt.where(in_name | contains_text(User.email, q) if q_matches_email else in_name)
         if post_title:
             # EXISTS, not a JOIN: a user with many matching posts is listed once.
             stmt = stmt.where(

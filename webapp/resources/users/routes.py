@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
 from flask import Blueprint, Response, current_app, url_for
+from flask.cli import AppGroup
 
-from webapp.core.db import get_session
+from webapp.core.auth import current_principal, public, require_principal
+from webapp.core.db import get_session, unit_of_work
+from webapp.core.errors import NotFound
 from webapp.core.http import (
     created_response,
     entity_response,
@@ -19,6 +23,7 @@ from webapp.core.idempotency.http import idempotent
 from webapp.core.lists import PageRequest
 from webapp.core.lists.http import Listing, list_response
 from webapp.core.operations import operation
+from webapp.core.ratelimits import rate_limit
 from webapp.core.resource import Resource
 from webapp.resources.users.model import User
 from webapp.resources.users.schemas import (
@@ -38,7 +43,19 @@ ID = "<id:user_id>"  # see IdConverter: a 404, never a 405, for ids that cannot 
 USERS = Listing("users", UserService.lister)
 
 user_schema = UserSchema()
-users_schema = UserSchema(many=True)
+
+
+def _dump(user: User) -> dict[str, Any]:
+    """The representation the caller may see: the email only for the user and admins."""
+    body: dict[str, Any] = user_schema.dump(user)
+    viewer = current_principal()
+    if viewer is None or not (viewer.is_admin or viewer.user_id == user.id):
+        del body["email"]
+    return body
+
+
+def _dump_many(users: list[User]) -> list[dict[str, Any]]:
+    return [_dump(user) for user in users]
 
 
 def _service() -> UserService:
@@ -46,10 +63,12 @@ def _service() -> UserService:
 
 
 def _entity(user: User, status: int = 200) -> Response:
-    return entity_response(user_schema.dump(user), user.version, status)
+    return entity_response(_dump(user), user.version, status)
 
 
 @bp.post("/users")
+@public
+@rate_limit("RATELIMIT_SIGNUP")
 @idempotent
 @operation(
     summary="Create a user",
@@ -62,6 +81,7 @@ def _entity(user: User, status: int = 200) -> Response:
 )
 def create_user(body: Any) -> Response:
     user = _service().create(body)
+    # The new user is not the caller (sign-up needs no token), but the email is theirs.
     return created_response(user_schema.dump(user), user.version, url_for("users.get_user", user_id=user.id))
 
 
@@ -76,8 +96,8 @@ def create_user(body: Any) -> Response:
     problems=(409,),
 )
 def bulk_create_users(body: Any) -> Response:
-    users = _service().bulk_create(body["items"])
-    return json_response({"items": users_schema.dump(users)}, 201)
+    users = _service().bulk_create(body["items"], require_principal())
+    return json_response({"items": _dump_many(users)}, 201)
 
 
 @bp.get("/users")
@@ -85,7 +105,7 @@ def bulk_create_users(body: Any) -> Response:
     summary="List users", tag="users", query=UserListQuerySchema(), listing=USERS, response=UserListSchema()
 )
 def list_users(query: Any, page: PageRequest) -> Response:
-    return list_response(USERS, _service().list(query, page), page, users_schema.dump)
+    return list_response(USERS, _service().list(query, page, current_principal()), page, _dump_many)
 
 
 @bp.get(f"/users/{ID}")
@@ -105,14 +125,40 @@ def get_user(user_id: int) -> Response:
     problems=(409,),
 )
 def update_user(user_id: int, body: Any) -> Response:
-    return _entity(_service().update(user_id, body, if_match=if_match_versions()))
+    return _entity(_service().update(user_id, body, if_match_versions(), require_principal()))
 
 
 @bp.delete(f"/users/{ID}")
 @operation(summary="Delete a user (soft) and what is theirs", tag="users", status=204, conditional=True)
 def delete_user(user_id: int) -> Response:
-    _service().delete(user_id, if_match=if_match_versions())
+    _service().delete(user_id, if_match_versions(), require_principal())
     return no_content()
 
 
-resource = Resource(name="users", blueprint=bp)
+users_cli = AppGroup("users", help="Users.")
+
+
+@users_cli.command("promote")
+@click.argument("email")
+def promote(email: str) -> None:
+    """Make the user with this email an admin."""
+    _set_admin(email, True)
+
+
+@users_cli.command("demote")
+@click.argument("email")
+def demote(email: str) -> None:
+    """Take admin rights away from the user with this email."""
+    _set_admin(email, False)
+
+
+def _set_admin(email: str, is_admin: bool) -> None:
+    try:
+        with unit_of_work() as uow:
+            user = UserService(uow.session).set_admin(email.strip().lower(), is_admin)
+    except NotFound as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"{user.email} is {'now' if is_admin else 'no longer'} an admin.")
+
+
+resource = Resource(name="users", blueprint=bp, commands=(users_cli,))

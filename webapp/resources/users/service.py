@@ -8,7 +8,8 @@ from typing import NotRequired, TypedDict
 
 from sqlalchemy.orm import Session
 
-from webapp.core.errors import Conflict, NotFound, ValidationFailed
+from webapp.core.auth import Principal, authorize_change, require_admin
+from webapp.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from webapp.core.lists import Page, PageRequest
 from webapp.core.passwords import DEFAULT_METHOD, hash_password, hash_passwords
 from webapp.core.preconditions import check_precondition
@@ -51,8 +52,9 @@ class UserService:
         self.users.flush()
         return user
 
-    def bulk_create(self, items: Sequence[NewUser]) -> list[User]:
-        """All or nothing: any duplicate means nothing is written (one INSERT batch)."""
+    def bulk_create(self, items: Sequence[NewUser], actor: Principal) -> list[User]:
+        """Admins only. All or nothing: any duplicate means nothing is written (one INSERT batch)."""
+        require_admin(actor)
         emails = [item["email"] for item in items]
         repeated = {email for email, count in Counter(emails).items() if count > 1}
         if repeated:
@@ -96,26 +98,48 @@ class UserService:
             raise NotFound(f"User {user_id} does not exist.")
         return user
 
-    def list(self, filters: UserFilters, request: PageRequest) -> Page[User]:
-        return self.users.page(self.users.filtered(**filters), request)
+    def list(self, filters: UserFilters, request: PageRequest, viewer: Principal | None) -> Page[User]:
+        """Emails are searchable by admins only: ``email`` is refused, ``q`` leaves them out."""
+        is_admin = viewer is not None and viewer.is_admin
+        if "email" in filters and not is_admin:
+            raise Forbidden("Only an admin may filter users by email.")
+        return self.users.page(self.users.filtered(**filters, q_matches_email=is_admin), request)
 
-    def update(self, user_id: int, changes: UserChanges, if_match: Collection[int] | None = None) -> User:
+    def update(
+        self, user_id: int, changes: UserChanges, if_match: Collection[int] | None, actor: Principal
+    ) -> User:
+        """A user changes only themselves (admins anyone); a new password or a deactivation
+        revokes every token of the user in the same UPDATE."""
         user = self.get(user_id)
+        authorize_change(actor, user)
         check_precondition(user.version, if_match)
         for field in ("email", "full_name", "is_active"):
             if field in changes:
                 setattr(user, field, changes[field])
         if "password" in changes:
             user.hashed_password = hash_password(changes["password"], self.password_method)
+        if "password" in changes or changes.get("is_active") is False:
+            user.revoke_tokens()
         self.users.flush()
         return user
 
-    def delete(self, user_id: int, if_match: Collection[int] | None = None) -> None:
-        """Soft delete: the user and what cascades from them (their posts...), in one
-        transaction; the email is free again."""
+    def delete(self, user_id: int, if_match: Collection[int] | None, actor: Principal) -> None:
+        """Soft delete: the user, their tokens and what cascades from them (their posts...),
+        in one transaction; the email is free again."""
         user = self.get(user_id)
+        authorize_change(actor, user)
         check_precondition(user.version, if_match)
+        user.revoke_tokens()
         self.users.soft_delete(user)
+
+    def set_admin(self, email: str, is_admin: bool) -> User:
+        """`flask users promote/demote`: admins are never made through the API."""
+        user = self.users.get_by_email(email)
+        if user is None:
+            raise NotFound(f"No user has the email {email!r}.")
+        user.is_admin = is_admin
+        self.users.flush()
+        return user
 
     def _new_user(self, data: NewUser) -> User:
         return self._user_from(data, hash_password(data["password"], self.password_method))

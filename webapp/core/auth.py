@@ -1,0 +1,143 @@
+"""Who is calling: bearer tokens (RFC 6750) resolved to a Principal, and the ownership rule.
+
+Core knows no user or token table. A resource registers an ``Authenticator`` (the tokens
+resource does) and declares who owns each of its rows (``owner_id`` on the model);
+core parses the header, asks the authenticator once per request, and refuses writes
+that carry no valid token unless the route is declared public.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from flask import current_app, g, request
+from sqlalchemy.orm import Session
+
+from webapp.core.db import get_session
+from webapp.core.errors import Forbidden, Unauthenticated
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+REALM = 'Bearer realm="api"'
+# RFC 6750 2.1: b64token. Anything else in the header is a malformed request.
+_BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
+_MAX_TOKEN_LENGTH = 256
+_PRINCIPAL = "webapp_principal"
+
+ViewT = TypeVar("ViewT", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: a user, whether an admin, and the credential used."""
+
+    user_id: int
+    is_admin: bool
+    credential_id: int
+
+
+class Owned(Protocol):
+    """A row that belongs to one user: each resource's model says which (``owner_id``)."""
+
+    @property
+    def owner_id(self) -> int: ...
+
+
+class Authenticator(Protocol):
+    """Turns a presented token into a Principal, in the request's session; None if it is not valid."""
+
+    def authenticate(self, session: Session, token: str) -> Principal | None: ...
+
+
+def public(view: ViewT) -> ViewT:
+    """Mark a write route open to callers without a token (sign-up, token creation)."""
+    view.public = True  # type: ignore[attr-defined]
+    return view
+
+
+def is_public(view: Callable[..., Any]) -> bool:
+    return bool(getattr(view, "public", False))
+
+
+def _challenge(error: str | None = None, description: str | None = None) -> dict[str, str]:
+    value = REALM
+    if error:
+        value += f', error="{error}"'
+    if description:
+        value += f', error_description="{description}"'
+    return {"WWW-Authenticate": value}
+
+
+def _presented_token() -> str | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    match = _BEARER.match(header)
+    if match is None or len(match.group(1)) > _MAX_TOKEN_LENGTH:
+        raise Unauthenticated(
+            "The Authorization header must be 'Bearer <token>'.",
+            headers=_challenge("invalid_request", "malformed Authorization header"),
+        )
+    return match.group(1)
+
+
+def current_principal() -> Principal | None:
+    """The caller, or None when the request carries no token; a bad token is a 401.
+
+    Resolved once per request and only when asked: an anonymous read sends no extra
+    statement, and an authenticated request one (the token lookup).
+    """
+    if _PRINCIPAL in g:
+        found: Principal | None = g.get(_PRINCIPAL)
+        return found
+    token = _presented_token()
+    principal: Principal | None = None
+    if token is not None:
+        authenticator: Authenticator | None = current_app.extensions.get("authenticator")
+        principal = authenticator.authenticate(get_session(), token) if authenticator else None
+        if principal is None:
+            raise Unauthenticated(
+                "The bearer token is invalid, expired or revoked.",
+                headers=_challenge("invalid_token", "the token is invalid, expired or revoked"),
+            )
+    setattr(g, _PRINCIPAL, principal)
+    return principal
+
+
+def require_principal() -> Principal:
+    """The caller; a 401 with a challenge when the request carries no token."""
+    principal = current_principal()
+    if principal is None:
+        raise Unauthenticated(
+            "This request needs a bearer token (POST /api/v1/tokens).", headers=_challenge()
+        )
+    return principal
+
+
+def authorize_change(actor: Principal, owned: Owned) -> None:
+    """Only the owner or an admin may change a row; anyone else is a 403 (nothing is written)."""
+    if not actor.is_admin and actor.user_id != owned.owner_id:
+        raise Forbidden("Only its owner or an admin may change this.")
+
+
+def authorize_acting_as(actor: Principal, user_id: int) -> None:
+    """Writing on behalf of ``user_id`` (a post's author): only that user or an admin."""
+    if not actor.is_admin and actor.user_id != user_id:
+        raise Forbidden("You may only act as yourself.")
+
+
+def require_admin(actor: Principal) -> None:
+    if not actor.is_admin:
+        raise Forbidden("Only an admin may do this.")
+
+
+def enforce_authentication() -> None:
+    """before_request: every write needs a valid token unless its view is declared public."""
+    if request.method in SAFE_METHODS or request.endpoint is None:
+        return
+    view = current_app.view_functions.get(request.endpoint)
+    if view is None or is_public(view):
+        return
+    require_principal()

@@ -1,0 +1,113 @@
+"""Rate limits that hold across app instances (Flask-Limiter: memory by default, Redis by URL).
+
+Routes declare their limits with ``@rate_limit``; each app gets a Limiter of its own,
+which ``apply_rate_limits`` wraps around the declared views when a resource is
+registered. Limits are settings, read on each request. ``RATELIMIT_ENABLED=false``
+turns every limit off (load tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+ViewT = TypeVar("ViewT", bound=Callable[..., Any])
+
+TOO_MANY = "Too many attempts; retry after the number of seconds in Retry-After."
+
+
+@dataclass(frozen=True)
+class DeclaredLimit:
+    setting: str  # the config key holding the rate, e.g. "10 per 15 minutes"
+    key: Callable[[], str]
+    failures_only: bool
+
+
+def client_address() -> str:
+    """The client's address as the app sees it (behind a proxy: PROXY_FIX_X_FOR)."""
+    return get_remote_address()
+
+
+def body_field(name: str) -> Callable[[], str]:
+    """A key function: a JSON body field, lower-cased (an account's email); '' if absent."""
+
+    def key() -> str:
+        try:
+            data = json.loads(request.get_data(cache=True) or b"{}")
+        except (ValueError, RecursionError):
+            return ""
+        value = data.get(name) if isinstance(data, dict) else None
+        return value.strip().lower()[:320] if isinstance(value, str) else ""
+
+    return key
+
+
+def rate_limit(
+    setting: str, *, key: Callable[[], str] = client_address, failures_only: bool = False
+) -> Callable[[ViewT], ViewT]:
+    """Declare a limit on a route: the rate in ``setting``, counted per ``key``.
+
+    ``failures_only`` counts only 401 answers (wrong passwords); once the limit is
+    reached every attempt is refused until the window moves on, the right password too.
+    """
+
+    def declare(view: ViewT) -> ViewT:
+        declared: list[DeclaredLimit] = [
+            *getattr(view, "rate_limits", ()),
+            DeclaredLimit(setting, key, failures_only),
+        ]
+        view.rate_limits = declared  # type: ignore[attr-defined]
+        return view
+
+    return declare
+
+
+def declared_limits(view: Callable[..., Any]) -> list[DeclaredLimit]:
+    found: list[DeclaredLimit] = getattr(view, "rate_limits", [])
+    return found
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def _rate_of(setting: str) -> Callable[[], str]:
+    return lambda: str(current_app.config[setting])
+
+
+def install_rate_limits(app: Flask) -> Limiter:
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # A moving window: after a burst, attempts are refused for the whole window, not
+    # until a fixed boundary that may be a second away.
+    app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
+    # A storage outage must not take the API down with it: limits fail open, with a
+    # warning in the log, and fall back to per-process memory until storage is back.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    limiter = Limiter(key_func=client_address, default_limits=[], app=app)
+    app.extensions["webapp_limiter"] = limiter
+    return limiter
+
+
+def apply_rate_limits(app: Flask, blueprint_name: str) -> None:
+    """Wrap the blueprint's views that declared limits with this app's Limiter."""
+    limiter: Limiter = app.extensions["webapp_limiter"]
+    for endpoint, view in list(app.view_functions.items()):
+        if not endpoint.startswith(f"{blueprint_name}."):
+            continue
+        wrapped: Any = view
+        for declared in declared_limits(view):
+            wrapped = limiter.limit(
+                _rate_of(declared.setting),
+                key_func=declared.key,
+                scope=declared.setting,
+                deduct_when=_failed if declared.failures_only else None,
+                error_message=TOO_MANY,
+            )(wrapped)
+        app.view_functions[endpoint] = wrapped

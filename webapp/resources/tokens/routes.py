@@ -1,0 +1,83 @@
+"""Tokens routes: sign in (POST /tokens) and sign out (DELETE /tokens/current)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import click
+from flask import Blueprint, Response, current_app
+from flask.cli import AppGroup
+
+from webapp.core.auth import public, require_principal
+from webapp.core.db import get_session, unit_of_work
+from webapp.core.db.mixins import utcnow
+from webapp.core.http import json_response, no_content
+from webapp.core.operations import operation
+from webapp.core.ratelimits import body_field, rate_limit
+from webapp.core.resource import Resource
+from webapp.resources.tokens.schemas import TokenCreateSchema, TokenSchema
+from webapp.resources.tokens.service import TokenAuthenticator, TokenService
+
+bp = Blueprint("tokens", __name__, url_prefix="/api/v1")
+
+token_schema = TokenSchema()
+
+
+def _service() -> TokenService:
+    return TokenService(
+        get_session(),
+        ttl=timedelta(hours=current_app.config["TOKEN_TTL_HOURS"]),
+        password_method=current_app.config["PASSWORD_HASH_METHOD"],
+    )
+
+
+# Not @idempotent: a replay would have to store the token itself, and a retried sign-in
+# that issues a second token harms no one.
+@bp.post("/tokens")
+@public
+@rate_limit("RATELIMIT_TOKEN_FAILURES_PER_EMAIL", key=body_field("email"), failures_only=True)
+@rate_limit("RATELIMIT_TOKEN_FAILURES_PER_ADDRESS", failures_only=True)
+@operation(
+    summary="Sign in: a bearer token for an email and password",
+    tag="tokens",
+    body=TokenCreateSchema(),
+    response=TokenSchema(),
+    status=201,
+    problems=(401, 429),
+)
+def create_token(body: Any) -> Response:
+    issued = _service().issue(body["email"], body["password"])
+    response = json_response(token_schema.dump(issued), 201)
+    # RFC 6749 5.1: an answer that carries a credential must not be stored by caches.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.delete("/tokens/current")
+@operation(summary="Sign out: revoke the token this request carries", tag="tokens", status=204)
+def delete_current_token() -> Response:
+    _service().revoke(require_principal())
+    return no_content()
+
+
+tokens_cli = AppGroup("tokens", help="Access tokens.")
+
+
+@tokens_cli.command("purge")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True)
+def purge_expired_tokens(batch_size: int) -> None:
+    """Delete expired tokens (safe to run from cron)."""
+    now = utcnow()
+    total = 0
+    while True:
+        # One short transaction per batch, like `flask idempotency purge`.
+        with unit_of_work() as uow:
+            deleted = TokenService(uow.session).purge_expired(now, batch_size)
+        total += deleted
+        if deleted < batch_size:
+            break
+    click.echo(f"Purged {total} expired token(s).")
+
+
+resource = Resource(name="tokens", blueprint=bp, commands=(tokens_cli,), authenticator=TokenAuthenticator())

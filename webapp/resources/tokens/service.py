@@ -1,0 +1,89 @@
+"""Token use cases: sign in with email and password, sign out, and authenticate a bearer token."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+
+from sqlalchemy.orm import Session
+
+from webapp.core.auth import Principal
+from webapp.core.db.mixins import utcnow
+from webapp.core.errors import Unauthenticated
+from webapp.core.passwords import DEFAULT_METHOD, hash_password, verify_password
+from webapp.resources.tokens.model import AccessToken
+from webapp.resources.tokens.repository import TokenRepository
+from webapp.resources.users.repository import UserRepository
+
+# One answer for every failed sign-in: which part was wrong is not for a stranger to learn.
+BAD_CREDENTIALS = "The email or password is wrong, or the account is not active."
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@cache
+def _decoy_hash(method: str) -> str:
+    # Verified when the email is unknown, so that answer costs the same hashing time as
+    # a wrong password: timing tells no one which emails have accounts.
+    return hash_password(secrets.token_urlsafe(16), method)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+    token_type: str = "Bearer"
+
+
+class TokenService:
+    def __init__(
+        self, session: Session, *, ttl: timedelta = timedelta(hours=24), password_method: str = DEFAULT_METHOD
+    ) -> None:
+        self.tokens = TokenRepository(session)
+        self.users = UserRepository(session)
+        self.ttl = ttl
+        self.password_method = password_method
+
+    def issue(self, email: str, password: str) -> IssuedToken:
+        """A new token for a live, active user whose password matches; else one 401 for all cases."""
+        user = self.users.get_by_email(email)
+        hashed = user.hashed_password if user is not None else _decoy_hash(self.password_method)
+        password_ok = verify_password(hashed, password)
+        if user is None or not password_ok or not user.is_active:
+            raise Unauthenticated(BAD_CREDENTIALS)
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        expires_at = now + self.ttl
+        self.tokens.add(
+            AccessToken(
+                user_id=user.id,
+                token_hash=token_hash(token),
+                generation=user.token_generation,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        self.tokens.flush()
+        return IssuedToken(token=token, expires_at=expires_at)
+
+    def revoke(self, principal: Principal) -> None:
+        self.tokens.revoke(principal.credential_id, utcnow())
+
+    def purge_expired(self, now: datetime, batch_size: int) -> int:
+        return self.tokens.delete_expired(now, batch_size)
+
+
+class TokenAuthenticator:
+    """core/auth.py's Authenticator: a bearer token -> Principal, in one statement."""
+
+    def authenticate(self, session: Session, token: str) -> Principal | None:
+        row = TokenRepository(session).holder(token_hash(token), utcnow())
+        if row is None:
+            return None
+        token_id, user_id, is_admin = row
+        return Principal(user_id=user_id, is_admin=bool(is_admin), credential_id=token_id)
