@@ -270,8 +270,15 @@ reserve_pool_timeout = 3
 ;; primary, the rest stays for direct connections (migrations, admin, replication).
 max_db_connections = 25
 ;; A client waiting longer than this for a server gets an error instead of hanging its
-;; worker: overload becomes fast 503s, not a stalled fleet.
-query_wait_timeout = 15
+;; worker: overload becomes fast 503s, not a stalled fleet. It is also how long a query
+;; hangs while the primary is down: connecting to PgBouncer succeeds, and the first
+;; clients wait here for a server login that keeps failing (later ones, within
+;; server_login_retry of a failure, are refused at once). The default, 120 s, would hang
+;; /health and every worker; 5 s matches the app's DB_POOL_TIMEOUT.
+query_wait_timeout = 5
+;; After a failed server login PgBouncer waits this long before the next attempt (default
+;; 15 s), so a primary that is back stays unused for up to that long: retry every second.
+server_login_retry = 1
 ;; JDBC-style drivers send it; it only changes float text output, so dropping it is
 ;; harmless. NOT options: ignoring that would drop -c statement_timeout silently.
 ignore_startup_parameters = extra_float_digits
