@@ -200,3 +200,40 @@ def test_up_again_leaves_the_running_cluster_alone(cluster: Cluster, primary: An
     assert f"export DATABASE_URL={cluster.bouncer_url}" in again.stdout.splitlines()
     assert "already running" in again.stderr
     assert scalar(primary, "SELECT pg_postmaster_start_time()") == started_at
+
+
+def test_a_primary_outage_through_pgbouncer_fails_in_seconds_and_heals(
+    cluster: Cluster, wait_until: Callable[..., float]
+) -> None:
+    # Last in the file: the replica's WAL receiver takes a few seconds to reconnect after.
+    cluster.run("stop-primary")
+    try:
+        # Connecting to PgBouncer succeeds; the query waits for a server login that keeps
+        # failing, until query_wait_timeout (5 s), never the default 120 s. The error text
+        # depends on whether PgBouncer still had the server's parameters cached.
+        start = time.monotonic()
+        with pytest.raises(psycopg2.OperationalError):
+            connection = cluster.connect(cluster.bouncer_url)
+            try:
+                scalar(connection, "SELECT 1")
+            finally:
+                connection.close()
+        assert time.monotonic() - start < 8
+    finally:
+        cluster.run("start-primary")
+
+    # Until server_login_retry (1 s) has passed since the last failed login, PgBouncer
+    # refuses clients at once; then the primary that is back is used again.
+    def answers() -> bool:
+        try:
+            connection = cluster.connect(cluster.bouncer_url)
+        except psycopg2.OperationalError:
+            return False
+        try:
+            return bool(scalar(connection, "SELECT 1") == 1)
+        except psycopg2.OperationalError:
+            return False
+        finally:
+            connection.close()
+
+    assert wait_until(answers, timeout=3, what="PgBouncer using the restarted primary") < 3
