@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: install run test lint format db-upgrade db-downgrade db-revision db-check fuzz clean up down pg-status seed bench bench-http bench-pagination prod prod-down prod-status
+.PHONY: install run test lint format db-upgrade db-downgrade db-revision db-check fuzz clean up down pg-status cluster-up cluster-down cluster-status seed bench bench-http bench-pagination prod prod-down prod-status
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,15 @@ down:  ## stop the local PostgreSQL (its data stays in .pgdata/)
 
 pg-status:  ## is the local PostgreSQL running, and its URL (the script itself exits 3 when stopped)
 	@scripts/pg-local.sh status || true
+
+cluster-up:  ## primary + streaming replica + PgBouncer in .cluster/ (no Docker); prints the URLs to export
+	@scripts/cluster.sh up
+
+cluster-down:  ## stop PgBouncer, the replica and the primary (their data stays in .cluster/)
+	@scripts/cluster.sh down
+
+cluster-status:  ## which parts of the local cluster run (the script itself exits 3 when one is stopped)
+	@scripts/cluster.sh status || true
 
 seed: install  ## demo data: make seed users=1000 posts=10
 	$(BIN)/flask seed --users $(or $(users),100) --posts-per-user $(or $(posts),5)
