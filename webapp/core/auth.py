@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from flask import current_app, g, request
+from flask import current_app, request
 from sqlalchemy.orm import Session
 
 from webapp.core.db import get_session
@@ -24,7 +24,7 @@ REALM = 'Bearer realm="api"'
 # RFC 6750 2.1: b64token. Anything else in the header is a malformed request.
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
 _MAX_TOKEN_LENGTH = 256
-_PRINCIPAL = "webapp_principal"
+_PRINCIPAL = "webapp.principal"
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
@@ -89,8 +89,11 @@ def current_principal() -> Principal | None:
     Resolved once per request and only when asked: an anonymous read sends no extra
     statement, and an authenticated request one (the token lookup).
     """
-    if _PRINCIPAL in g:
-        found: Principal | None = g.get(_PRINCIPAL)
+    # Kept in the WSGI environ, not flask.g: g belongs to the app context, which a test
+    # (or a CLI command) may keep open across several requests.
+    environ = request.environ
+    if _PRINCIPAL in environ:
+        found: Principal | None = environ[_PRINCIPAL]
         return found
     token = _presented_token()
     principal: Principal | None = None
@@ -102,7 +105,7 @@ def current_principal() -> Principal | None:
                 "The bearer token is invalid, expired or revoked.",
                 headers=_challenge("invalid_token", "the token is invalid, expired or revoked"),
             )
-    setattr(g, _PRINCIPAL, principal)
+    environ[_PRINCIPAL] = principal
     return principal
 
 
@@ -134,7 +137,11 @@ def require_admin(actor: Principal) -> None:
 
 
 def enforce_authentication() -> None:
-    """before_request: every write needs a valid token unless its view is declared public."""
+    """before_request: a presented token is checked on every request (a dead one is a 401,
+    even on a read); a write without one is refused unless its view is declared public."""
+    if "Authorization" in request.headers:
+        current_principal()
+        return
     if request.method in SAFE_METHODS or request.endpoint is None:
         return
     view = current_app.view_functions.get(request.endpoint)
