@@ -1,0 +1,1 @@
+"""The comments resource: model, schemas, repository, service, routes."""

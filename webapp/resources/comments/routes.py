@@ -1,0 +1,93 @@
+"""Comments routes, a post's comments (/posts/{id}/comments) included: parse (declared in
+@operation), call CommentService, serialize. Nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, url_for
+
+from webapp.core.auth import require_principal
+from webapp.core.db import get_session
+from webapp.core.http import created_response, entity_response, if_match_versions, no_content, not_modified
+from webapp.core.idempotency.http import idempotent
+from webapp.core.lists import PageRequest
+from webapp.core.lists.http import Listing, list_response
+from webapp.core.operations import operation
+from webapp.core.resource import Resource
+from webapp.resources.comments.model import Comment
+from webapp.resources.comments.schemas import (
+    CommentCreateSchema,
+    CommentListSchema,
+    CommentSchema,
+    CommentUpdateSchema,
+)
+from webapp.resources.comments.service import CommentService
+
+bp = Blueprint("comments", __name__, url_prefix="/api/v1")
+
+ID = "<id:comment_id>"  # see IdConverter: a 404, never a 405, for ids that cannot exist
+POST_ID = "<id:post_id>"
+COMMENTS = Listing("comments", CommentService.lister)
+
+comment_schema = CommentSchema()
+comments_schema = CommentSchema(many=True)
+
+
+def _service() -> CommentService:
+    return CommentService(get_session())
+
+
+def _entity(comment: Comment, status: int = 200) -> Response:
+    return entity_response(comment_schema.dump(comment), comment.version, status)
+
+
+@bp.post(f"/posts/{POST_ID}/comments")
+@idempotent
+@operation(
+    summary="Comment on a post",
+    tag="comments",
+    body=CommentCreateSchema(),
+    response=CommentSchema(),
+    status=201,
+    response_headers=("Location", "ETag"),
+)
+def create_comment(post_id: int, body: Any) -> Response:
+    comment = _service().create(post_id, body, require_principal())
+    location = url_for("comments.get_comment", comment_id=comment.id)
+    return created_response(comment_schema.dump(comment), comment.version, location)
+
+
+@bp.get(f"/posts/{POST_ID}/comments")
+@operation(summary="List a post's comments", tag="comments", listing=COMMENTS, response=CommentListSchema())
+def list_post_comments(post_id: int, page: PageRequest) -> Response:
+    return list_response(COMMENTS, _service().list_for_post(post_id, page), page, comments_schema.dump)
+
+
+@bp.get(f"/comments/{ID}")
+@operation(summary="Get a comment", tag="comments", response=CommentSchema(), conditional=True)
+def get_comment(comment_id: int) -> Response:
+    comment = _service().get(comment_id)
+    return not_modified(comment.version) or _entity(comment)
+
+
+@bp.patch(f"/comments/{ID}")
+@operation(
+    summary="Change a comment",
+    tag="comments",
+    body=CommentUpdateSchema(),
+    response=CommentSchema(),
+    conditional=True,
+)
+def update_comment(comment_id: int, body: Any) -> Response:
+    return _entity(_service().update(comment_id, body, if_match_versions(), require_principal()))
+
+
+@bp.delete(f"/comments/{ID}")
+@operation(summary="Delete a comment (soft)", tag="comments", status=204, conditional=True)
+def delete_comment(comment_id: int) -> Response:
+    _service().delete(comment_id, if_match_versions(), require_principal())
+    return no_content()
+
+
+resource = Resource(name="comments", blueprint=bp)
