@@ -47,10 +47,13 @@ class ValidationFailed(DomainError):
 
 
 class Unauthenticated(DomainError):
-    """No valid bearer token where one is required (RFC 6750: with WWW-Authenticate)."""
+    """No valid credentials where they are required; a 401 always carries a challenge."""
 
     status = 401
     title = "Unauthorized"
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, headers=headers or {"WWW-Authenticate": 'Bearer realm="api"'})
 
 
 class Forbidden(DomainError):
