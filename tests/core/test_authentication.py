@@ -220,8 +220,9 @@ def test_a_change_without_if_match_is_428_and_writes_nothing(
     response = client.open(f"/api/v1/{resource}/{target['id']}", method=method, json={}, headers=ada.auth)
 
     assert response.status_code == 428
-    model: type[User | Post] = User if resource == "users" else Post
-    stored = db_session.get(model, target["id"])
+    stored: User | Post | None = (
+        db_session.get(User, target["id"]) if resource == "users" else db_session.get(Post, target["id"])
+    )
     assert stored is not None
     assert (stored.version, stored.deleted_at) == (1, None)
 
