@@ -88,3 +88,22 @@ def test_post_routes_document_the_idempotency_key(client: FlaskClient) -> None:
         assert any(p["name"] == "Idempotency-Key" for p in post["parameters"]), path
         assert {"400", "409", "422"} <= set(post["responses"])
         assert "Idempotent-Replayed" in post["responses"]["201"]["headers"]
+
+
+def test_writes_declare_the_bearer_scheme_and_the_answers_authentication_adds(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    scheme = spec["components"]["securitySchemes"]["bearerAuth"]
+    patch_user = spec["paths"]["/api/v1/users/{user_id}"]["patch"]
+    sign_up = spec["paths"]["/api/v1/users"]["post"]
+    sign_in = spec["paths"]["/api/v1/tokens"]["post"]
+    get_user = spec["paths"]["/api/v1/users/{user_id}"]["get"]
+
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert patch_user["security"] == [{"bearerAuth": []}]
+    assert {"401", "403", "428"} <= set(patch_user["responses"])
+    assert {} in sign_up["security"]
+    assert "429" in sign_up["responses"]
+    assert "429" in sign_in["responses"]
+    assert "Retry-After" in sign_in["responses"]["429"]["headers"]
+    assert {} in get_user["security"]
+    assert "401" in get_user["responses"]

@@ -11,9 +11,11 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, Response, abort, current_app, send_from_directory
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
+from webapp.core.auth import SAFE_METHODS, is_public
 from webapp.core.http import json_response
 from webapp.core.lists import MAX_PER_PAGE
 from webapp.core.operations import Operation, declared_operation
+from webapp.core.ratelimits import declared_limits
 
 bp = Blueprint("openapi", __name__)
 
@@ -83,6 +85,10 @@ _PROBLEM_DESCRIPTIONS = {
     413: "Body larger than the configured limit.",
     415: "Body without a JSON content type.",
     422: "The body failed validation; `errors` names the fields.",
+    401: "No valid bearer token: missing, malformed, unknown, expired or revoked.",
+    403: "Authenticated, but not allowed: not the owner, not an admin.",
+    428: "PATCH and DELETE need If-Match: the ETag of the version being changed, or *.",
+    429: "Too many attempts; retry after Retry-After seconds.",
     503: "The database is unavailable; retry after Retry-After seconds.",
 }
 
@@ -106,6 +112,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         info={"description": API_DESCRIPTION},
     )
     spec.components.schema("Problem", _PROBLEM_SCHEMA)
+    spec.components.security_scheme("bearerAuth", _BEARER_SCHEME)
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions[rule.endpoint]
         op = declared_operation(view)
@@ -114,13 +121,40 @@ def build_spec(app: Flask) -> dict[str, Any]:
         idempotent = bool(getattr(view, "idempotent", False))
         path, path_params = _openapi_path(rule.rule)
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
-        spec.path(
-            path=path,
-            operations={
-                method.lower(): _operation(op, method, path_params, idempotent) for method in methods
-            },
-        )
+        operations = {}
+        for method in methods:
+            operation = _operation(op, method, path_params, idempotent)
+            _add_access_rules(operation, view, method, conditional=op.conditional)
+            operations[method.lower()] = operation
+        spec.path(path=path, operations=operations)
     return spec.to_dict()
+
+
+_BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A token from POST /api/v1/tokens. Every write needs one except sign-up and "
+    "sign-in; on a read it identifies the caller (a user sees their own email).",
+}
+
+
+def _add_access_rules(operation: dict[str, Any], view: Any, method: str, *, conditional: bool) -> None:
+    """Security and the 401/403/428/429 answers, from what the view declares (core/auth.py,
+    core/ratelimits.py), so the document says exactly what the request path enforces."""
+    responses = operation["responses"]
+    writes = method not in SAFE_METHODS
+    if writes and not is_public(view):
+        operation["security"] = [{"bearerAuth": []}]
+        responses.setdefault("403", _problem(403))
+    else:
+        # Open, but a token that is sent is checked: {} makes it optional.
+        operation["security"] = [{}, {"bearerAuth": []}]
+    responses.setdefault("401", _problem(401))
+    if conditional and method in {"PATCH", "DELETE"}:
+        responses.setdefault("428", _problem(428))
+    if declared_limits(view):
+        responses.setdefault("429", _problem(429))
+    operation["responses"] = dict(sorted(responses.items()))
 
 
 def _openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
@@ -174,8 +208,15 @@ def _problem(status: int) -> dict[str, Any]:
         "description": _PROBLEM_DESCRIPTIONS.get(status, "Error."),
         "content": {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
-    if status == 503:
+    if status in {503, 429}:
         response["headers"] = {"Retry-After": _HEADERS["Retry-After"]}
+    if status == 401:
+        response["headers"] = {
+            "WWW-Authenticate": {
+                "description": 'Bearer realm="api", with error= when a token was sent.',
+                "schema": {"type": "string"},
+            }
+        }
     return response
 
 
@@ -285,6 +326,7 @@ _DOCS_PAGE = """<!doctype html>
       dom_id: "#swagger-ui",
       presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
       layout: "StandaloneLayout",
+      persistAuthorization: true,
       deepLinking: true
     });
   </script>

@@ -102,7 +102,12 @@ def bulk_create_users(body: Any) -> Response:
 
 @bp.get("/users")
 @operation(
-    summary="List users", tag="users", query=UserListQuerySchema(), listing=USERS, response=UserListSchema()
+    summary="List users",
+    tag="users",
+    query=UserListQuerySchema(),
+    listing=USERS,
+    response=UserListSchema(),
+    problems=(403,),
 )
 def list_users(query: Any, page: PageRequest) -> Response:
     return list_response(USERS, _service().list(query, page, current_principal()), page, _dump_many)
