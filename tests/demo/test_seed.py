@@ -118,3 +118,14 @@ def test_a_password_shorter_than_the_apis_minimum_is_refused(app: Flask, db_sess
     assert result.exit_code == 2
     assert "--password" in result.output
     assert _count(db_session, User) == 0
+
+
+def test_the_printed_demo_login_signs_in(app: Flask, client: FlaskClient) -> None:
+    result = app.test_cli_runner().invoke(args=["seed", "--users", "3", "--posts-per-user", "1"])
+    line = next(line for line in result.output.splitlines() if line.startswith("Demo login: "))
+    email, password = line.removeprefix("Demo login: ").split(" (")[0].split(" / ")
+
+    response = client.post("/api/v1/tokens", json={"email": email, "password": password})
+
+    assert response.status_code == 201
+    assert password == DEMO_PASSWORD

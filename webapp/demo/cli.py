@@ -55,3 +55,8 @@ def seed_command(
         f"({result.statements} SQL statements, {result.sql_seconds:.1f} s in the database). "
         f"Every demo user's password is {password!r}."
     )
+    if result.demo_email:
+        click.echo(
+            f"Demo login: {result.demo_email} / {password} "
+            f"(POST /api/v1/tokens with that email and password gives a bearer token)."
+        )

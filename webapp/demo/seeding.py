@@ -29,6 +29,8 @@ class SeedResult:
     seconds: float
     statements: int
     sql_seconds: float
+    # One seeded user's email: with the demo password, a login to try the API with.
+    demo_email: str | None = None
 
 
 def seed(
@@ -48,12 +50,14 @@ def seed(
     started = time.perf_counter()
     demo = DemoData(random_seed, now=utcnow())
     posts_written = 0
+    demo_email: str | None = None
     with sql_stats_scope(warn_slow=False) as stats, unit_of_work() as uow:
         users, posts_repository = UserRepository(uow.session), PostRepository(uow.session)
         for first in range(0, user_count, batch_size):
             people = [demo.user() for _ in range(min(batch_size, user_count - first))]
             emails = _free_emails(users, demo, people, first_number=first + 1)
             user_ids = users.bulk_insert_rows(_user_rows(people, emails, hashed_password))
+            demo_email = demo_email or (emails[0] if emails else None)
             posts = [
                 _post_row(user_id, demo, person)
                 for user_id, person in zip(user_ids, people, strict=True)
@@ -69,6 +73,7 @@ def seed(
         seconds=time.perf_counter() - started,
         statements=stats.count,
         sql_seconds=stats.seconds,
+        demo_email=demo_email,
     )
 
 
