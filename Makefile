@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: install run test lint format db-upgrade db-downgrade db-revision db-check fuzz clean up down pg-status cluster-up cluster-down cluster-status seed bench bench-http bench-pagination prod prod-down prod-status
+.PHONY: install run test lint format db-upgrade db-downgrade db-revision db-check fuzz clean up down pg-status cluster-up cluster-down cluster-status seed bench bench-http bench-pagination prod prod-down prod-status client-check
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+client-check: install  ## generate a Python client from /openapi.json, mypy --strict a program against it, run it
+	scripts/client_check/run.sh
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 import pytest
 from flask import Flask
@@ -494,3 +495,64 @@ def test_a_users_list_costs_the_same_statements_for_1_and_100_items(
     assert len(first["items"]) == 100
     assert with_one == with_many == 2
     assert in_cursor_mode == 1
+
+
+# -- Link: rel="next" ---------------------------------------------------------------
+
+_LINK_NEXT = re.compile(r'^<(/[^>]*)>; rel="next"$')
+
+
+def walk_links(client: FlaskClient, url: str) -> list[dict[str, Any]]:
+    """Every item of a list, following only the Link header, as a generic HTTP client would."""
+    items: list[dict[str, Any]] = []
+    next_url: str | None = url
+    for _ in range(1000):
+        if next_url is None:
+            return items
+        response = client.get(next_url)
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        items.extend(body["items"])
+        link = response.headers.get("Link")
+        assert (link is None) == (body["meta"]["next_cursor"] is None)
+        if link is None:
+            return items
+        match = _LINK_NEXT.match(link)
+        assert match, link
+        next_url = match.group(1)
+    raise AssertionError("the walk did not end")
+
+
+def test_following_the_link_header_walks_every_post_once_in_order(
+    tied_posts: list[dict[str, Any]], client: FlaskClient
+) -> None:
+    walked = walk_links(client, "/api/v1/posts?sort=title,-created_at&per_page=4&page=1")
+
+    assert [post["id"] for post in walked] == [
+        post["id"] for post in _ordered(tied_posts, "title,-created_at")
+    ]
+
+
+def test_the_link_keeps_filters_and_encodes_them(writer: Session, client: FlaskClient) -> None:
+    authors = make_users(writer, 1)
+    make_posts(writer, authors, 7, titles=["a & b; <c>, d+e"], created=TIMESTAMPS)
+    url = f"/api/v1/users/{authors[0].id}/posts?q={quote('&', safe='')}+b%3B&per_page=2"
+
+    walked = walk_links(client, url)
+
+    assert len(walked) == 7
+    link = client.get(url).headers["Link"]
+    path, query = _LINK_NEXT.match(link).group(1).split("?", 1)  # type: ignore[union-attr]
+    assert path == f"/api/v1/users/{authors[0].id}/posts"
+    assert parse_qs(query)["q"] == ["& b;"]
+    assert parse_qs(query)["per_page"] == ["2"]
+    assert not {" ", ";", ",", "<", ">"} & set(query)
+
+
+def test_the_last_page_has_no_link(writer: Session, client: FlaskClient) -> None:
+    make_posts(writer, make_users(writer, 1), 3, titles=TITLES, created=TIMESTAMPS)
+
+    response = client.get("/api/v1/posts?per_page=3")
+
+    assert response.get_json()["meta"]["next_cursor"] is None
+    assert "Link" not in response.headers

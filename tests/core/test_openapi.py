@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
@@ -107,3 +109,81 @@ def test_writes_declare_the_bearer_scheme_and_the_answers_authentication_adds(cl
     assert "Retry-After" in sign_in["responses"]["429"]["headers"]
     assert {} in get_user["security"]
     assert "401" in get_user["responses"]
+
+
+def test_operation_ids_are_the_view_names(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    ids = {op["operationId"] for item in spec["paths"].values() for op in item.values()}
+
+    assert {
+        "create_user",
+        "bulk_create_users",
+        "list_users",
+        "get_user",
+        "update_user",
+        "delete_user",
+        "create_post",
+        "list_posts",
+        "get_post",
+        "update_post",
+        "delete_post",
+        "list_user_posts",
+        "create_user_post",
+        "get_health",
+        "head_get_user",
+        "head_list_posts",
+        "head_get_health",
+    } <= ids
+
+
+def test_fields_the_server_always_sends_are_required(client: FlaskClient) -> None:
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+
+    assert set(schemas["User"]["required"]) == {
+        "id",
+        "full_name",
+        "is_active",
+        "version",
+        "created_at",
+        "updated_at",
+    }
+    assert "email" in schemas["User"]["properties"]
+    assert "admins" in schemas["User"]["properties"]["email"]["description"]
+    assert set(schemas["Post"]["required"]) == set(schemas["Post"]["properties"])
+    assert set(schemas["Author"]["required"]) == {"id", "full_name"}
+
+
+def test_304_and_204_are_declared_without_content(client: FlaskClient) -> None:
+    paths = client.get("/openapi.json").get_json()["paths"]
+
+    assert "content" not in paths["/api/v1/users/{user_id}"]["get"]["responses"]["304"]
+    assert "content" not in paths["/api/v1/users/{user_id}"]["delete"]["responses"]["204"]
+
+
+def test_every_get_has_a_head_twin_that_the_app_answers_without_a_body(
+    client: FlaskClient, create_user: Any
+) -> None:
+    user = create_user()
+    post = client.post("/api/v1/posts", json={"title": "T"}, headers=user.auth).get_json()
+    comment = client.post(f"/api/v1/posts/{post['id']}/comments", json={"body": "B"}, headers=user.auth)
+    paths = client.get("/openapi.json").get_json()["paths"]
+
+    for path, item in paths.items():
+        if "get" not in item:
+            continue
+        head = item["head"]
+        assert head["operationId"] == "head_" + item["get"]["operationId"]
+        assert head.get("parameters") == item["get"].get("parameters")
+        assert set(head["responses"]) == set(item["get"]["responses"])
+        assert all("content" not in response for response in head["responses"].values())
+        url = path.format(user_id=user["id"], post_id=post["id"], comment_id=comment.get_json()["id"])
+        answered = client.head(url)
+        assert answered.status_code == client.get(url).status_code == 200, path
+        assert answered.get_data() == b""
+
+
+def test_lists_declare_the_link_header(client: FlaskClient) -> None:
+    paths = client.get("/openapi.json").get_json()["paths"]
+
+    for path in ("/api/v1/users", "/api/v1/posts", "/api/v1/users/{user_id}/posts"):
+        assert "Link" in paths[path]["get"]["responses"]["200"]["headers"]

@@ -25,14 +25,14 @@ LEAKS = ("Traceback", 'File "', "sqlalchemy", "psycopg", "sqlite3", "SELECT ", "
 
 
 def assert_problem(
-    response: TestResponse, status: int, title: str, *, errors: bool = False
+    response: TestResponse, status: int, title: str, *, errors: bool = False, type_: str = "about:blank"
 ) -> dict[str, Any]:
     """The shape every error shares; ``errors`` only where a field can be fixed."""
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.headers["Content-Type"] == "application/problem+json"
     body: dict[str, Any] = response.get_json()
     assert set(body) == PROBLEM_FIELDS | ({"errors"} if errors else set())
-    assert body["type"] == "about:blank"
+    assert body["type"] == type_
     assert body["title"] == title
     assert body["status"] == status
     assert isinstance(body["detail"], str)
@@ -69,7 +69,10 @@ def test_a_declared_content_length_over_the_limit_is_413(client: FlaskClient, db
     body = b'{"full_name": "' + b"x" * MIB + b'"}'
 
     assert_problem(
-        client.post("/api/v1/users", data=body, content_type="application/json"), 413, "Content Too Large"
+        client.post("/api/v1/users", data=body, content_type="application/json"),
+        413,
+        "Content Too Large",
+        type_="/problems/request-too-large",
     )
     assert _count_users(db_session) == 0
 
@@ -81,7 +84,7 @@ def test_a_body_just_under_the_limit_is_read(client: FlaskClient) -> None:
     # Read and validated: too long a name is a 422, not a 413.
     response = client.post("/api/v1/users", data=body, content_type="application/json")
 
-    assert_problem(response, 422, "Unprocessable Content", errors=True)
+    assert_problem(response, 422, "Unprocessable Content", errors=True, type_="/problems/validation-failed")
 
 
 def test_a_chunked_body_over_the_limit_is_413(client: FlaskClient) -> None:
@@ -93,7 +96,7 @@ def test_a_chunked_body_over_the_limit_is_413(client: FlaskClient) -> None:
         environ_overrides={"wsgi.input_terminated": True},
     )
 
-    assert_problem(response, 413, "Content Too Large")
+    assert_problem(response, 413, "Content Too Large", type_="/problems/request-too-large")
 
 
 def _raw_post(live_server: LiveServer, send: Callable[[http.client.HTTPConnection], None]) -> tuple[int, str]:
@@ -201,7 +204,9 @@ def test_a_query_parameter_of_the_wrong_type_is_a_400_naming_it(client: FlaskCli
 def test_validation_failure_is_a_422_with_field_errors(client: FlaskClient) -> None:
     response = client.post("/api/v1/users", json={"email": "nope"})
 
-    body = assert_problem(response, 422, "Unprocessable Content", errors=True)
+    body = assert_problem(
+        response, 422, "Unprocessable Content", errors=True, type_="/problems/validation-failed"
+    )
     assert set(body["errors"]) == {"email", "full_name", "password"}
 
 
@@ -212,7 +217,7 @@ def test_conflict_is_a_409_problem_without_field_errors(client: FlaskClient, cre
         "/api/v1/users", json={"email": "taken@example.com", "full_name": "T", "password": "password123"}
     )
 
-    assert_problem(response, 409, "Conflict")
+    assert_problem(response, 409, "Conflict", type_="/problems/email-taken")
 
 
 def test_failed_precondition_is_a_412_problem(client: FlaskClient, create_user: Any) -> None:
@@ -222,7 +227,7 @@ def test_failed_precondition_is_a_412_problem(client: FlaskClient, create_user: 
         f"/api/v1/users/{user['id']}", json={"full_name": "X"}, headers={"If-Match": '"9"'}
     )
 
-    assert_problem(response, 412, "Precondition Failed")
+    assert_problem(response, 412, "Precondition Failed", type_="/problems/precondition-failed")
 
 
 def test_an_unexpected_error_is_a_500_problem_and_the_log_has_the_detail(

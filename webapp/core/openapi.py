@@ -3,6 +3,7 @@ schemas the code runs with, and an offline docs page (Swagger UI from an install
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -12,9 +13,11 @@ from flask import Blueprint, Flask, Response, abort, current_app, send_from_dire
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
 from webapp.core.auth import SAFE_METHODS, is_public
+from webapp.core.errors import PROBLEM_TYPES, ProblemType
 from webapp.core.http import json_response
 from webapp.core.lists import MAX_PER_PAGE
 from webapp.core.operations import Operation, declared_operation
+from webapp.core.problems import title_for
 from webapp.core.ratelimits import declared_limits
 
 bp = Blueprint("openapi", __name__)
@@ -50,6 +53,12 @@ with `per_page` (1..100, default 20). A cursor is signed: a tampered one is a 40
 with the same key and body within 24 hours gets the first answer again, with
 `Idempotent-Replayed: true`, and writes nothing; the same key with another body is a 422,
 and while the first request runs, a 409.
+
+**HEAD** is answered for every GET route, with the GET's status and headers and no body.
+
+**Problem types.** A problem's `type` says which of these a client may branch on; the
+others are `about:blank`, where the status says it all. Each is a page of its own,
+relative to this server:
 """
 
 PROBLEM_TYPE = "application/problem+json"
@@ -64,7 +73,12 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
     "description": "RFC 9457 problem details.",
     "required": ["type", "title", "status"],
     "properties": {
-        "type": {"type": "string"},
+        "type": {
+            "type": "string",
+            "format": "uri-reference",
+            "description": "about:blank, or one of the problem types listed in x-problem-types, "
+            "as a reference relative to the request's URL: /problems/<slug>.",
+        },
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
@@ -92,7 +106,15 @@ _PROBLEM_DESCRIPTIONS = {
     503: "The database is unavailable; retry after Retry-After seconds.",
 }
 
+# Which problem type each status's example shows when the operation declares none.
+_DEFAULT_EXAMPLE_TYPES = {409: "concurrent-change", 412: "precondition-failed", 422: "validation-failed"}
+
 _HEADERS: dict[str, dict[str, Any]] = {
+    "Link": {
+        "description": 'RFC 8288 `<url>; rel="next"` when there is a next page: the same path and '
+        "filters with the next cursor, relative to the server root.",
+        "schema": {"type": "string"},
+    },
     "ETag": {"description": 'The version, as a strong tag: "3".', "schema": {"type": "string"}},
     "Location": {"description": "URL of the created resource.", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}},
@@ -103,13 +125,26 @@ _HEADERS: dict[str, dict[str, Any]] = {
 }
 
 
+def _problem_types_markdown() -> str:
+    return "\n".join(
+        f"- [`{t.uri}`]({t.uri}) ({t.status}) {t.title}: {t.description}"
+        for t in sorted(PROBLEM_TYPES.values(), key=lambda t: (t.status, t.slug))
+    )
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
     spec = APISpec(
         title="webapp API",
         version="1",
         openapi_version="3.1.0",
         plugins=[MarshmallowPlugin()],
-        info={"description": API_DESCRIPTION},
+        info={"description": API_DESCRIPTION + "\n" + _problem_types_markdown() + "\n"},
+        **{
+            "x-problem-types": [
+                {"type": t.uri, "status": t.status, "title": t.title, "description": t.description}
+                for t in sorted(PROBLEM_TYPES.values(), key=lambda t: t.slug)
+            ]
+        },
     )
     spec.components.schema("Problem", _PROBLEM_SCHEMA)
     spec.components.security_scheme("bearerAuth", _BEARER_SCHEME)
@@ -120,12 +155,18 @@ def build_spec(app: Flask) -> dict[str, Any]:
             continue
         idempotent = bool(getattr(view, "idempotent", False))
         path, path_params = _openapi_path(rule.rule)
-        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        name = op.operation_id or view.__name__
         operations = {}
-        for method in methods:
-            operation = _operation(op, method, path_params, idempotent)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            operation = _operation(op, name, method, path_params, idempotent)
             _add_access_rules(operation, view, method, conditional=op.conditional)
             operations[method.lower()] = operation
+        if "get" in operations:
+            # Flask answers HEAD for every GET; declared, so a generated client can send it.
+            # Built afresh: apispec expands a GET's parameters in place.
+            get = _operation(op, name, "GET", path_params, idempotent)
+            _add_access_rules(get, view, "GET", conditional=op.conditional)
+            operations["head"] = _head(get, name)
         spec.path(path=path, operations=operations)
     return spec.to_dict()
 
@@ -155,6 +196,20 @@ def _add_access_rules(operation: dict[str, Any], view: Any, method: str, *, cond
     if declared_limits(view):
         responses.setdefault("429", _problem(429))
     operation["responses"] = dict(sorted(responses.items()))
+
+
+def _head(get: dict[str, Any], name: str) -> dict[str, Any]:
+    """The HEAD twin of a GET operation: the same parameters and answers, none with a body."""
+    head = {
+        key: value for key, value in get.items() if key not in {"operationId", "responses", "description"}
+    }
+    head["operationId"] = f"head_{name}"
+    head["summary"] = f"{get['summary']} (headers only)"
+    head["responses"] = {
+        status: {key: value for key, value in response.items() if key != "content"}
+        for status, response in get["responses"].items()
+    }
+    return head
 
 
 def _openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
@@ -203,10 +258,33 @@ def _paging_parameters(op: Operation) -> list[dict[str, Any]]:
     ]
 
 
-def _problem(status: int) -> dict[str, Any]:
+def _problem_example(status: int, declared: ProblemType | None) -> dict[str, Any]:
+    problem_type = declared or PROBLEM_TYPES.get(_DEFAULT_EXAMPLE_TYPES.get(status, ""))
+    if status == 503:
+        problem_type = PROBLEM_TYPES["database-unavailable"]
+    elif status == 413:
+        problem_type = PROBLEM_TYPES["request-too-large"]
+    example: dict[str, Any] = {
+        "type": problem_type.uri if problem_type else "about:blank",
+        "title": title_for(status),
+        "status": status,
+        "detail": problem_type.title + "." if problem_type else _PROBLEM_DESCRIPTIONS.get(status, "Error."),
+        "request_id": "6f1c0c1f5d3a4b8e9b2f3a4c5d6e7f80",
+    }
+    if status == 422:
+        example["errors"] = {"email": ["Not a valid email address."]}
+    return example
+
+
+def _problem(status: int, declared: ProblemType | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": _PROBLEM_DESCRIPTIONS.get(status, "Error."),
-        "content": {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "content": {
+            PROBLEM_TYPE: {
+                "schema": {"$ref": "#/components/schemas/Problem"},
+                "example": _problem_example(status, declared),
+            }
+        },
     }
     if status in {503, 429}:
         response["headers"] = {"Retry-After": _HEADERS["Retry-After"]}
@@ -246,7 +324,8 @@ def _parameters(
 
 
 def _problem_statuses(op: Operation, method: str, has_path_params: bool, idempotent: bool) -> set[int]:
-    problems = {*op.problems} | ({503} if op.unavailable is None else set())
+    declared = {p if isinstance(p, int) else p.status for p in op.problems}
+    problems = declared | ({503} if op.unavailable is None else set())
     if idempotent:
         problems |= {400, 409, 422}
     if has_path_params:
@@ -261,42 +340,62 @@ def _problem_statuses(op: Operation, method: str, has_path_params: bool, idempot
 
 
 def _responses(op: Operation, method: str, has_path_params: bool, idempotent: bool) -> dict[str, Any]:
-    success: dict[str, Any] = {"description": op.summary}
+    success: dict[str, Any] = {"description": op.summary if op.status != 204 else "Done; no content."}
     if op.response is not None:
-        success["content"] = {"application/json": {"schema": op.response}}
+        media: dict[str, Any] = {"schema": op.response}
+        if op.response_example is not None:
+            media["example"] = op.response_example
+        success["content"] = {"application/json": media}
     headers = set(op.response_headers) | ({"ETag"} if op.conditional and method != "DELETE" else set())
     if idempotent:
         headers.add("Idempotent-Replayed")
+    if op.listing is not None:
+        headers.add("Link")
     if headers:
         success["headers"] = {name: _HEADERS[name] for name in sorted(headers)}
     responses: dict[str, Any] = {str(op.status): success}
     if op.conditional and method == "GET":
-        responses["304"] = {"description": "Not modified: If-None-Match names the current version."}
+        responses["304"] = {
+            "description": "Not modified: If-None-Match names the current version. No content.",
+            "headers": {"ETag": _HEADERS["ETag"]},
+        }
+    declared = {p.status: p for p in op.problems if isinstance(p, ProblemType)}
+    if idempotent:
+        declared.setdefault(409, PROBLEM_TYPES["idempotency-key-in-progress"])
     for status in sorted(_problem_statuses(op, method, has_path_params, idempotent)):
-        responses[str(status)] = _problem(status)
+        responses[str(status)] = _problem(status, declared.get(status))
     if op.unavailable is not None:
         responses["503"] = {
             "description": "The database cannot be reached.",
             "headers": {"Retry-After": _HEADERS["Retry-After"]},
-            "content": {"application/json": {"schema": op.unavailable}},
+            "content": {
+                "application/json": {
+                    "schema": op.unavailable,
+                    "example": {"status": "error", "database": "unavailable"},
+                }
+            },
         }
     return responses
 
 
 def _operation(
-    op: Operation, method: str, path_params: list[dict[str, Any]], idempotent: bool
+    op: Operation, name: str, method: str, path_params: list[dict[str, Any]], idempotent: bool
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "summary": op.summary,
+        "description": op.description or op.summary + ".",
         "tags": [op.tag],
-        "operationId": f"{method.lower()}_{op.summary.lower().replace(' ', '_').replace(',', '')}",
+        "operationId": name,
         "responses": _responses(op, method, bool(path_params), idempotent),
     }
     parameters = _parameters(op, method, path_params, idempotent)
     if parameters:
         result["parameters"] = parameters
     if op.body is not None:
-        result["requestBody"] = {"required": True, "content": {"application/json": {"schema": op.body}}}
+        media: dict[str, Any] = {"schema": op.body}
+        if op.request_example is not None:
+            media["example"] = op.request_example
+        result["requestBody"] = {"required": True, "content": {"application/json": media}}
     return result
 
 
@@ -338,6 +437,35 @@ _DOCS_PAGE = """<!doctype html>
 @bp.get("/docs")
 def docs_page() -> Response:
     return Response(_DOCS_PAGE, mimetype="text/html")
+
+
+_PROBLEM_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>{title}</title></head>
+<body>
+  <h1>{title}</h1>
+  <p>HTTP status {status}. Problem type <code>{uri}</code>.</p>
+  <p>{description}</p>
+  <p>The problem body's <code>detail</code> says what happened in this instance, and its
+  <code>request_id</code> finds it in the server's log. <a href="/docs">All operations</a>.</p>
+</body>
+</html>
+"""
+
+
+@bp.get("/problems/<slug>")
+def problem_type_page(slug: str) -> Response:
+    """The human-readable page a problem's ``type`` URI names."""
+    problem_type = PROBLEM_TYPES.get(slug)
+    if problem_type is None:
+        abort(404)
+    page = _PROBLEM_PAGE.format(
+        title=html.escape(problem_type.title),
+        status=problem_type.status,
+        uri=html.escape(problem_type.uri),
+        description=html.escape(problem_type.description),
+    )
+    return Response(page, mimetype="text/html")
 
 
 @bp.get("/docs/assets/<name>")

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema
 
+from webapp.core.errors import ProblemType
 from webapp.core.http import load_body, load_query
 from webapp.core.lists.http import PAGING_PARAMS, Listing, page_request
 
@@ -21,6 +22,10 @@ ViewT = TypeVar("ViewT", bound=Callable[..., ResponseReturnValue])
 class Operation:
     summary: str
     tag: str
+    description: str = ""
+    operation_id: str | None = None  # the view function's name unless that reads badly
+    request_example: dict[str, Any] | None = None  # a body the app accepts, as sent
+    response_example: Any = None  # what the app answered to request_example
     response: Schema | None = None
     status: int = 200
     body: Schema | None = None
@@ -28,7 +33,8 @@ class Operation:
     listing: Listing | None = None
     response_headers: tuple[str, ...] = ()
     conditional: bool = False  # ETag on the answer, If-Match / If-None-Match honoured
-    problems: tuple[int, ...] = field(default=())
+    # Statuses beyond those derived from the rest, or the ProblemType a status answers with.
+    problems: tuple[int | ProblemType, ...] = field(default=())
     unavailable: Schema | None = None  # a 503 body of its own instead of a problem
 
 
@@ -36,6 +42,10 @@ def operation(
     *,
     summary: str,
     tag: str,
+    description: str = "",
+    operation_id: str | None = None,
+    request_example: dict[str, Any] | None = None,
+    response_example: Any = None,
     response: Schema | None = None,
     status: int = 200,
     body: Schema | None = None,
@@ -43,7 +53,7 @@ def operation(
     listing: Listing | None = None,
     response_headers: tuple[str, ...] = (),
     conditional: bool = False,
-    problems: tuple[int, ...] = (),
+    problems: tuple[int | ProblemType, ...] = (),
     unavailable: Schema | None = None,
 ) -> Callable[[ViewT], ViewT]:
     """Declare a route's contract; the view receives ``body``, ``query`` and ``page`` parsed.
@@ -53,6 +63,10 @@ def operation(
     declared = Operation(
         summary=summary,
         tag=tag,
+        description=description,
+        operation_id=operation_id,
+        request_example=request_example,
+        response_example=response_example,
         response=response,
         status=status,
         body=body,

@@ -20,8 +20,16 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from webapp.core.db.base import Base
-from webapp.core.db.declarations import conflict_messages
-from webapp.core.errors import DomainError
+from webapp.core.db.declarations import conflict_messages, conflict_problem_types
+from webapp.core.errors import (
+    CONCURRENT_CHANGE,
+    DATABASE_UNAVAILABLE,
+    REQUEST_TOO_LARGE,
+    UNIQUE_CONFLICT,
+    VALIDATION_FAILED,
+    DomainError,
+    ProblemType,
+)
 from webapp.core.observability import current_request_id
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,9 @@ _TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
 # The "errors" member appears only on 422. Elsewhere (400, 409, 412...) the
 # detail names what is wrong.
 _STATUSES_WITH_FIELD_ERRORS = frozenset({422})
+
+# What Werkzeug raises for these statuses is a problem a client can act on, not just a status.
+_HTTP_PROBLEM_TYPES = {413: REQUEST_TOO_LARGE}
 
 # PostgreSQL SQLSTATEs of a lost race, not an outage: deadlock_detected, serialization_failure.
 _LOST_RACE_SQLSTATES = frozenset({"40P01", "40001"})
@@ -61,8 +72,13 @@ def problem(
     errors: dict[str, list[str]] | None = None,
     headers: dict[str, str] | None = None,
     title: str | None = None,
+    problem_type: ProblemType | None = None,
 ) -> Response:
-    body: dict[str, Any] = {"type": "about:blank", "title": title or title_for(status), "status": status}
+    body: dict[str, Any] = {
+        "type": problem_type.uri if problem_type is not None else "about:blank",
+        "title": title or title_for(status),
+        "status": status,
+    }
     if detail:
         body["detail"] = detail
     if errors and status in _STATUSES_WITH_FIELD_ERRORS:
@@ -138,12 +154,22 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError) -> Response:
         return problem(
-            error.status, error.detail, errors=error.errors, title=error.title, headers=error.headers
+            error.status,
+            error.detail,
+            errors=error.errors,
+            title=error.title,
+            problem_type=error.problem_type,
+            headers=error.headers,
         )
 
     @app.errorhandler(ValidationError)
     def validation_error(error: ValidationError) -> Response:
-        return problem(422, "The request body is not valid.", errors=flatten_messages(error.messages))
+        return problem(
+            422,
+            "The request body is not valid.",
+            errors=flatten_messages(error.messages),
+            problem_type=VALIDATION_FAILED,
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
@@ -153,7 +179,9 @@ def register_error_handlers(app: Flask) -> None:
             for name, value in error.get_headers()
             if name.lower() not in {"content-type", "content-length"}
         }
-        return problem(status, error.description, headers=headers)
+        return problem(
+            status, error.description, headers=headers, problem_type=_HTTP_PROBLEM_TYPES.get(status)
+        )
 
     @app.errorhandler(sa_exc.IntegrityError)
     def integrity_error(error: sa_exc.IntegrityError) -> Response:
@@ -162,7 +190,11 @@ def register_error_handlers(app: Flask) -> None:
         # constraint without one is still a 409, with a generic detail and a log line.
         message = conflict_messages(Base.metadata).get(name or "")
         if message is not None:
-            return problem(409, message)
+            return problem(
+                409,
+                message,
+                problem_type=conflict_problem_types(Base.metadata).get(name or "", UNIQUE_CONFLICT),
+            )
         log.warning(
             "integrity error on constraint %s request_id=%s", name, current_request_id(), exc_info=True
         )
@@ -170,7 +202,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(StaleDataError)
     def stale_data(_error: StaleDataError) -> Response:
-        return problem(409, "The resource was changed by another request; fetch it and retry.")
+        return problem(
+            409,
+            "The resource was changed by another request; fetch it and retry.",
+            problem_type=CONCURRENT_CHANGE,
+        )
 
     @app.errorhandler(sa_exc.DBAPIError)
     def database_error(error: sa_exc.DBAPIError) -> Response:
@@ -179,27 +215,47 @@ def register_error_handlers(app: Flask) -> None:
             return problem(400, "A value is out of the range the database accepts.")
         if _sqlstate(error) in _LOST_RACE_SQLSTATES:
             log.warning("lost a race with a concurrent transaction request_id=%s", current_request_id())
-            return problem(409, "A concurrent request changed the same data; retry.")
+            return problem(
+                409, "A concurrent request changed the same data; retry.", problem_type=CONCURRENT_CHANGE
+            )
         timeout = _TIMEOUT_SQLSTATES.get(_sqlstate(error) or "")
         if timeout is not None:
             log.error("database %s timeout request_id=%s", timeout, current_request_id(), exc_info=True)
             return problem(
-                503, "The database did not answer in time; retry later.", headers=retry_after_headers(app)
+                503,
+                "The database did not answer in time; retry later.",
+                headers=retry_after_headers(app),
+                problem_type=DATABASE_UNAVAILABLE,
             )
         if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError) or error.connection_invalidated:
             log.error("database unavailable request_id=%s", current_request_id(), exc_info=True)
-            return problem(503, "The database is unavailable; retry later.", headers=retry_after_headers(app))
+            return problem(
+                503,
+                "The database is unavailable; retry later.",
+                headers=retry_after_headers(app),
+                problem_type=DATABASE_UNAVAILABLE,
+            )
         return internal_error(error)
 
     @app.errorhandler(sa_exc.TimeoutError)
     def pool_timeout(_error: sa_exc.TimeoutError) -> Response:
         log.error("connection pool exhausted request_id=%s", current_request_id(), exc_info=True)
-        return problem(503, "The database is busy; retry later.", headers=retry_after_headers(app))
+        return problem(
+            503,
+            "The database is busy; retry later.",
+            headers=retry_after_headers(app),
+            problem_type=DATABASE_UNAVAILABLE,
+        )
 
     @app.errorhandler(sa_exc.DisconnectionError)
     def disconnected(_error: sa_exc.DisconnectionError) -> Response:
         log.error("database disconnected request_id=%s", current_request_id(), exc_info=True)
-        return problem(503, "The database is unavailable; retry later.", headers=retry_after_headers(app))
+        return problem(
+            503,
+            "The database is unavailable; retry later.",
+            headers=retry_after_headers(app),
+            problem_type=DATABASE_UNAVAILABLE,
+        )
 
     @app.errorhandler(Exception)
     def internal_error(error: Exception) -> Response:

@@ -11,13 +11,16 @@ from typing import Any
 
 from sqlalchemy import Column, Constraint, Index, MetaData, Table
 
+from webapp.core.errors import UNIQUE_CONFLICT, ProblemType
+
 CONFLICT_MESSAGE = "webapp.conflict_message"
+CONFLICT_TYPE = "webapp.conflict_type"
 SOFT_DELETE_CASCADE = "webapp.soft_delete_cascade"
 
 
-def conflict(message: str) -> dict[str, Any]:
-    """``info=`` for a unique constraint or index: the 409 detail a violation answers with."""
-    return {CONFLICT_MESSAGE: message}
+def conflict(message: str, problem_type: ProblemType = UNIQUE_CONFLICT) -> dict[str, Any]:
+    """``info=`` for a unique constraint or index: the 409 detail and problem type of a violation."""
+    return {CONFLICT_MESSAGE: message, CONFLICT_TYPE: problem_type}
 
 
 def soft_delete_cascade() -> dict[str, Any]:
@@ -39,6 +42,19 @@ def conflict_messages(metadata: MetaData) -> dict[str, str]:
             if message is not None and item.name:
                 messages[str(item.name)] = str(message)
     return messages
+
+
+@cache
+def conflict_problem_types(metadata: MetaData) -> dict[str, ProblemType]:
+    """Constraint or index name -> the problem type its ``conflict()`` declared."""
+    types: dict[str, ProblemType] = {}
+    for table in metadata.tables.values():
+        items: list[Constraint | Index] = [*table.constraints, *table.indexes]
+        for item in items:
+            declared = item.info.get(CONFLICT_TYPE)
+            if isinstance(declared, ProblemType) and item.name:
+                types[str(item.name)] = declared
+    return types
 
 
 @cache

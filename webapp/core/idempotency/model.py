@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from webapp.core.db.base import Base
 from webapp.core.db.declarations import conflict
 from webapp.core.db.mixins import utcnow
+from webapp.core.errors import IDEMPOTENCY_IN_PROGRESS
 
 # The key is the primary key: the database, not a check-then-act, decides which of two
 # requests with one key stored its response; a violation is a 409 with this message.
@@ -24,7 +25,8 @@ class IdempotencyRecord(Base):
             name=IDEMPOTENCY_KEY_CONSTRAINT,
             # Another request with the same key committed first; a retry replays its response.
             info=conflict(
-                "Another request with this Idempotency-Key was stored first; retry to get its response."
+                "Another request with this Idempotency-Key was stored first; retry to get its response.",
+                IDEMPOTENCY_IN_PROGRESS,
             ),
         ),
     )

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from webapp.core.db.mixins import utcnow
-from webapp.core.errors import Conflict, ValidationFailed
+from webapp.core.errors import IDEMPOTENCY_IN_PROGRESS, IDEMPOTENCY_KEY_REUSED, Conflict, ValidationFailed
 from webapp.core.idempotency.model import IdempotencyRecord
 from webapp.core.idempotency.repository import IdempotencyRepository
 
@@ -39,7 +39,7 @@ class IdempotencyService:
         that will write the request's changes, before them.
         """
         if not self.records.try_lock(key):
-            raise Conflict(IN_PROGRESS)
+            raise Conflict(IN_PROGRESS, problem_type=IDEMPOTENCY_IN_PROGRESS)
         # A separate statement after the lock: under READ COMMITTED it sees the record
         # of a request that committed and released the key just before. One statement
         # doing both would take its snapshot before the lock and could miss it.
@@ -50,7 +50,9 @@ class IdempotencyService:
             self.records.remove(record)
             return None
         if record.fingerprint != fingerprint:
-            raise ValidationFailed(KEY_REUSED, errors={KEY_FIELD: [KEY_REUSED]})
+            raise ValidationFailed(
+                KEY_REUSED, errors={KEY_FIELD: [KEY_REUSED]}, problem_type=IDEMPOTENCY_KEY_REUSED
+            )
         return StoredResponse(record.response_status, record.response_body, dict(record.response_headers))
 
     def remember(self, key: str, fingerprint: str, response: StoredResponse) -> None:

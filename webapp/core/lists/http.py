@@ -7,11 +7,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 from flask import Response, current_app, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from webapp.core.errors import InvalidRequest
+from webapp.core.errors import INVALID_CURSOR, InvalidRequest
 from webapp.core.http import json_response
 from webapp.core.lists.keyset import MAX_PER_PAGE, Lister, Page, PageRequest, parse_sort
 
@@ -42,7 +43,7 @@ def _query_fingerprint() -> str:
 
 
 def _bad_cursor(detail: str = _BAD_CURSOR) -> InvalidRequest:
-    return InvalidRequest(detail, errors={"cursor": [detail]})
+    return InvalidRequest(detail, errors={"cursor": [detail]}, problem_type=INVALID_CURSOR)
 
 
 def _positive_int(name: str, default: int, maximum: int | None = None) -> int:
@@ -88,7 +89,11 @@ def page_request(resource: str, lister: Lister, default_sort: str = "id") -> Pag
     sort = parse_sort(payload["s"], lister.allowed)
     requested_sort = request.args.get("sort")
     if requested_sort is not None and parse_sort(requested_sort, lister.allowed) != sort:
-        raise InvalidRequest("The cursor was made for another sort order.", errors={"sort": ["Mismatch."]})
+        raise InvalidRequest(
+            "The cursor was made for another sort order.",
+            errors={"sort": ["Mismatch."]},
+            problem_type=INVALID_CURSOR,
+        )
     return PageRequest(sort=sort, per_page=per_page, page=None, after=lister.decode_key(sort, payload["k"]))
 
 
@@ -126,4 +131,16 @@ def list_response(
             "total": page.total,
         },
     }
-    return json_response(body)
+    response = json_response(body)
+    if next_cursor is not None:
+        response.headers["Link"] = f'<{next_page_url(next_cursor)}>; rel="next"'
+    return response
+
+
+def next_page_url(next_cursor: str) -> str:
+    """This list's next page, root-relative: the same path, filters, sort and per_page, then the cursor."""
+    kept = [(key, value) for key, value in request.args.items(multi=True) if key not in {"page", "cursor"}]
+    # quote, not quote_plus: a "+" is a literal plus to some URI parsers, and "<", ">", ";" and ","
+    # would break the Link header's own syntax.
+    query = urlencode([*kept, ("cursor", next_cursor)], quote_via=quote, safe="")
+    return f"{quote(request.path)}?{query}"

@@ -17,6 +17,12 @@ from webapp.core.operations import operation
 from webapp.core.resource import Resource
 from webapp.resources.posts.model import Post
 from webapp.resources.posts.schemas import (
+    POST_CREATE_EXAMPLE,
+    POST_EXAMPLE,
+    POST_LIST_EXAMPLE,
+    POST_UPDATE_EXAMPLE,
+    POST_UPDATED_EXAMPLE,
+    USER_POST_CREATE_EXAMPLE,
     PostCreateSchema,
     PostListQuerySchema,
     PostListSchema,
@@ -56,6 +62,10 @@ def _created(post: Post) -> Response:
 @operation(
     summary="Create a post",
     tag="posts",
+    description="A post by the live user `user_id` (else 422): `title` 1..200 characters, "
+    "`content` up to 100,000. Answers the post, its author embedded, with Location and ETag.",
+    request_example=POST_CREATE_EXAMPLE,
+    response_example=POST_EXAMPLE,
     body=PostCreateSchema(),
     response=PostSchema(),
     status=201,
@@ -67,14 +77,29 @@ def create_post(body: Any) -> Response:
 
 @bp.get("/posts")
 @operation(
-    summary="List posts", tag="posts", query=PostListQuerySchema(), listing=POSTS, response=PostListSchema()
+    summary="List posts",
+    tag="posts",
+    description="Live posts with their authors, filtered by `user_id` and `q` (part of the title, "
+    'case-insensitive). A page with a successor sends `meta.next_cursor` and `Link: <...>; rel="next"`.',
+    response_example=POST_LIST_EXAMPLE,
+    query=PostListQuerySchema(),
+    listing=POSTS,
+    response=PostListSchema(),
 )
 def list_posts(query: Any, page: PageRequest) -> Response:
     return list_response(POSTS, _service().list(query, page), page, posts_schema.dump)
 
 
 @bp.get(f"/posts/{ID}")
-@operation(summary="Get a post", tag="posts", response=PostSchema(), conditional=True)
+@operation(
+    summary="Get a post",
+    tag="posts",
+    description='A live post with its author and `ETag: "<version>"`; If-None-Match with that tag '
+    "answers 304 with no content.",
+    response_example=POST_EXAMPLE,
+    response=PostSchema(),
+    conditional=True,
+)
 def get_post(post_id: int) -> Response:
     post = _service().get(post_id)
     return not_modified(post.version) or _entity(post)
@@ -82,14 +107,29 @@ def get_post(post_id: int) -> Response:
 
 @bp.patch(f"/posts/{ID}")
 @operation(
-    summary="Change a post", tag="posts", body=PostUpdateSchema(), response=PostSchema(), conditional=True
+    summary="Change a post",
+    tag="posts",
+    description="Changes `title` and/or `content` (the author cannot change); the version goes up by "
+    "one. With If-Match, a stale tag is a 412; a change that raced another is a 409 concurrent-change.",
+    request_example=POST_UPDATE_EXAMPLE,
+    response_example=POST_UPDATED_EXAMPLE,
+    body=PostUpdateSchema(),
+    response=PostSchema(),
+    conditional=True,
 )
 def update_post(post_id: int, body: Any) -> Response:
     return _entity(_service().update(post_id, body, if_match_versions(), require_principal()))
 
 
 @bp.delete(f"/posts/{ID}")
-@operation(summary="Delete a post (soft) and its comments", tag="posts", status=204, conditional=True)
+@operation(
+    summary="Delete a post (soft) and its comments",
+    tag="posts",
+    description="Marks the post deleted, and its comments in the same transaction. Answers 204 with "
+    "no content.",
+    status=204,
+    conditional=True,
+)
 def delete_post(post_id: int) -> Response:
     _service().delete(post_id, if_match_versions(), require_principal())
     return no_content()
@@ -99,6 +139,9 @@ def delete_post(post_id: int) -> Response:
 @operation(
     summary="List a user's posts",
     tag="posts",
+    description="The live posts of a live user (else 404), filtered by `q` (part of the title). A page "
+    'with a successor sends `meta.next_cursor` and `Link: <...>; rel="next"`.',
+    response_example=POST_LIST_EXAMPLE,
     query=UserPostListQuerySchema(),
     listing=POSTS,
     response=PostListSchema(),
@@ -113,6 +156,10 @@ def list_user_posts(user_id: int, query: Any, page: PageRequest) -> Response:
 @operation(
     summary="Create a post for a user",
     tag="posts",
+    description="Like creating a post, with the author taken from the path (a missing or deleted "
+    "user is a 404).",
+    request_example=USER_POST_CREATE_EXAMPLE,
+    response_example=POST_EXAMPLE,
     body=UserPostCreateSchema(),
     response=PostSchema(),
     status=201,

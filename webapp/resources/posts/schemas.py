@@ -37,19 +37,19 @@ class PostUpdateSchema(Schema):
 
 
 class AuthorSchema(Schema):
-    id = fields.Integer(dump_only=True)
-    full_name = fields.String(dump_only=True)
+    id = fields.Integer(dump_only=True, required=True)
+    full_name = fields.String(dump_only=True, required=True)
 
 
 class PostSchema(Schema):
-    id = fields.Integer(dump_only=True)
-    title = fields.String(dump_only=True)
-    content = fields.String(dump_only=True)
-    user_id = fields.Integer(dump_only=True)
-    author = fields.Nested(AuthorSchema, dump_only=True)
-    version = fields.Integer(dump_only=True)
-    created_at = UtcDateTime(dump_only=True)
-    updated_at = UtcDateTime(dump_only=True)
+    id = fields.Integer(dump_only=True, required=True)
+    title = fields.String(dump_only=True, required=True)
+    content = fields.String(dump_only=True, required=True)
+    user_id = fields.Integer(dump_only=True, required=True)
+    author = fields.Nested(AuthorSchema, dump_only=True, required=True)
+    version = fields.Integer(dump_only=True, required=True)
+    created_at = UtcDateTime(dump_only=True, required=True)
+    updated_at = UtcDateTime(dump_only=True, required=True)
 
 
 class UserPostListQuerySchema(Schema):
@@ -67,3 +67,33 @@ class PostListQuerySchema(UserPostListQuerySchema):
 class PostListSchema(Schema):
     items = fields.List(fields.Nested(PostSchema), required=True)
     meta = fields.Nested(PageMetaSchema, required=True)
+
+
+# Examples for the OpenAPI document, copied from real answers; tests/core/test_openapi_examples.py
+# sends each example request and compares the answer's shape with the example answer.
+USER_POST_CREATE_EXAMPLE = {
+    "title": "Notes on the Analytical Engine",
+    "content": "It weaves algebraic patterns.",
+}
+POST_CREATE_EXAMPLE = {**USER_POST_CREATE_EXAMPLE, "user_id": 1}
+POST_EXAMPLE = {
+    "id": 1,
+    "title": "Notes on the Analytical Engine",
+    "content": "It weaves algebraic patterns.",
+    "user_id": 1,
+    "author": {"id": 1, "full_name": "Ada Lovelace"},
+    "version": 1,
+    "created_at": "2026-12-02T00:35:10.943653+00:00",
+    "updated_at": "2026-12-02T00:35:10.943664+00:00",
+}
+POST_UPDATE_EXAMPLE = {"title": "Sketch of the Analytical Engine"}
+POST_UPDATED_EXAMPLE = {
+    **POST_EXAMPLE,
+    "title": "Sketch of the Analytical Engine",
+    "version": 2,
+    "updated_at": "2026-12-02T00:42:19.501277+00:00",
+}
+POST_LIST_EXAMPLE = {
+    "items": [POST_EXAMPLE],
+    "meta": {"per_page": 20, "next_cursor": None, "page": 1, "total": 1},
+}

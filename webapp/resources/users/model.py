@@ -11,8 +11,17 @@ from webapp.core.db.base import Base
 from webapp.core.db.declarations import conflict
 from webapp.core.db.indexes import live_index, trigram_index
 from webapp.core.db.mixins import SoftDeleteMixin, TimestampedMixin, VersionedMixin
+from webapp.core.errors import problem_type
 
 USERS_EMAIL_UNIQUE_INDEX = "uq_users_email_lower_live"
+
+EMAIL_TAKEN = problem_type(
+    "email-taken",
+    409,
+    "Email taken",
+    "Another live user already has this email (compared case-insensitively). Sign in as that user, "
+    "or choose another email; a deleted user's email is free again.",
+)
 
 
 class User(TimestampedMixin, SoftDeleteMixin, VersionedMixin, Base):
@@ -39,7 +48,7 @@ class User(TimestampedMixin, SoftDeleteMixin, VersionedMixin, Base):
             unique=True,
             postgresql_where=text("deleted_at IS NULL"),
             sqlite_where=text("deleted_at IS NULL"),
-            info=conflict("A user with this email already exists."),
+            info=conflict("A user with this email already exists.", EMAIL_TAKEN),
         ),
         # Sort keys with the id tie-breaker: keyset pages start at the cursor
         # (docs/indexes.md has the measurements).

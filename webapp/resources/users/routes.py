@@ -25,8 +25,15 @@ from webapp.core.lists.http import Listing, list_response
 from webapp.core.operations import operation
 from webapp.core.ratelimits import rate_limit
 from webapp.core.resource import Resource
-from webapp.resources.users.model import User
+from webapp.resources.users.model import EMAIL_TAKEN, User
 from webapp.resources.users.schemas import (
+    USER_BULK_CREATE_EXAMPLE,
+    USER_BULK_RESULT_EXAMPLE,
+    USER_CREATE_EXAMPLE,
+    USER_EXAMPLE,
+    USER_LIST_EXAMPLE,
+    USER_UPDATE_EXAMPLE,
+    USER_UPDATED_EXAMPLE,
     UserBulkCreateSchema,
     UserBulkResultSchema,
     UserCreateSchema,
@@ -73,11 +80,16 @@ def _entity(user: User, status: int = 200) -> Response:
 @operation(
     summary="Create a user",
     tag="users",
+    description="Sign up: the email is stored in lower case and must not belong to another live "
+    "user (409 email-taken); the password (8..128 characters) is stored only as a hash and never "
+    "sent back. Answers the user with its Location and ETag.",
+    request_example=USER_CREATE_EXAMPLE,
+    response_example=USER_EXAMPLE,
     body=UserCreateSchema(),
     response=UserSchema(),
     status=201,
     response_headers=("Location", "ETag"),
-    problems=(409,),
+    problems=(EMAIL_TAKEN,),
 )
 def create_user(body: Any) -> Response:
     user = _service().create(body)
@@ -90,10 +102,15 @@ def create_user(body: Any) -> Response:
 @operation(
     summary="Create up to 1000 users, all or nothing",
     tag="users",
+    description="One transaction: an invalid item (422, `errors` keyed `items.<index>.<field>`), an "
+    "email repeated in the batch (422) or one already taken (409 email-taken) writes nothing. "
+    "The users come back in the order sent.",
+    request_example=USER_BULK_CREATE_EXAMPLE,
+    response_example=USER_BULK_RESULT_EXAMPLE,
     body=UserBulkCreateSchema(),
     response=UserBulkResultSchema(),
     status=201,
-    problems=(409,),
+    problems=(EMAIL_TAKEN,),
 )
 def bulk_create_users(body: Any) -> Response:
     users = _service().bulk_create(body["items"], require_principal())
@@ -104,6 +121,11 @@ def bulk_create_users(body: Any) -> Response:
 @operation(
     summary="List users",
     tag="users",
+    description="Live users, filtered by `is_active`, `email` (exact, case-insensitive; admins only), "
+    "`q` (part of the full name; of the email too for admins) and `post_title` (users with a live post "
+    "whose title contains it). A page with a successor sends `meta.next_cursor` and "
+    '`Link: <...>; rel="next"`.',
+    response_example=USER_LIST_EXAMPLE,
     query=UserListQuerySchema(),
     listing=USERS,
     response=UserListSchema(),
@@ -114,7 +136,15 @@ def list_users(query: Any, page: PageRequest) -> Response:
 
 
 @bp.get(f"/users/{ID}")
-@operation(summary="Get a user", tag="users", response=UserSchema(), conditional=True)
+@operation(
+    summary="Get a user",
+    tag="users",
+    description='A live user, with `ETag: "<version>"`; If-None-Match with that tag answers 304 '
+    "with no content. A deleted user is a 404.",
+    response_example=USER_EXAMPLE,
+    response=UserSchema(),
+    conditional=True,
+)
 def get_user(user_id: int) -> Response:
     user = _service().get(user_id)
     return not_modified(user.version) or _entity(user)
@@ -124,6 +154,11 @@ def get_user(user_id: int) -> Response:
 @operation(
     summary="Change a user",
     tag="users",
+    description="Changes any of `email`, `full_name`, `password`, `is_active`; the version goes up "
+    "by one. With If-Match, a stale tag is a 412; a change that raced another from the same "
+    "version is a 409 concurrent-change; a taken email, 409 email-taken.",
+    request_example=USER_UPDATE_EXAMPLE,
+    response_example=USER_UPDATED_EXAMPLE,
     body=UserUpdateSchema(),
     response=UserSchema(),
     conditional=True,
@@ -134,7 +169,14 @@ def update_user(user_id: int, body: Any) -> Response:
 
 
 @bp.delete(f"/users/{ID}")
-@operation(summary="Delete a user (soft) and what is theirs", tag="users", status=204, conditional=True)
+@operation(
+    summary="Delete a user (soft) and what is theirs",
+    tag="users",
+    description="Marks the user deleted and, in the same transaction, their posts and the comments "
+    "on them; the email is free again. Answers 204 with no content.",
+    status=204,
+    conditional=True,
+)
 def delete_user(user_id: int) -> Response:
     _service().delete(user_id, if_match_versions(), require_principal())
     return no_content()

@@ -30,13 +30,20 @@ class UserUpdateSchema(Schema):
 class UserSchema(Schema):
     """What a client sees of a user: never the password or its hash."""
 
-    id = fields.Integer(dump_only=True)
-    email = fields.String(dump_only=True)
-    full_name = fields.String(dump_only=True)
-    is_active = fields.Boolean(dump_only=True)
-    version = fields.Integer(dump_only=True)
-    created_at = UtcDateTime(dump_only=True)
-    updated_at = UtcDateTime(dump_only=True)
+    # required=True on an output field: "always sent", so generated clients type it as present.
+    id = fields.Integer(dump_only=True, required=True)
+    email = fields.String(
+        dump_only=True,
+        metadata={
+            "description": "The user's email, normalised to lower case. Will be sent only to the user "
+            "themself and to admins once authentication is in place; absent for everyone else."
+        },
+    )
+    full_name = fields.String(dump_only=True, required=True)
+    is_active = fields.Boolean(dump_only=True, required=True)
+    version = fields.Integer(dump_only=True, required=True)
+    created_at = UtcDateTime(dump_only=True, required=True)
+    updated_at = UtcDateTime(dump_only=True, required=True)
 
 
 class UserListQuerySchema(Schema):
@@ -55,3 +62,55 @@ class UserListSchema(Schema):
 
 class UserBulkResultSchema(Schema):
     items = fields.List(fields.Nested(UserSchema), required=True)
+
+
+# Examples for the OpenAPI document, copied from real answers; tests/core/test_openapi_examples.py
+# sends each example request and compares the answer's shape with the example answer.
+USER_CREATE_EXAMPLE = {
+    "email": "ada@example.com",
+    "full_name": "Ada Lovelace",
+    "password": "correct horse battery",
+}
+USER_EXAMPLE = {
+    "id": 1,
+    "email": "ada@example.com",
+    "full_name": "Ada Lovelace",
+    "is_active": True,
+    "version": 1,
+    "created_at": "2026-12-02T00:35:10.578619+00:00",
+    "updated_at": "2026-12-02T00:35:10.578630+00:00",
+}
+USER_UPDATE_EXAMPLE = {"full_name": "Augusta Ada King"}
+USER_UPDATED_EXAMPLE = {
+    **USER_EXAMPLE,
+    "full_name": "Augusta Ada King",
+    "version": 2,
+    "updated_at": "2026-12-02T00:41:07.014852+00:00",
+}
+USER_BULK_CREATE_EXAMPLE = {
+    "items": [
+        {"email": "grace@example.com", "full_name": "Grace Hopper", "password": "correct horse battery"},
+    ]
+}
+USER_BULK_RESULT_EXAMPLE = {
+    "items": [
+        {
+            "id": 2,
+            "email": "grace@example.com",
+            "full_name": "Grace Hopper",
+            "is_active": True,
+            "version": 1,
+            "created_at": "2026-12-02T00:35:10.907974+00:00",
+            "updated_at": "2026-12-02T00:35:10.907986+00:00",
+        }
+    ]
+}
+USER_LIST_EXAMPLE = {
+    "items": [USER_EXAMPLE],
+    "meta": {
+        "per_page": 1,
+        "next_cursor": "eyJzIjoiaWQiLCJrIjpbMV0sImYiOiI5NjQ4MDc0ZDU2NDhiOWZmIn0.WEd0fvOKBfmtXOmnnlmLwmu9o1w",
+        "page": 1,
+        "total": 2,
+    },
+}

@@ -13,7 +13,7 @@ from webapp.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from webapp.core.lists import Page, PageRequest
 from webapp.core.passwords import DEFAULT_METHOD, hash_password, hash_passwords
 from webapp.core.preconditions import check_precondition
-from webapp.resources.users.model import User
+from webapp.resources.users.model import EMAIL_TAKEN, User
 from webapp.resources.users.repository import UserRepository
 
 
@@ -73,7 +73,10 @@ class UserService:
         if taken:
             # A 409 carries no per-field "errors" (only 422 does): the detail names the items.
             indexes = ", ".join(str(index) for index, email in enumerate(emails) if email in taken)
-            raise Conflict(f"The emails of items {indexes} already belong to users; nothing was created.")
+            raise Conflict(
+                f"The emails of items {indexes} already belong to users; nothing was created.",
+                problem_type=EMAIL_TAKEN,
+            )
         # Inserted in email order: two batches that share emails then take the unique
         # index's locks in the same order, so one waits and gets a 409 instead of both
         # deadlocking. The answer keeps the order of the request.

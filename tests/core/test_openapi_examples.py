@@ -1,0 +1,135 @@
+"""The OpenAPI document's examples are real: each example request, sent, answers the example's shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from webapp.core.openapi import build_spec
+
+
+def _spec(app: Flask) -> dict[str, Any]:
+    with app.app_context():
+        return build_spec(app)
+
+
+def _operations(app: Flask) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, operation)
+        for path, item in _spec(app)["paths"].items()
+        for method, operation in item.items()
+        if method != "head"
+    ]
+
+
+def shape(value: Any) -> Any:
+    """The keys and JSON types of a value; None stands for "any type" (a null in an example)."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    if value is None:
+        return None
+    return type(value).__name__
+
+
+def same_shape(actual: Any, example: Any) -> bool:
+    """Two shapes agree: the same keys, the same types, nulls matching anything."""
+    if actual is None or example is None:
+        return True
+    if isinstance(actual, dict) and isinstance(example, dict):
+        return actual.keys() == example.keys() and all(same_shape(actual[k], example[k]) for k in actual)
+    if isinstance(actual, list) and isinstance(example, list):
+        return not actual or not example or same_shape(actual[0], example[0])
+    return bool(actual == example)
+
+
+def _arrange(client: FlaskClient) -> dict[str, int]:
+    """A user and a post of theirs, for the path parameters; not the examples' own email."""
+    user = client.post(
+        "/api/v1/users", json={"email": "owner@example.com", "full_name": "Owner", "password": "password123"}
+    ).get_json()
+    post = client.post(
+        "/api/v1/posts", json={"title": "Owned", "content": "", "user_id": user["id"]}
+    ).get_json()
+    return {"user_id": user["id"], "post_id": post["id"]}
+
+
+OPERATION_IDS = [
+    "create_user",
+    "bulk_create_users",
+    "list_users",
+    "get_user",
+    "update_user",
+    "delete_user",
+    "create_post",
+    "list_posts",
+    "get_post",
+    "update_post",
+    "delete_post",
+    "list_user_posts",
+    "create_user_post",
+    "get_health",
+]
+
+
+@pytest.mark.parametrize("operation_id", OPERATION_IDS)
+def test_each_example_request_gets_an_answer_shaped_like_the_example_answer(
+    app: Flask, client: FlaskClient, operation_id: str
+) -> None:
+    method, path, operation = next(op for op in _operations(app) if op[2]["operationId"] == operation_id)
+    ids = _arrange(client)
+    url = path.format(**ids)
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("example")
+    if body is not None and "user_id" in body:
+        body = {**body, "user_id": ids["user_id"]}
+    headers = {}
+    if method in {"patch", "delete"}:
+        headers["If-Match"] = client.get(url).headers["ETag"]
+
+    response = client.open(url, method=method.upper(), json=body, headers=headers)
+
+    (status, documented) = next((s, r) for s, r in operation["responses"].items() if s.startswith("2"))
+    assert response.status_code == int(status), response.get_data(as_text=True)
+    if "content" not in documented:
+        assert response.get_data() == b""
+        return
+    example = documented["content"]["application/json"]["example"]
+    assert shape(example) is not None
+    assert same_shape(shape(response.get_json()), shape(example)), (response.get_json(), example)
+
+
+def test_every_operation_has_a_description_and_every_body_an_example(app: Flask) -> None:
+    for method, path, operation in _operations(app):
+        assert operation["description"], (method, path)
+        if "requestBody" in operation:
+            assert "example" in operation["requestBody"]["content"]["application/json"], (method, path)
+        for status, response in operation["responses"].items():
+            for media in response.get("content", {}).values():
+                assert "example" in media, (method, path, status)
+
+
+def test_the_health_examples_say_what_each_status_means(app: Flask) -> None:
+    health = _spec(app)["paths"]["/health"]["get"]["responses"]
+
+    assert health["200"]["content"]["application/json"]["example"] == {"status": "ok", "database": "ok"}
+    assert health["503"]["content"]["application/json"]["example"] == {
+        "status": "error",
+        "database": "unavailable",
+    }
+
+
+def test_problem_examples_name_a_documented_type(app: Flask) -> None:
+    spec = _spec(app)
+    documented = {entry["type"] for entry in spec["x-problem-types"]} | {"about:blank"}
+    for method, path, operation in _operations(app):
+        for status, response in operation["responses"].items():
+            media = response.get("content", {}).get("application/problem+json")
+            if media is not None:
+                assert media["example"]["type"] in documented, (method, path, status)
+                assert media["example"]["status"] == int(status)
+    json.dumps(spec)  # the whole document, examples included, is plain JSON
