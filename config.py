@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent
-DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'webapp.core.db'}"
+DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'webapp.db'}"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

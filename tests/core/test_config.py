@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from config import Config, TestingConfig, normalize_database_url
@@ -73,3 +75,12 @@ def test_every_postgresql_wait_is_bounded() -> None:
 def test_a_connect_timeout_of_zero_does_not_mean_wait_forever() -> None:
     # libpq reads connect_timeout=0 as "no timeout".
     assert _postgresql_connect_args(Config({"DB_CONNECT_TIMEOUT": "0"}).as_dict())["connect_timeout"] >= 1
+
+
+def test_the_default_database_is_the_sqlite_file_the_readme_names() -> None:
+    # A restructure once renamed it instance/webapp.core.db by rewriting module paths.
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+
+    assert f"sqlite:///{root / 'instance' / 'webapp.db'}" == Config({}).DATABASE_URL
+    assert "instance/webapp.db" in readme
