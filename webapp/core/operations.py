@@ -30,6 +30,7 @@ class Operation:
     conditional: bool = False  # ETag on the answer, If-Match / If-None-Match honoured
     problems: tuple[int, ...] = field(default=())
     unavailable: Schema | None = None  # a 503 body of its own instead of a problem
+    uses_database: bool = True  # False: never a 503 for an unavailable database
 
 
 def operation(
@@ -45,6 +46,7 @@ def operation(
     conditional: bool = False,
     problems: tuple[int, ...] = (),
     unavailable: Schema | None = None,
+    uses_database: bool = True,
 ) -> Callable[[ViewT], ViewT]:
     """Declare a route's contract; the view receives ``body``, ``query`` and ``page`` parsed.
 
@@ -62,6 +64,7 @@ def operation(
         conditional=conditional,
         problems=problems,
         unavailable=unavailable,
+        uses_database=uses_database,
     )
 
     def decorate(view: ViewT) -> ViewT:
