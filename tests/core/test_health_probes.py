@@ -94,7 +94,7 @@ def test_ready_uses_no_connection_of_the_request_pools(make_probe_app: AppFactor
         assert app.test_client().get("/health/ready").status_code == 200
 
     # Nothing was ever checked out of the pools requests use.
-    assert all(engine.pool.checkedin() + engine.pool.checkedout() == 0 for engine in database.engines)  # type: ignore[attr-defined]
+    assert all(engine.pool.checkedin() + engine.pool.checkedout() == 0 for engine in database.engines)
 
 
 def test_both_probes_are_in_the_openapi_document(make_probe_app: AppFactory) -> None:
