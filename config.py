@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'webapp.db'}"
+
+# The built-in key signs cursors in development only; production refuses it.
+DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key"
+# Keys that have been published (here, in docker-compose.yml, in examples): anyone can sign with them.
+KNOWN_SECRET_KEYS = frozenset({DEFAULT_SECRET_KEY, "change-me-for-anything-but-local-use"})
+MIN_SECRET_KEY_LENGTH = 32
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -58,6 +67,28 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated allowlist of origins (scheme://host[:port]); empty means none."""
+    origins = tuple(part.strip() for part in environ.get(name, "").split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ValueError(
+                f"{name} entries must look like https://example.com[:port] (or *), got {origin!r}"
+            )
+    return origins
+
+
+def secret_key_problem(key: str | None) -> str | None:
+    """Why ``key`` must not sign anything in production, or None if it may."""
+    if not key or not key.strip():
+        return "SECRET_KEY must be set in production"
+    if key in KNOWN_SECRET_KEYS:
+        return "SECRET_KEY is a published default: generate one, e.g. with secrets.token_urlsafe(48)"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters in production"
+    return None
+
+
 def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
@@ -78,7 +109,8 @@ class Config:
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
-        self.SECRET_KEY: str = env.get("SECRET_KEY", "dev-only-insecure-secret-key")
+        # Empty counts as unset: a cursor signed with an empty key could be forged by anyone.
+        self.SECRET_KEY: str = env.get("SECRET_KEY") or DEFAULT_SECRET_KEY
         self.DATABASE_URL: str = normalize_database_url(env.get("DATABASE_URL") or self.DEFAULT_DATABASE_URL)
         # Pool settings; applied only where the dialect's pool takes them.
         self.DB_POOL_SIZE: int = _int(env, "DB_POOL_SIZE", 5)
@@ -89,7 +121,8 @@ class Config:
         # Bounded waits, so an outage answers 503 instead of hanging a worker.
         self.DB_CONNECT_TIMEOUT: int = _int(env, "DB_CONNECT_TIMEOUT", 3)
         self.DB_STATEMENT_TIMEOUT_MS: int = _int(env, "DB_STATEMENT_TIMEOUT_MS", 30_000)
-        self.DB_LOCK_TIMEOUT_MS: int = _int(env, "DB_LOCK_TIMEOUT_MS", 10_000)
+        # No request waits longer than this for a row or table lock (then a 503 with Retry-After).
+        self.DB_LOCK_TIMEOUT_MS: int = _int(env, "DB_LOCK_TIMEOUT_MS", 3_000)
         # Safe-method requests run without a transaction on PostgreSQL (no BEGIN/COMMIT).
         self.DB_READS_AUTOCOMMIT: bool = _bool(env, "DB_READS_AUTOCOMMIT", True)
         self.SQL_ECHO: bool = _bool(env, "SQL_ECHO", False)
@@ -114,6 +147,8 @@ class Config:
         )
         # How many proxies in front of the app set X-Forwarded-For (nginx: 1); 0 trusts none.
         self.PROXY_FIX_X_FOR: int = _int(env, "PROXY_FIX_X_FOR", 0)
+        # Browser origins allowed to call the API; none by default (no CORS headers at all).
+        self.CORS_ORIGINS: tuple[str, ...] = _origins(env, "CORS_ORIGINS")
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in dir(self) if name.isupper()}
@@ -144,8 +179,9 @@ class ProductionConfig(Config):
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         super().__init__(env)
-        if "SECRET_KEY" not in env:
-            raise RuntimeError("SECRET_KEY must be set in production")
+        problem = secret_key_problem(env.get("SECRET_KEY"))
+        if problem is not None:
+            raise RuntimeError(problem)
 
 
 CONFIGS: dict[str, type[Config]] = {

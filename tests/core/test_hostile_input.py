@@ -140,16 +140,154 @@ def test_hostile_query_strings_are_400(client: FlaskClient, query: str) -> None:
     assert response.content_type == "application/problem+json"
 
 
-@pytest.mark.parametrize(
-    "query",
-    ["q=%ED%A0%80", "q=%FF%FE", "q=%25_%5C", "email=%ED%A0%80@example.com", "page=999999999"],
-)
+@pytest.mark.parametrize("query", ["q=%25_%5C", "page=999999999", "q=%C3%A9%E4%B8%AD"])
 def test_odd_but_harmless_query_strings_are_answered(client: FlaskClient, query: str) -> None:
-    # Werkzeug decodes bad UTF-8 in the query as U+FFFD, which is storable text.
     response = client.get(f"/api/v1/users?{query}")
 
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("q=%ff", id="lone-byte"),
+        pytest.param("q=%FF%FE", id="byte-order-mark-bytes"),
+        pytest.param("q=%ED%A0%80", id="encoded-surrogate"),
+        pytest.param("q=%C3", id="truncated-sequence"),
+        pytest.param("email=%ED%A0%80@example.com", id="in-email"),
+        pytest.param("%ff=1", id="in-a-name"),
+        pytest.param("x=1&q=ok%C0%AF", id="overlong-slash"),
+    ],
+)
+def test_a_query_string_whose_percent_decoding_is_not_utf8_is_a_400_before_any_view(
+    production_client: FlaskClient, db_session: Session, query: str
+) -> None:
+    # Werkzeug would decode these to U+FFFD: a search for something the client never sent.
+    get = production_client.get(f"/api/v1/users?{query}")
+    post = production_client.post(f"/api/v1/users?{query}", json=VALID)
+
+    for response in (get, post):
+        assert response.status_code == 400, response.get_json()
+        assert response.content_type == "application/problem+json"
+    assert _count_users(db_session) == 0
+
+
+NAME_REFUSALS = [
+    pytest.param("Ada\x1b[31mRed", id="terminal-escape"),
+    pytest.param("Ada\x07", id="bell"),
+    pytest.param("Ada\nLovelace", id="newline"),
+    pytest.param("Ada\tLovelace", id="tab"),
+    pytest.param("Ada\x7f", id="DEL"),
+    pytest.param("Ada\x85", id="C1-next-line"),
+    pytest.param("Ada\x9b31m", id="C1-CSI"),
+    pytest.param("abc\u202edcba", id="right-to-left-override"),
+    pytest.param("abc\u202a", id="left-to-right-embedding"),
+    pytest.param("abc\u2066x\u2069", id="isolate"),
+    pytest.param("abc\u200f", id="right-to-left-mark"),
+    pytest.param("abc\u200e", id="left-to-right-mark"),
+    pytest.param("abc\u061c", id="arabic-letter-mark"),
+    pytest.param("   ", id="blank"),
+    pytest.param("\u3000\u00a0", id="unicode-blank"),
+]
+
+
+@pytest.mark.parametrize("name", NAME_REFUSALS)
+def test_a_name_with_control_or_bidi_characters_or_blank_is_422(
+    client: FlaskClient, db_session: Session, create_user: Any, name: str
+) -> None:
+    user = create_user()
+
+    created = client.post("/api/v1/users", json={**VALID, "full_name": name})
+    patched = client.patch(f"/api/v1/users/{user['id']}", json={"full_name": name})
+
+    for response in (created, patched):
+        assert response.status_code == 422, response.get_json()
+        assert list(response.get_json()["errors"]) == ["full_name"]
+    assert _count_users(db_session) == 1
+    assert client.get(f"/api/v1/users/{user['id']}").get_json() == user
+
+
+@pytest.mark.parametrize("title", NAME_REFUSALS)
+def test_a_post_title_with_control_or_bidi_characters_or_blank_is_422(
+    client: FlaskClient, create_user: Any, title: str
+) -> None:
+    user = create_user()
+
+    response = client.post("/api/v1/posts", json={"title": title, "content": "", "user_id": user["id"]})
+
+    assert response.status_code == 422, response.get_json()
+    assert list(response.get_json()["errors"]) == ["title"]
+    assert client.get("/api/v1/posts").get_json()["items"] == []
+
+
+def test_names_in_any_script_are_accepted(client: FlaskClient) -> None:
+    for name in ("Ada Lovelace", "Zoë O'Brien-Ünal", "\u05e2\u05d3\u05d4", "\u674e\u5c0f\u9f99", "A\u200dB"):
+        response = client.post(
+            "/api/v1/users",
+            json={**VALID, "email": f"{len(name)}{ord(name[0])}@example.com", "full_name": name},
+        )
+        assert response.status_code == 201, (name, response.get_json())
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param("a\x1b]0;owned\x07", id="terminal-escape"),
+        pytest.param("a\rb", id="lone-carriage-return"),
+        pytest.param("a\x0bb", id="vertical-tab"),
+        pytest.param("a\x85", id="C1"),
+        pytest.param("a\u202eb", id="right-to-left-override"),
+        pytest.param("a\u2067b", id="isolate"),
+    ],
+)
+def test_post_content_with_control_or_bidi_characters_is_422(
+    client: FlaskClient, create_user: Any, content: str
+) -> None:
+    user = create_user()
+
+    response = client.post("/api/v1/posts", json={"title": "T", "content": content, "user_id": user["id"]})
+
+    assert response.status_code == 422, response.get_json()
+    assert list(response.get_json()["errors"]) == ["content"]
+
+
+def test_post_content_keeps_its_newlines_and_tabs(client: FlaskClient, create_user: Any) -> None:
+    user = create_user()
+    content = "line one\n\tindented\r\nwindows line\n\nend"
+
+    response = client.post("/api/v1/posts", json={"title": "T", "content": content, "user_id": user["id"]})
+
+    assert response.status_code == 201, response.get_json()
+    assert client.get(response.headers["Location"]).get_json()["content"] == content
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            b'{"email": "a@example.com", "email": "b@example.com", "full_name": "A", "password": "pass1234"}',
+            id="top-level",
+        ),
+        pytest.param(
+            b'{"email": "a@example.com", "full_name": "A", "password": "password123", "x": {"k": 1, "k": 2}}',
+            id="nested",
+        ),
+        pytest.param(
+            b'{"full_name": "A", "full_name": "A", "email": "a@example.com", "password": "password123"}',
+            id="same-value",
+        ),
+    ],
+)
+def test_a_json_body_naming_a_member_twice_is_a_400_and_writes_nothing(
+    client: FlaskClient, db_session: Session, body: bytes
+) -> None:
+    response = client.post("/api/v1/users", data=body, content_type="application/json")
+
+    assert response.status_code == 400, response.get_json()
+    assert response.content_type == "application/problem+json"
+    assert "twice" in response.get_json()["detail"]
+    assert _count_users(db_session) == 0
 
 
 @pytest.mark.parametrize(

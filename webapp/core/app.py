@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from webapp.core import health, openapi
 from webapp.core.auth import enforce_authentication
 from webapp.core.db import Database
+from webapp.core.headers import register_response_headers
 from webapp.core.http import IdConverter, reject_undecodable_query_string
 from webapp.core.idempotency.cli import idempotency_cli
 from webapp.core.observability import configure_logging, register_request_logging
@@ -31,7 +32,7 @@ class CoreApp(Flask):
 
 
 def install_core(app: Flask, migrations_dir: str) -> Database:
-    """Logging, the database and its request transaction, errors, health, OpenAPI, CLI."""
+    """Logging, the database and its request transaction, errors, headers, health, OpenAPI, CLI."""
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     if app.config.get("PROXY_FIX_X_FOR"):
         # Behind a proxy every request comes from the proxy: trust its X-Forwarded-For
@@ -47,6 +48,7 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     register_request_logging(app)
     register_request_hooks(app, database)
     register_error_handlers(app)
+    register_response_headers(app)
 
     # Before any rule is added: rules resolve their converters when registered.
     app.url_map.converters["id"] = IdConverter

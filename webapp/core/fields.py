@@ -14,10 +14,38 @@ from webapp.core.db.base import MAX_ID
 # a 500 at the database, so they are a 422 here.
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
+# Characters that make a shown string lie about itself: C0 and C1 controls (ESC starts
+# terminal escape sequences in logs and consoles), DEL, and the bidirectional overrides
+# and marks that reorder what a reader sees (the "Trojan Source" trick).
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_NOT_IN_NAMES = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_BIDI}]")
+# Free text keeps its line breaks and tabs; a CR only as half of CRLF (a lone CR
+# rewrites the line it is printed on).
+_NOT_IN_FREE_TEXT = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{_BIDI}]|\\r(?!\\n)")
+
+
+def is_storable_text(value: str) -> bool:
+    """Whether the database can store ``value`` (no NUL, no lone surrogate)."""
+    return _UNSTORABLE.search(value) is None
+
 
 def storable_text(value: str) -> None:
-    if _UNSTORABLE.search(value):
+    if not is_storable_text(value):
         raise ValidationError("Contains characters that cannot be stored (NUL or lone surrogates).")
+
+
+def plain_name(value: str) -> None:
+    """A name or title: printable on one line, in reading order, and not blank."""
+    if _NOT_IN_NAMES.search(value):
+        raise ValidationError("Contains control or bidirectional formatting characters.")
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+def plain_free_text(value: str) -> None:
+    """Free text: line breaks and tabs are fine, other control and bidi characters are not."""
+    if _NOT_IN_FREE_TEXT.search(value):
+        raise ValidationError("Contains control or bidirectional formatting characters.")
 
 
 class Text(fields.String):
@@ -29,6 +57,28 @@ class Text(fields.String):
         if validators is not None:
             validate.extend(validators if isinstance(validators, list) else [validators])
         super().__init__(validate=validate, **kwargs)
+
+
+class Name(Text):
+    """A short human-readable label (a person's name, a title): one plain line, not blank."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        validators = kwargs.pop("validate", None)
+        validate_ = [plain_name]
+        if validators is not None:
+            validate_.extend(validators if isinstance(validators, list) else [validators])
+        super().__init__(validate=validate_, **kwargs)
+
+
+class FreeText(Text):
+    """Longer prose: keeps newlines and tabs, refuses other control and bidi characters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        validators = kwargs.pop("validate", None)
+        validate_ = [plain_free_text]
+        if validators is not None:
+            validate_.extend(validators if isinstance(validators, list) else [validators])
+        super().__init__(validate=validate_, **kwargs)
 
 
 class NormalizedEmail(fields.Email):

@@ -1,4 +1,4 @@
-"""GET /health: is the process up, and can it reach the database (a bounded probe)."""
+"""Health probes: /health (through the app's pool), /health/live and /health/ready (for orchestrators)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ from webapp.core.problems import retry_after_headers
 log = logging.getLogger(__name__)
 
 bp = Blueprint("health", __name__)
+
+# Seconds /health/ready may take while the database answers: each of connect and query.
+READY_BUDGET_S = 2
+
+
+class LiveSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["ok"]))
 
 
 class HealthSchema(Schema):
@@ -56,7 +63,33 @@ def health() -> Response:
     # Bounded by the connect timeout (down) or the pool timeout (saturated): a load
     # balancer gets an answer in seconds, never a hung probe.
     # The read engine: on SQLite a probe must not take the write lock.
-    if database_is_up(current_database().read_engine):
+    return _database_status(current_database().read_engine)
+
+
+@bp.get("/health/live")
+@operation(summary="Is the process serving", tag="health", response=LiveSchema(), uses_database=False)
+def live() -> Response:
+    # Touches nothing: a liveness probe that failed with the database would have every
+    # instance restarted during a database outage, which restarts fix nothing about.
+    return json_response({"status": "ok"})
+
+
+@bp.get("/health/ready")
+@operation(
+    summary="Can the process serve requests now",
+    tag="health",
+    response=HealthSchema(),
+    unavailable=HealthSchema(),
+)
+def ready() -> Response:
+    # A connection of its own, not one from the request pools: while every pooled
+    # connection is busy the database still answers, and the instance should keep its
+    # traffic rather than be taken out of rotation for being busy.
+    return _database_status(current_database().probe_engine(READY_BUDGET_S), READY_BUDGET_S * 1000)
+
+
+def _database_status(engine: Engine, timeout_ms: int = 2000) -> Response:
+    if database_is_up(engine, timeout_ms):
         return json_response({"status": "ok", "database": "ok"})
     response = json_response({"status": "error", "database": "unavailable"}, 503)
     response.headers.update(retry_after_headers(current_app))

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 from typing import Any, TypeVar
+from urllib.parse import unquote_to_bytes
 
 from flask import Response, g, request
 from marshmallow import Schema, ValidationError
@@ -57,6 +58,21 @@ def _finite_float(text: str) -> float:
     return value
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names the same member twice."""
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys; a proxy or validator that reads the
+    # first would see a different request than we act on.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKey(key)
+        result[key] = value
+    return result
+
+
 def request_body() -> bytes:
     """The raw body, read once: 413 over the limit, 400 if the transport breaks mid-body."""
     try:
@@ -82,7 +98,14 @@ def json_object_body() -> dict[str, Any]:
     raw = request_body()
     try:
         # JSON on the wire is UTF-8 (RFC 8259); json.loads(bytes) would also guess UTF-16/32.
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
+        data = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_object_without_duplicates,
+        )
+    except DuplicateKey:
+        raise InvalidRequest("The request body names a member twice in one object.") from None
     except (ValueError, RecursionError):
         # ValueError covers bad UTF-8, bad syntax and integers beyond Python's digit limit;
         # RecursionError is deeply nested input, which Werkzeug's parser lets out as a 500.
@@ -185,12 +208,16 @@ def no_content() -> Response:
 
 
 def reject_undecodable_query_string() -> None:
-    """before_request: a query string that is not UTF-8 is a 400, before any view runs.
+    """before_request: a query string that is not UTF-8, raw or percent-encoded, is a 400.
 
-    Werkzeug decodes it strictly on first use (request.args), which would raise a 500
-    from wherever that happens, even after the commit.
+    Raw bytes: Werkzeug decodes them strictly on first use (request.args), which would
+    raise a 500 from wherever that happens, even after the commit. Percent-escapes
+    (``%ff``): Werkzeug replaces what does not decode with U+FFFD, so a filter would
+    silently search for something the client never sent.
     """
+    raw = request.query_string
     try:
-        request.query_string.decode("utf-8")
+        raw.decode("utf-8")
+        unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("The query string is not valid UTF-8.") from None

@@ -49,6 +49,20 @@ order), and either `page` (offset mode, with an exact `total`) or `cursor` (the 
 page's `meta.next_cursor`: keyset mode, where a deep page costs the same as the first),
 with `per_page` (1..100, default 20). A cursor is signed: a tampered one is a 400.
 
+**Health.** `/health/live` answers 200 whenever the process serves requests and never
+touches the database (a liveness probe). `/health/ready` answers 200 while the database
+answers, within 2 seconds, even when every pooled connection is busy (a readiness probe);
+`/health` checks the database through the app's own pool. Both answer 503 with
+`Retry-After` when the database cannot be reached.
+
+**Waiting is bounded.** No request waits for a database lock or a pooled connection for
+more than a few seconds: it gets a 503 with `Retry-After` instead.
+
+**Input.** Query strings must be UTF-8 once percent-decoded (`%ff` is a 400); a JSON body
+that names a member twice in one object is a 400. Names and titles refuse control
+characters, terminal escapes, bidirectional formatting characters and blank values (422);
+post content may contain line breaks and tabs but no other control characters.
+
 **Retries.** Every POST accepts an `Idempotency-Key` (1..255 printable ASCII): a retry
 with the same key and body within 24 hours gets the first answer again, with
 `Idempotent-Replayed: true`, and writes nothing; the same key with another body is a 422,
@@ -97,12 +111,14 @@ _PROBLEM_DESCRIPTIONS = {
     409: "Conflict: a unique value is taken or a concurrent change won.",
     412: "If-Match does not match the current ETag.",
     413: "Body larger than the configured limit.",
+    414: "The request line (path and query string) is too long; answered by the front proxy.",
     415: "Body without a JSON content type.",
     422: "The body failed validation; `errors` names the fields.",
     401: "No valid bearer token: missing, malformed, unknown, expired or revoked.",
     403: "Authenticated, but not allowed: not the owner, not an admin.",
     428: "PATCH and DELETE need If-Match: the ETag of the version being changed, or *.",
     429: "Too many attempts; retry after Retry-After seconds.",
+    431: "The request headers are too large; answered by the front proxy.",
     503: "The database is unavailable; retry after Retry-After seconds.",
 }
 
@@ -324,8 +340,11 @@ def _parameters(
 
 
 def _problem_statuses(op: Operation, method: str, has_path_params: bool, idempotent: bool) -> set[int]:
-    declared = {p if isinstance(p, int) else p.status for p in op.problems}
-    problems = declared | ({503} if op.unavailable is None else set())
+    # 414 and 431 come from the HTTP front (proxy or server) before the app runs, for any
+    # operation; they are problem details too, so clients handle them like the rest.
+    problems = {p if isinstance(p, int) else p.status for p in op.problems} | {414, 431}
+    if op.uses_database and op.unavailable is None:
+        problems.add(503)
     if idempotent:
         problems |= {400, 409, 422}
     if has_path_params:
@@ -419,24 +438,38 @@ _DOCS_PAGE = """<!doctype html>
   <div id="swagger-ui"></div>
   <script src="/docs/assets/swagger-ui-bundle.js"></script>
   <script src="/docs/assets/swagger-ui-standalone-preset.js"></script>
-  <script>
-    window.ui = SwaggerUIBundle({
-      url: "/openapi.json",
-      dom_id: "#swagger-ui",
-      presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-      layout: "StandaloneLayout",
-      persistAuthorization: true,
-      deepLinking: true
-    });
-  </script>
+  <script src="/docs/assets/swagger-init.js"></script>
 </body>
 </html>
 """
 
+# A file of its own rather than an inline script, so the page's policy can refuse every
+# inline script (the usual way an injected one runs).
+_DOCS_INIT = """window.ui = SwaggerUIBundle({
+  url: "/openapi.json",
+  dom_id: "#swagger-ui",
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+  layout: "StandaloneLayout",
+  persistAuthorization: true,
+  deepLinking: true
+});
+"""
+
+# Everything the page loads comes from the app. Swagger UI sets style attributes and
+# shows its icons as data: images; it fetches the document and sends "Try it out"
+# requests to this origin only.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; font-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
 
 @bp.get("/docs")
 def docs_page() -> Response:
-    return Response(_DOCS_PAGE, mimetype="text/html")
+    response = Response(_DOCS_PAGE, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+    return response
 
 
 _PROBLEM_PAGE = """<!doctype html>
@@ -470,6 +503,10 @@ def problem_type_page(slug: str) -> Response:
 
 @bp.get("/docs/assets/<name>")
 def docs_asset(name: str) -> Response:
+    if name == "swagger-init.js":
+        response = Response(_DOCS_INIT, mimetype="text/javascript")
+        response.cache_control.max_age = 86400
+        return response
     if name not in _ASSET_NAMES:
         abort(404)
     return send_from_directory(_ASSETS, name, max_age=86400)

@@ -36,6 +36,7 @@ class Operation:
     # Statuses beyond those derived from the rest, or the ProblemType a status answers with.
     problems: tuple[int | ProblemType, ...] = field(default=())
     unavailable: Schema | None = None  # a 503 body of its own instead of a problem
+    uses_database: bool = True  # False: never a 503 for an unavailable database
 
 
 def operation(
@@ -55,6 +56,7 @@ def operation(
     conditional: bool = False,
     problems: tuple[int | ProblemType, ...] = (),
     unavailable: Schema | None = None,
+    uses_database: bool = True,
 ) -> Callable[[ViewT], ViewT]:
     """Declare a route's contract; the view receives ``body``, ``query`` and ``page`` parsed.
 
@@ -76,6 +78,7 @@ def operation(
         conditional=conditional,
         problems=problems,
         unavailable=unavailable,
+        uses_database=uses_database,
     )
 
     def decorate(view: ViewT) -> ViewT:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, MetaData, event
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
 
 from webapp.core.db.base import Base
-from webapp.core.db.engine import SQLITE_BEGIN, build_engine
+from webapp.core.db.engine import SQLITE_BEGIN, build_engine, build_probe_engine
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class Database:
         self._read_engine: Engine | None = None
         self._request_read_engine: Engine | None = None
         self._engines: list[Engine] = []
+        self._probe_engine: Engine | None = None
         self._engine_lock = threading.Lock()
         self._engine_callbacks: list[Callable[[Engine], None]] = []
         # Objects stay usable after commit: responses are serialized after the hook
@@ -117,6 +118,18 @@ class Database:
         for engine in engines:
             callback(engine)
 
+    def probe_engine(self, budget_s: int) -> Engine:
+        """The readiness probe's engine: outside every pool, built on first use."""
+        if self._probe_engine is None:
+            self.engine  # noqa: B018 -- callbacks registered for the app's engines see this one too
+            with self._engine_lock:
+                if self._probe_engine is None:
+                    probe = build_probe_engine(dict(self._settings), budget_s)
+                    for callback in self._engine_callbacks:
+                        callback(probe)
+                    self._probe_engine = probe
+        return self._probe_engine
+
     def get_engine(self) -> Engine:
         return self.engine
 
@@ -164,6 +177,8 @@ class Database:
     def dispose(self) -> None:
         for engine in self._engines:
             engine.dispose()
+        if self._probe_engine is not None:
+            self._probe_engine.dispose()
 
 
 def current_database() -> Database:

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import NullPool, QueuePool
 
 # Execution option naming how a SQLite transaction begins. Writers take the write lock
 # at BEGIN (IMMEDIATE, the default) so concurrent writers queue on the busy timeout
@@ -44,13 +44,35 @@ def build_engine(settings: dict[str, Any], *, autocommit_reads: bool = False) ->
             options["isolation_level"] = "AUTOCOMMIT"
         engine = create_engine(url, **options)
     elif url.get_backend_name() == "sqlite":
-        lock_timeout_s = int(settings.get("DB_LOCK_TIMEOUT_MS", 10_000)) / 1000
+        lock_timeout_s = int(settings.get("DB_LOCK_TIMEOUT_MS", 3_000)) / 1000
         options["connect_args"] = {"timeout": lock_timeout_s, "check_same_thread": False}
         engine = create_engine(url, **options)
         _configure_sqlite(engine, url)
     else:
         engine = create_engine(url, **options)
     return engine
+
+
+def build_probe_engine(settings: dict[str, Any], budget_s: int) -> Engine:
+    """An engine for readiness probes: no pool to wait for, each wait bounded by ``budget_s``.
+
+    A fresh connection per probe, apart from the request pools: a saturated pool means
+    the app is busy, not that the database is gone, and an orchestrator that reads it
+    as "down" restarts a healthy process at the worst moment.
+    """
+    url = make_url(settings["DATABASE_URL"])
+    if url.get_backend_name() == "postgresql":
+        connect_args: dict[str, Any] = {
+            # libpq's smallest real connect timeout is 2 s (it reads 1 as 2).
+            "connect_timeout": max(2, budget_s),
+            "application_name": "webapp-probe",
+            "options": f"-c statement_timeout={budget_s * 1000} -c lock_timeout={budget_s * 1000}",
+        }
+    elif url.get_backend_name() == "sqlite":
+        connect_args = {"timeout": budget_s, "check_same_thread": False}
+    else:
+        connect_args = {}
+    return create_engine(url, poolclass=NullPool, connect_args=connect_args, hide_parameters=True)
 
 
 def _postgresql_connect_args(settings: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,11 +23,22 @@ PAGING_PARAMS = frozenset({"sort", "page", "per_page", "cursor"})
 
 _BAD_CURSOR = "The cursor is invalid or has been tampered with."
 
+_WARNED = "webapp.warned_built_in_secret_key"
+
+log = logging.getLogger(__name__)
+
 
 def _serializer(resource: str) -> URLSafeSerializer:
     # Signed with the app's secret and salted per resource: a cursor cannot be forged,
     # edited, or replayed against another list.
-    return URLSafeSerializer(current_app.secret_key or "", salt=f"cursor:{resource}")
+    key = current_app.secret_key
+    if not key:
+        # itsdangerous signs and verifies with an empty key without complaint, and so could anyone.
+        raise RuntimeError("SECRET_KEY is empty: cursors can be neither signed nor trusted")
+    if current_app.config.get("WARN_BUILT_IN_SECRET_KEY") and not current_app.extensions.get(_WARNED):
+        current_app.extensions[_WARNED] = True
+        log.warning("signing cursors with the built-in SECRET_KEY: set your own before serving anyone")
+    return URLSafeSerializer(key, salt=f"cursor:{resource}")
 
 
 def _query_fingerprint() -> str:
@@ -73,6 +85,8 @@ def page_request(resource: str, lister: Lister, default_sort: str = "id") -> Pag
 
     if "page" in request.args:
         raise InvalidRequest("Use either page or cursor, not both.", errors={"cursor": ["Not with page."]})
+    if not current_app.secret_key:
+        raise _bad_cursor()
     try:
         payload = _serializer(resource).loads(cursor)
     except BadSignature:

@@ -12,10 +12,15 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.base import ExecutableOption
 
 from webapp.core.errors import InvalidRequest
+from webapp.core.fields import is_storable_text
 
 T = TypeVar("T")
 
 MAX_PER_PAGE = 100
+
+# A cursor's integer key must fit a 64-bit column: SQLite's driver raises OverflowError
+# (not a database error, so a 500) for anything larger.
+_INT64 = range(-(2**63), 2**63)
 
 
 @dataclass(frozen=True)
@@ -152,11 +157,15 @@ class Lister:
                 except ValueError:
                     raise InvalidRequest("Malformed cursor.") from None
             elif python_type is int:
-                if not isinstance(value, int) or isinstance(value, bool):
+                if not isinstance(value, int) or isinstance(value, bool) or value not in _INT64:
                     raise InvalidRequest("Malformed cursor.")
                 values.append(value)
             else:
-                if not isinstance(value, python_type):
+                # A signed cursor is still input: a NUL or a lone surrogate in a string key
+                # would reach the driver, which refuses it with a 500.
+                if not isinstance(value, python_type) or (
+                    isinstance(value, str) and not is_storable_text(value)
+                ):
                     raise InvalidRequest("Malformed cursor.")
                 values.append(value)
         return tuple(values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from webapp.core.db.base import MAX_ID
-from webapp.core.fields import EntityId, Text, UtcDateTime
+from webapp.core.fields import EntityId, FreeText, Name, Text, UtcDateTime
 from webapp.core.lists.schemas import PageMetaSchema
 
 TITLE = validate.Length(min=1, max=200)
@@ -17,8 +17,8 @@ ID_RANGE = validate.Range(min=1, max=MAX_ID)
 class UserPostCreateSchema(Schema):
     """Body of POST /users/{id}/posts: the author is the path's user."""
 
-    title = Text(required=True, validate=TITLE)
-    content = Text(load_default="", validate=CONTENT)
+    title = Name(required=True, validate=TITLE)
+    content = FreeText(load_default="", validate=CONTENT)
 
 
 class PostCreateSchema(UserPostCreateSchema):
@@ -32,8 +32,8 @@ class PostCreateSchema(UserPostCreateSchema):
 class PostUpdateSchema(Schema):
     """PATCH body: user_id is not here, so sending it is an unknown field (422)."""
 
-    title = Text(validate=TITLE)
-    content = Text(validate=CONTENT)
+    title = Name(validate=TITLE)
+    content = FreeText(validate=CONTENT)
 
 
 class AuthorSchema(Schema):

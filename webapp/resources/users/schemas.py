@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from webapp.core.fields import NormalizedEmail, QueryBoolean, StrictBoolean, Text, UtcDateTime
+from webapp.core.fields import Name, NormalizedEmail, QueryBoolean, StrictBoolean, Text, UtcDateTime
 from webapp.core.lists.schemas import PageMetaSchema
 
 
 class UserCreateSchema(Schema):
     email = NormalizedEmail(required=True, validate=validate.Length(max=320))
-    full_name = Text(required=True, validate=validate.Length(min=1, max=200))
+    full_name = Name(required=True, validate=validate.Length(min=1, max=200))
     password = Text(required=True, load_only=True, validate=validate.Length(min=8, max=128))
 
 
@@ -22,7 +22,7 @@ class UserBulkCreateSchema(Schema):
 
 class UserUpdateSchema(Schema):
     email = NormalizedEmail(validate=validate.Length(max=320))
-    full_name = Text(validate=validate.Length(min=1, max=200))
+    full_name = Name(validate=validate.Length(min=1, max=200))
     password = Text(load_only=True, validate=validate.Length(min=8, max=128))
     is_active = StrictBoolean()
 
