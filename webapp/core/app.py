@@ -13,6 +13,7 @@ from webapp.core.idempotency.cli import idempotency_cli
 from webapp.core.observability import configure_logging, register_request_logging
 from webapp.core.problems import register_error_handlers
 from webapp.core.read_retry import dispatch_with_read_retry
+from webapp.core.shell import install_shell
 from webapp.core.transactions import register_request_hooks
 
 
@@ -28,7 +29,7 @@ class CoreApp(Flask):
 
 
 def install_core(app: Flask, migrations_dir: str) -> Database:
-    """Logging, the database and its request transaction, errors, health, OpenAPI, CLI."""
+    """Logging, the database and its request transaction, errors, health, OpenAPI, CLI, shell."""
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
     database = Database()
@@ -47,4 +48,5 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.cli.add_command(idempotency_cli)
+    install_shell(app, database)
     return database

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import click
 from flask import Blueprint, Flask
+
+# app.extensions key: the resources registered on the app, for tools that list them (flask shell).
+RESOURCES = "webapp.resources"
 
 
 @dataclass(frozen=True)
@@ -21,8 +25,11 @@ class Resource:
     name: str
     blueprint: Blueprint
     commands: tuple[click.Command, ...] = ()
+    # Repository classes (anything built as ``cls(session)``), offered ready-made in flask shell.
+    repositories: tuple[type[Any], ...] = ()
 
     def register(self, app: Flask) -> None:
+        app.extensions.setdefault(RESOURCES, []).append(self)
         app.register_blueprint(self.blueprint)
         for command in self.commands:
             app.cli.add_command(command)

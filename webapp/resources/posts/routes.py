@@ -15,6 +15,7 @@ from webapp.core.lists.http import Listing, list_response
 from webapp.core.operations import operation
 from webapp.core.resource import Resource
 from webapp.resources.posts.model import Post
+from webapp.resources.posts.repository import PostRepository
 from webapp.resources.posts.schemas import (
     PostCreateSchema,
     PostListQuerySchema,
@@ -121,4 +122,4 @@ def create_user_post(user_id: int, body: Any) -> Response:
     return _created(_service().create_for_user(user_id, body))
 
 
-resource = Resource(name="posts", blueprint=bp)
+resource = Resource(name="posts", blueprint=bp, repositories=(PostRepository,))

@@ -21,6 +21,7 @@ from webapp.core.lists.http import Listing, list_response
 from webapp.core.operations import operation
 from webapp.core.resource import Resource
 from webapp.resources.users.model import User
+from webapp.resources.users.repository import UserRepository
 from webapp.resources.users.schemas import (
     UserBulkCreateSchema,
     UserBulkResultSchema,
@@ -115,4 +116,4 @@ def delete_user(user_id: int) -> Response:
     return no_content()
 
 
-resource = Resource(name="users", blueprint=bp)
+resource = Resource(name="users", blueprint=bp, repositories=(UserRepository,))
