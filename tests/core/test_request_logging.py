@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import make_app
 from webapp.core.observability import current_sql_stats
@@ -144,6 +146,34 @@ def test_sql_echo_logs_each_statement_once_through_the_apps_handlers(
     assert any(message.startswith("SELECT") and "FROM users" in message for message in echoed)
     # SQLAlchemy adds a stdout handler of its own only to a logger without one.
     assert all(isinstance(handler, logging.NullHandler) for handler in engine_logger.handlers)
+
+
+def test_sql_echo_shows_the_parameters_of_each_statement(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(database_url, SQL_ECHO=True)
+    try:
+        caplog.set_level(logging.INFO, logger="sqlalchemy.engine.Engine")
+        app.test_client().get("/api/v1/users?email=echo@example.com")
+    finally:
+        app.extensions["database"].dispose()
+
+    echoed = [record.getMessage() for record in caplog.records if record.name == "sqlalchemy.engine.Engine"]
+    assert any("echo@example.com" in message for message in echoed)
+    assert not any("hidden due to hide_parameters" in message for message in echoed)
+
+
+def test_without_sql_echo_a_database_error_hides_the_parameters(database_url: str) -> None:
+    app = make_app(database_url)
+    statement = text("SELECT * FROM no_such_table WHERE email = :email")
+    try:
+        engine = app.extensions["database"].engine
+        with engine.connect() as connection, pytest.raises(DBAPIError) as failed:
+            connection.execute(statement, {"email": "x@y.z"})
+    finally:
+        app.extensions["database"].dispose()
+    # SQLAlchemy's own part of the message; PostgreSQL may still quote the failing line.
+    assert "[SQL parameters hidden due to hide_parameters=True]" in str(failed.value)
 
 
 def test_the_first_use_of_the_database_logs_its_url_without_the_password(
