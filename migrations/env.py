@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from logging.config import fileConfig
 from typing import Any
 
@@ -10,6 +11,7 @@ from alembic import context
 from flask import current_app
 
 import webapp.resources  # noqa: F401 -- registers every table on Base.metadata for autogenerate
+from webapp.core.db import sqlite_migrations
 
 config = context.config
 if config.config_file_name is not None:
@@ -20,7 +22,11 @@ database = current_app.extensions["migrate"].db
 target_metadata = database.metadata
 
 
-def _skip_empty_autogenerate(context_: Any, revision: Any, directives: list[Any]) -> None:
+def _process_revision_directives(context_: Any, revision: Any, directives: list[Any]) -> None:
+    # Autogenerate skips expression indexes on SQLite and ignores WHERE clauses: add what
+    # it missed, so `flask db migrate` writes it and `flask db check` fails on it.
+    if context_.dialect.name == "sqlite" and directives:
+        sqlite_migrations.add_index_drift(context_.connection, target_metadata, directives[0])
     # `flask db migrate` with no model change writes no empty revision file.
     if getattr(config.cmd_opts, "autogenerate", False) and directives[0].upgrade_ops.is_empty():
         directives[:] = []
@@ -41,15 +47,25 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     configure_args = dict(current_app.extensions["migrate"].configure_args)
-    configure_args.setdefault("process_revision_directives", _skip_empty_autogenerate)
+    configure_args.setdefault("process_revision_directives", _process_revision_directives)
     configure_args["compare_type"] = True
+    sqlite = database.engine.dialect.name == "sqlite"
     # SQLite cannot ALTER most things in place: batch mode copies the table instead.
-    configure_args["render_as_batch"] = database.engine.dialect.name == "sqlite"
+    configure_args["render_as_batch"] = sqlite
+    # SQLite can roll DDL back: the whole run is one transaction, so a failing step (or
+    # the foreign key check below) leaves the database at the revision it started from.
+    configure_args["transactional_ddl"] = True
 
-    with database.engine.connect() as connection:
+    with database.engine.connect() as connection, ExitStack() as stack:
+        if sqlite:
+            stack.enter_context(sqlite_migrations.foreign_keys_deferred_to_the_end(connection))
+            stack.enter_context(sqlite_migrations.indexes_kept_through_batch_rebuilds())
+            stack.enter_context(sqlite_migrations.quiet_expression_index_warnings())
         context.configure(connection=connection, target_metadata=target_metadata, **configure_args)
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                sqlite_migrations.check_foreign_keys(connection)
 
 
 if context.is_offline_mode():

@@ -1,4 +1,8 @@
-"""${message}
+<%!
+    def literal(value):
+        # repr() quotes with ', ruff format with ": write what the linter would.
+        return repr(value).replace("'", '"')
+%>"""${message}
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
@@ -8,11 +12,10 @@ Create Date: ${create_date}
 import sqlalchemy as sa
 from alembic import op
 ${imports if imports else ""}
-
-revision = ${repr(up_revision)}
-down_revision = ${repr(down_revision)}
-branch_labels = ${repr(branch_labels)}
-depends_on = ${repr(depends_on)}
+revision = ${literal(up_revision)}
+down_revision = ${literal(down_revision)}
+branch_labels = ${literal(branch_labels)}
+depends_on = ${literal(depends_on)}
 
 
 def upgrade() -> None:

@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import make_app
+from tests.support.server import LiveServer
 from webapp.core.observability import current_sql_stats
 
 
@@ -146,6 +149,34 @@ def test_sql_echo_logs_each_statement_once_through_the_apps_handlers(
     assert all(isinstance(handler, logging.NullHandler) for handler in engine_logger.handlers)
 
 
+def test_sql_echo_shows_the_parameters_of_each_statement(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(database_url, SQL_ECHO=True)
+    try:
+        caplog.set_level(logging.INFO, logger="sqlalchemy.engine.Engine")
+        app.test_client().get("/api/v1/users?email=echo@example.com")
+    finally:
+        app.extensions["database"].dispose()
+
+    echoed = [record.getMessage() for record in caplog.records if record.name == "sqlalchemy.engine.Engine"]
+    assert any("echo@example.com" in message for message in echoed)
+    assert not any("hidden due to hide_parameters" in message for message in echoed)
+
+
+def test_without_sql_echo_a_database_error_hides_the_parameters(database_url: str) -> None:
+    app = make_app(database_url)
+    statement = text("SELECT * FROM no_such_table WHERE email = :email")
+    try:
+        engine = app.extensions["database"].engine
+        with engine.connect() as connection, pytest.raises(DBAPIError) as failed:
+            connection.execute(statement, {"email": "x@y.z"})
+    finally:
+        app.extensions["database"].dispose()
+    # SQLAlchemy's own part of the message; PostgreSQL may still quote the failing line.
+    assert "[SQL parameters hidden due to hide_parameters=True]" in str(failed.value)
+
+
 def test_the_first_use_of_the_database_logs_its_url_without_the_password(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -159,3 +190,43 @@ def test_the_first_use_of_the_database_logs_its_url_without_the_password(
     assert lines[0].fields["url"] == "postgresql+psycopg2://someone:***@127.0.0.1:1/nowhere"  # type: ignore[attr-defined]
     assert "s3cret" not in lines[0].getMessage()
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/v1/users/999999", 404),
+        ("/api/v1/users?per_page=0", 400),
+    ],
+)
+def test_an_error_line_says_which_problem_and_why(
+    client: FlaskClient, request_log: pytest.LogCaptureFixture, path: str, status: int
+) -> None:
+    response = client.get(path)
+
+    line = _only_line(request_log, path)
+    body = response.get_json()
+    assert response.status_code == status == line["status"]
+    assert line["problem_type"] == body["type"]
+    assert line["reason"] == body.get("detail", body["title"])
+    assert line["reason"]
+
+
+def test_a_success_line_names_no_problem(client: FlaskClient, request_log: pytest.LogCaptureFixture) -> None:
+    client.get("/api/v1/users")
+
+    line = _only_line(request_log, "/api/v1/users")
+    assert "problem_type" not in line
+    assert "reason" not in line
+
+
+def test_the_development_server_adds_no_coloured_request_line(
+    live_server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    live_server.request("GET", "/api/v1/users/999999")
+
+    werkzeug_lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
+    assert not any("/api/v1/users/999999" in line for line in werkzeug_lines)
+    assert not any("\x1b[" in line for line in werkzeug_lines)
+    assert _request_lines(caplog, "/api/v1/users/999999") != []

@@ -17,6 +17,7 @@ from webapp.core.observability import configure_logging, register_request_loggin
 from webapp.core.problems import register_error_handlers
 from webapp.core.ratelimits import install_rate_limits
 from webapp.core.read_retry import dispatch_with_read_retry
+from webapp.core.shell import install_shell
 from webapp.core.transactions import register_request_hooks
 
 
@@ -32,7 +33,7 @@ class CoreApp(Flask):
 
 
 def install_core(app: Flask, migrations_dir: str) -> Database:
-    """Logging, the database and its request transaction, errors, headers, health, OpenAPI, CLI."""
+    """Logging, the database and its request transaction, errors, headers, health, OpenAPI, CLI, shell."""
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     if app.config.get("PROXY_FIX_X_FOR"):
         # Behind a proxy every request comes from the proxy: trust its X-Forwarded-For
@@ -58,4 +59,5 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.cli.add_command(idempotency_cli)
+    install_shell(app, database)
     return database

@@ -5,6 +5,8 @@ Every request ends with one ``webapp.request`` line::
     INFO webapp.request request method=GET path=/api/v1/users status=200 duration_ms=4.1
         request_id=3f2a... sql_count=2 sql_ms=1.3
 
+A 4xx or 5xx line also says which problem was answered (``problem_type``) and why
+(``reason``: the problem's detail, else its title), so a log alone explains a failure.
 ``sql_count``/``sql_ms`` add up every statement the request's context sent through the
 engine, on whatever connection (the health check's own ``SELECT 1`` included), timed
 from cursor execute to its return. A statement slower than ``SLOW_QUERY_MS`` is logged
@@ -40,6 +42,12 @@ _STARTED_AT = "webapp_statement_started_at"
 _ROW = r"\((?:[^()%]|%\([^()]*\)s|%)*\)"  # a row of placeholders, psycopg2's %(name)s included
 _VALUES_ROWS = re.compile(rf"(VALUES {_ROW})(?:, {_ROW})+")
 MAX_LOGGED_STATEMENT = 2000
+MAX_LOGGED_REASON = 200
+# flask.g key: the problem body the request was answered with (core/problems.py sets it).
+_PROBLEM = "webapp_problem"
+# The format werkzeug's development server logs each request line with (serving.py).
+_WERKZEUG_REQUEST_LINE = '] "%s" %s %s'
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -96,6 +104,22 @@ def current_request_id() -> str:
     return "-"
 
 
+def note_problem(body: dict[str, Any]) -> None:
+    """Remember the problem a request is answered with, for its request line."""
+    if has_request_context():
+        setattr(g, _PROBLEM, body)
+
+
+def _problem_fields(status: int) -> dict[str, Any]:
+    body = g.get(_PROBLEM) if status >= 400 else None
+    if not isinstance(body, dict):
+        return {}
+    reason = str(body.get("detail") or body.get("title") or "")
+    if len(reason) > MAX_LOGGED_REASON:
+        reason = reason[:MAX_LOGGED_REASON] + "..."
+    return {"problem_type": body.get("type"), "reason": reason}
+
+
 def register_request_logging(app: Flask) -> None:
     """Request id in and out, the request line, and SQL timing on the app's engine."""
     database = app.extensions.get("database")
@@ -145,6 +169,7 @@ def register_request_logging(app: Flask) -> None:
                 request_id=g.get("request_id", ""),
                 sql_count=stats.count,
                 sql_ms=round(stats.seconds * 1000, 1),
+                **_problem_fields(response.status_code),
             )
         except Exception:  # a committed write must not turn into a 500 over a log line
             log.exception("writing the request log line failed")
@@ -253,3 +278,26 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     engine_logger = logging.getLogger("sqlalchemy.engine.Engine")
     if not engine_logger.handlers:
         engine_logger.addHandler(logging.NullHandler())
+    werkzeug_logger = logging.getLogger("werkzeug")
+    if not any(isinstance(item, WerkzeugRequestLines) for item in werkzeug_logger.filters):
+        werkzeug_logger.addFilter(WerkzeugRequestLines())
+
+
+class WerkzeugRequestLines(logging.Filter):
+    """Drops the development server's request lines and the colour codes of its other lines.
+
+    The app logs every request it serves itself (``webapp.request``), with more in it;
+    werkzeug's copy added a second line per request, with ANSI colour codes that end
+    up as escape bytes in log files. Its other lines (startup, errors) stay, plain.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.endswith(_WERKZEUG_REQUEST_LINE):
+            return False
+        if isinstance(record.msg, str):
+            record.msg = _ANSI_ESCAPE.sub("", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _ANSI_ESCAPE.sub("", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True

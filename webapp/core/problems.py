@@ -30,7 +30,7 @@ from webapp.core.errors import (
     DomainError,
     ProblemType,
 )
-from webapp.core.observability import current_request_id
+from webapp.core.observability import current_request_id, note_problem
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ def problem(
         body["errors"] = errors
     if has_request_context() and "request_id" in g:
         body["request_id"] = g.request_id
+    note_problem(body)
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
     for name, value in (headers or {}).items():
         response.headers[name] = value

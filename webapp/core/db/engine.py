@@ -23,12 +23,15 @@ def build_engine(settings: dict[str, Any], *, autocommit_reads: bool = False) ->
     pre-ping, because a safe request that loses its connection is retried (core/read_retry.py).
     """
     url = make_url(settings["DATABASE_URL"])
+    echo = bool(settings.get("SQL_ECHO", False))
     options: dict[str, Any] = {
-        "echo": bool(settings.get("SQL_ECHO", False)),
+        "echo": echo,
         "pool_pre_ping": bool(settings.get("DB_POOL_PRE_PING", True)) and not autocommit_reads,
         "pool_recycle": int(settings.get("DB_POOL_RECYCLE", 1800)),
         # Error messages (and so logs) must not carry bound values: password hashes, emails.
-        "hide_parameters": True,
+        # SQL_ECHO is the development switch that asks for them: with it on, the echo and
+        # error messages show parameters, which is the point of turning it on.
+        "hide_parameters": not echo,
     }
     # get_pool_class is DefaultDialect API, not part of the typed Dialect protocol.
     dialect_class: Any = url.get_dialect()

@@ -15,14 +15,15 @@ def live_index(name: str, *columns: str) -> Index:
 def trigram_index(name: str, column: str) -> Index:
     """A GIN trigram index on lower(column) over live rows: serves lower(column) LIKE '%...%'.
 
-    PostgreSQL only (pg_trgm): the migration that creates it skips SQLite, and Alembic
-    does not compare expression indexes there.
+    PostgreSQL only (pg_trgm): the migration that creates it skips SQLite, and ``ddl_if``
+    says so to create_all() and to the SQLite index checks of migrations.
     """
     label = f"{column}_lower"
-    return Index(
+    index = Index(
         name,
         func.lower(text(column)).label(label),
         postgresql_using="gin",
         postgresql_ops={label: "gin_trgm_ops"},
         postgresql_where=text(LIVE),
     )
+    return index.ddl_if(dialect="postgresql")
