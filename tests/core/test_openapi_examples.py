@@ -9,6 +9,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.support.auth import make_admin, sign_in
+from webapp.core.db import Database
 from webapp.core.openapi import build_spec
 
 
@@ -48,15 +50,17 @@ def same_shape(actual: Any, example: Any) -> bool:
     return bool(actual == example)
 
 
-def _arrange(client: FlaskClient) -> dict[str, int]:
-    """A user and a post of theirs, for the path parameters; not the examples' own email."""
-    user = client.post(
-        "/api/v1/users", json={"email": "owner@example.com", "full_name": "Owner", "password": "password123"}
-    ).get_json()
-    post = client.post(
-        "/api/v1/posts", json={"title": "Owned", "content": "", "user_id": user["id"]}
-    ).get_json()
-    return {"user_id": user["id"], "post_id": post["id"]}
+def _arrange(client: FlaskClient, database: Database) -> tuple[dict[str, int], dict[str, str]]:
+    """An admin with a post and a comment, for the path parameters, and the admin's token
+    (an admin may do every documented write); not the examples' own email."""
+    owner = {"email": "owner@example.com", "full_name": "Owner", "password": "password123"}
+    user = client.post("/api/v1/users", json=owner).get_json()
+    with database.new_session() as session:
+        make_admin(session, user["id"])
+    auth = sign_in(client, owner["email"], owner["password"])
+    post = client.post("/api/v1/posts", json={"title": "Owned", "content": ""}, headers=auth).get_json()
+    comment = client.post(f"/api/v1/posts/{post['id']}/comments", json={"body": "B"}, headers=auth).get_json()
+    return {"user_id": user["id"], "post_id": post["id"], "comment_id": comment["id"]}, auth
 
 
 OPERATION_IDS = [
@@ -73,22 +77,34 @@ OPERATION_IDS = [
     "delete_post",
     "list_user_posts",
     "create_user_post",
+    "create_comment",
+    "list_post_comments",
+    "get_comment",
+    "update_comment",
+    "delete_comment",
+    "create_token",
+    "delete_current_token",
     "get_health",
+    "get_health_live",
+    "get_health_ready",
 ]
 
 
 @pytest.mark.parametrize("operation_id", OPERATION_IDS)
 def test_each_example_request_gets_an_answer_shaped_like_the_example_answer(
-    app: Flask, client: FlaskClient, operation_id: str
+    app: Flask, client: FlaskClient, database: Database, operation_id: str
 ) -> None:
     method, path, operation = next(op for op in _operations(app) if op[2]["operationId"] == operation_id)
-    ids = _arrange(client)
+    ids, auth = _arrange(client, database)
     url = path.format(**ids)
     body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("example")
     if body is not None and "user_id" in body:
         body = {**body, "user_id": ids["user_id"]}
-    headers = {}
-    if method in {"patch", "delete"}:
+    if operation_id == "create_token":
+        # The example signs in as the example user: sign them up first, as the docs do.
+        assert client.post("/api/v1/users", json={**body, "full_name": "Ada Lovelace"}).status_code == 201
+    headers = {} if "bearerAuth" not in str(operation.get("security")) else dict(auth)
+    if method in {"patch", "delete"} and "{" in path:
         headers["If-Match"] = client.get(url).headers["ETag"]
 
     response = client.open(url, method=method.upper(), json=body, headers=headers)

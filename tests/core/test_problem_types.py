@@ -49,7 +49,7 @@ def test_an_unknown_problem_type_is_a_404(client: FlaskClient) -> None:
     assert client.get("/problems/no-such-problem").status_code == 404
 
 
-def test_a_taken_email_says_email_taken(client: FlaskClient, create_user: Any) -> None:
+def test_a_taken_email_says_email_taken(client: FlaskClient, create_user: Any, admin_user: Any) -> None:
     create_user(email="taken@example.com")
 
     single = client.post(
@@ -58,6 +58,7 @@ def test_a_taken_email_says_email_taken(client: FlaskClient, create_user: Any) -
     bulk = client.post(
         "/api/v1/users/bulk",
         json={"items": [{"email": "taken@example.com", "full_name": "T", "password": "password123"}]},
+        headers=admin_user.auth,
     )
 
     assert single.get_json()["type"] == bulk.get_json()["type"] == "/problems/email-taken"
@@ -66,9 +67,7 @@ def test_a_taken_email_says_email_taken(client: FlaskClient, create_user: Any) -
 def test_a_stale_if_match_says_precondition_failed(client: FlaskClient, create_user: Any) -> None:
     user = create_user()
 
-    response = client.patch(
-        f"/api/v1/users/{user['id']}", json={"full_name": "X"}, headers={"If-Match": '"7"'}
-    )
+    response = client.patch(f"/api/v1/users/{user['id']}", json={"full_name": "X"}, headers=user.writing(7))
 
     assert response.status_code == 412
     assert response.get_json()["type"] == "/problems/precondition-failed"
@@ -95,3 +94,16 @@ def test_a_reused_idempotency_key_says_so(client: FlaskClient) -> None:
 def test_a_plain_http_error_is_about_blank(client: FlaskClient) -> None:
     assert client.get("/api/v1/users/424242").get_json()["type"] == "about:blank"
     assert client.delete("/api/v1/users").get_json()["type"] == "about:blank"
+
+
+def test_authentication_refusals_say_which_problem(client: FlaskClient, create_user: Any) -> None:
+    ada = create_user()
+    bob = create_user()
+
+    no_token = client.delete(f"/api/v1/users/{ada['id']}", headers={"If-Match": "*"})
+    not_owner = client.delete(f"/api/v1/users/{ada['id']}", headers=bob.writing())
+    no_if_match = client.delete(f"/api/v1/users/{ada['id']}", headers=ada.auth)
+
+    assert no_token.get_json()["type"] == "/problems/token-invalid"
+    assert not_owner.get_json()["type"] == "/problems/forbidden"
+    assert no_if_match.get_json()["type"] == "/problems/precondition-required"

@@ -60,6 +60,7 @@ def test_twenty_wrong_passwords_in_a_row_end_in_429_and_then_the_right_one_is_re
     assert set(statuses[statuses.index(429) :]) == {429}
     assert right.status_code == 429
     assert right.content_type == "application/problem+json"
+    assert right.get_json()["type"] == "/problems/rate-limited"
     assert int(right.headers["Retry-After"]) > 0
 
 

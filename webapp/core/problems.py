@@ -24,6 +24,7 @@ from webapp.core.db.declarations import conflict_messages, conflict_problem_type
 from webapp.core.errors import (
     CONCURRENT_CHANGE,
     DATABASE_UNAVAILABLE,
+    RATE_LIMITED,
     REQUEST_TOO_LARGE,
     UNIQUE_CONFLICT,
     VALIDATION_FAILED,
@@ -44,7 +45,7 @@ _TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
 _STATUSES_WITH_FIELD_ERRORS = frozenset({422})
 
 # What Werkzeug raises for these statuses is a problem a client can act on, not just a status.
-_HTTP_PROBLEM_TYPES = {413: REQUEST_TOO_LARGE}
+_HTTP_PROBLEM_TYPES = {413: REQUEST_TOO_LARGE, 429: RATE_LIMITED}
 
 # PostgreSQL SQLSTATEs of a lost race, not an outage: deadlock_detected, serialization_failure.
 _LOST_RACE_SQLSTATES = frozenset({"40P01", "40001"})

@@ -17,6 +17,11 @@ from webapp.core.operations import operation
 from webapp.core.resource import Resource
 from webapp.resources.comments.model import Comment
 from webapp.resources.comments.schemas import (
+    COMMENT_CREATE_EXAMPLE,
+    COMMENT_EXAMPLE,
+    COMMENT_LIST_EXAMPLE,
+    COMMENT_UPDATE_EXAMPLE,
+    COMMENT_UPDATED_EXAMPLE,
     CommentCreateSchema,
     CommentListSchema,
     CommentSchema,
@@ -47,6 +52,10 @@ def _entity(comment: Comment, status: int = 200) -> Response:
 @operation(
     summary="Comment on a post",
     tag="comments",
+    description="A comment by the caller (the bearer token's user) on a live post (else 404): "
+    "`body` 1..10,000 characters. Answers 201 with `Location` and `ETag`.",
+    request_example=COMMENT_CREATE_EXAMPLE,
+    response_example=COMMENT_EXAMPLE,
     body=CommentCreateSchema(),
     response=CommentSchema(),
     status=201,
@@ -59,13 +68,30 @@ def create_comment(post_id: int, body: Any) -> Response:
 
 
 @bp.get(f"/posts/{POST_ID}/comments")
-@operation(summary="List a post's comments", tag="comments", listing=COMMENTS, response=CommentListSchema())
+@operation(
+    summary="List a post's comments",
+    tag="comments",
+    description="The live comments of a live post (else 404), with their authors, sorted by `id` "
+    "or `created_at`. A page with a successor sends `meta.next_cursor` and "
+    '`Link: <...>; rel="next"`.',
+    response_example=COMMENT_LIST_EXAMPLE,
+    listing=COMMENTS,
+    response=CommentListSchema(),
+)
 def list_post_comments(post_id: int, page: PageRequest) -> Response:
     return list_response(COMMENTS, _service().list_for_post(post_id, page), page, comments_schema.dump)
 
 
 @bp.get(f"/comments/{ID}")
-@operation(summary="Get a comment", tag="comments", response=CommentSchema(), conditional=True)
+@operation(
+    summary="Get a comment",
+    tag="comments",
+    description='A live comment with its author and `ETag: "<version>"`; If-None-Match with that '
+    "tag answers 304.",
+    response_example=COMMENT_EXAMPLE,
+    response=CommentSchema(),
+    conditional=True,
+)
 def get_comment(comment_id: int) -> Response:
     comment = _service().get(comment_id)
     return not_modified(comment.version) or _entity(comment)
@@ -75,6 +101,10 @@ def get_comment(comment_id: int) -> Response:
 @operation(
     summary="Change a comment",
     tag="comments",
+    description="Its author (or an admin) changes `body`, with `If-Match` (428 without, 412 when "
+    "stale); the version goes up by one.",
+    request_example=COMMENT_UPDATE_EXAMPLE,
+    response_example=COMMENT_UPDATED_EXAMPLE,
     body=CommentUpdateSchema(),
     response=CommentSchema(),
     conditional=True,
@@ -84,7 +114,13 @@ def update_comment(comment_id: int, body: Any) -> Response:
 
 
 @bp.delete(f"/comments/{ID}")
-@operation(summary="Delete a comment (soft)", tag="comments", status=204, conditional=True)
+@operation(
+    summary="Delete a comment (soft)",
+    tag="comments",
+    description="Its author (or an admin) marks it deleted, with `If-Match`. Answers 204.",
+    status=204,
+    conditional=True,
+)
 def delete_comment(comment_id: int) -> Response:
     _service().delete(comment_id, if_match_versions(), require_principal())
     return no_content()

@@ -35,3 +35,28 @@ class CommentSchema(Schema):
 class CommentListSchema(Schema):
     items = fields.List(fields.Nested(CommentSchema), required=True)
     meta = fields.Nested(PageMetaSchema, required=True)
+
+
+# Examples for the OpenAPI document; tests/core/test_openapi_examples.py sends them.
+COMMENT_CREATE_EXAMPLE = {"body": "A fine point about the engine."}
+COMMENT_EXAMPLE = {
+    "id": 3,
+    "post_id": 1,
+    "body": "A fine point about the engine.",
+    "user_id": 2,
+    "author": {"id": 2, "full_name": "Charles Babbage"},
+    "version": 1,
+    "created_at": "2026-12-02T00:51:07.112084+00:00",
+    "updated_at": "2026-12-02T00:51:07.112097+00:00",
+}
+COMMENT_UPDATE_EXAMPLE = {"body": "A fine point about the Analytical Engine."}
+COMMENT_UPDATED_EXAMPLE = {
+    **COMMENT_EXAMPLE,
+    "body": "A fine point about the Analytical Engine.",
+    "version": 2,
+    "updated_at": "2026-12-02T00:53:41.602311+00:00",
+}
+COMMENT_LIST_EXAMPLE = {
+    "items": [COMMENT_EXAMPLE],
+    "meta": {"per_page": 20, "next_cursor": None, "page": 1, "total": 1},
+}

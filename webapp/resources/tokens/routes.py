@@ -16,7 +16,12 @@ from webapp.core.http import json_response, no_content
 from webapp.core.operations import operation
 from webapp.core.ratelimits import body_field, rate_limit
 from webapp.core.resource import Resource
-from webapp.resources.tokens.schemas import TokenCreateSchema, TokenSchema
+from webapp.resources.tokens.schemas import (
+    TOKEN_CREATE_EXAMPLE,
+    TOKEN_EXAMPLE,
+    TokenCreateSchema,
+    TokenSchema,
+)
 from webapp.resources.tokens.service import TokenAuthenticator, TokenService
 
 bp = Blueprint("tokens", __name__, url_prefix="/api/v1")
@@ -41,6 +46,11 @@ def _service() -> TokenService:
 @operation(
     summary="Sign in: a bearer token for an email and password",
     tag="tokens",
+    description="A token for a live, active user, valid for TOKEN_TTL_HOURS (24 by default): send "
+    "it as `Authorization: Bearer <token>`. Every failure is the same 401, in the same time. "
+    "Failed attempts are limited per email and per client address (429 with `Retry-After`).",
+    request_example=TOKEN_CREATE_EXAMPLE,
+    response_example=TOKEN_EXAMPLE,
     body=TokenCreateSchema(),
     response=TokenSchema(),
     status=201,
@@ -55,7 +65,13 @@ def create_token(body: Any) -> Response:
 
 
 @bp.delete("/tokens/current")
-@operation(summary="Sign out: revoke the token this request carries", tag="tokens", status=204)
+@operation(
+    summary="Sign out: revoke the token this request carries",
+    tag="tokens",
+    description="The token of this request stops working at once; the user's other tokens live on. "
+    "Answers 204.",
+    status=204,
+)
 def delete_current_token() -> Response:
     _service().revoke(require_principal())
     return no_content()
