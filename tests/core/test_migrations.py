@@ -20,6 +20,7 @@ from sqlalchemy import Column, MetaData, Text, inspect, make_url, text
 from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import make_app
+from tests.support.auth import sign_in
 from tests.support.schema import drop_everything
 from webapp.core.db import Base
 from webapp.core.db.base import NAMING_CONVENTION
@@ -161,8 +162,9 @@ def _create_author_with_posts(client: FlaskClient, email: str, posts: int) -> in
     )
     assert response.status_code == 201, response.get_json()
     user_id: int = response.get_json()["id"]
+    auth = sign_in(client, email, "password123")
     for number in range(posts):
-        created = client.post("/api/v1/posts", json={"title": f"Note {number}", "user_id": user_id})
+        created = client.post("/api/v1/posts", json={"title": f"Note {number}"}, headers=auth)
         assert created.status_code == 201, created.get_json()
     return user_id
 

@@ -203,9 +203,9 @@ def _add_access_rules(operation: dict[str, Any], view: Any, method: str, *, cond
     if writes and not is_public(view):
         operation["security"] = [{"bearerAuth": []}]
         responses.setdefault("403", _problem(403))
-    else:
-        # Open, but a token that is sent is checked: {} makes it optional.
-        operation["security"] = [{}, {"bearerAuth": []}]
+    # Open operations declare no security, although a token sent with them is checked (and
+    # identifies the caller): the optional form, [{}, {"bearerAuth": []}], makes generated
+    # clients (openapi-python-client) demand an authenticated client for every read.
     responses.setdefault("401", _problem(401))
     if conditional and method in {"PATCH", "DELETE"}:
         responses.setdefault("428", _problem(428))
