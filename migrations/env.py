@@ -18,6 +18,9 @@ logger = logging.getLogger("alembic.env")
 
 database = current_app.extensions["migrate"].db
 target_metadata = database.metadata
+# DATABASE_PRIMARY_URL when set: DDL goes straight to the primary, not through a
+# transaction-mode pooler (docs/scaling.md).
+engine = database.migration_engine
 
 
 def _skip_empty_autogenerate(context_: Any, revision: Any, directives: list[Any]) -> None:
@@ -29,11 +32,11 @@ def _skip_empty_autogenerate(context_: Any, revision: Any, directives: list[Any]
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=database.engine.url.render_as_string(hide_password=False),
+        url=engine.url.render_as_string(hide_password=False),
         target_metadata=target_metadata,
         literal_binds=True,
         compare_type=True,
-        render_as_batch=database.engine.dialect.name == "sqlite",
+        render_as_batch=engine.dialect.name == "sqlite",
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -44,9 +47,9 @@ def run_migrations_online() -> None:
     configure_args.setdefault("process_revision_directives", _skip_empty_autogenerate)
     configure_args["compare_type"] = True
     # SQLite cannot ALTER most things in place: batch mode copies the table instead.
-    configure_args["render_as_batch"] = database.engine.dialect.name == "sqlite"
+    configure_args["render_as_batch"] = engine.dialect.name == "sqlite"
 
-    with database.engine.connect() as connection:
+    with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, **configure_args)
         with context.begin_transaction():
             context.run_migrations()
