@@ -45,7 +45,7 @@ class RoutingSession(Session):
     """A Session that, when asked to, binds itself to a replica before its first statement.
 
     Deciding on first use, not when the request starts, keeps requests that never touch
-    the database (health/live, OpenAPI, 404s) free of the replica check.
+    the database (OpenAPI, 404s) free of the replica check.
     """
 
     def get_bind(self, mapper: Any = None, **kw: Any) -> Engine | Connection:
