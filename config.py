@@ -89,6 +89,10 @@ def secret_key_problem(key: str | None) -> str | None:
     return None
 
 
+def _urls(raw: str) -> list[str]:
+    return [normalize_database_url(url.strip()) for url in raw.split(",") if url.strip()]
+
+
 def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
@@ -112,6 +116,14 @@ class Config:
         # Empty counts as unset: a cursor signed with an empty key could be forged by anyone.
         self.SECRET_KEY: str = env.get("SECRET_KEY") or DEFAULT_SECRET_KEY
         self.DATABASE_URL: str = normalize_database_url(env.get("DATABASE_URL") or self.DEFAULT_DATABASE_URL)
+        # Past one machine (docs/scaling.md): migrations take the primary directly when
+        # DATABASE_URL is a pooler; GET/HEAD read from these replicas when one is fresh enough.
+        self.DATABASE_PRIMARY_URL: str = normalize_database_url(env.get("DATABASE_PRIMARY_URL") or "")
+        self.DATABASE_REPLICA_URLS: list[str] = _urls(env.get("DATABASE_REPLICA_URLS") or "")
+        self.DB_REPLICA_MAX_LAG_MS: int = _int(env, "DB_REPLICA_MAX_LAG_MS", 10_000)
+        # false behind PgBouncer (transaction mode refuses libpq's startup `options`):
+        # the timeouts then come from ALTER ROLE/DATABASE ... SET.
+        self.DB_SESSION_OPTIONS: bool = _bool(env, "DB_SESSION_OPTIONS", True)
         # Pool settings; applied only where the dialect's pool takes them.
         self.DB_POOL_SIZE: int = _int(env, "DB_POOL_SIZE", 5)
         self.DB_MAX_OVERFLOW: int = _int(env, "DB_MAX_OVERFLOW", 5)
@@ -169,6 +181,9 @@ class TestingConfig(Config):
         self.DATABASE_URL = normalize_database_url(
             env.get("TEST_DATABASE_URL") or "sqlite:///" + str(PROJECT_ROOT / "instance" / "test.db")
         )
+        # A developer's exported cluster URLs must not route the tests' reads elsewhere.
+        self.DATABASE_PRIMARY_URL = ""
+        self.DATABASE_REPLICA_URLS = []
         # Tests create hundreds of users; scrypt's 50 ms each would dominate the suite.
         self.PASSWORD_HASH_METHOD = env.get("PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000")
         # Every test signs up from one address; the rate-limit tests turn limits on.

@@ -20,6 +20,9 @@ logger = logging.getLogger("alembic.env")
 
 database = current_app.extensions["migrate"].db
 target_metadata = database.metadata
+# DATABASE_PRIMARY_URL when set: DDL goes straight to the primary, not through a
+# transaction-mode pooler (docs/scaling.md).
+engine = database.migration_engine
 
 
 def _process_revision_directives(context_: Any, revision: Any, directives: list[Any]) -> None:
@@ -35,11 +38,11 @@ def _process_revision_directives(context_: Any, revision: Any, directives: list[
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=database.engine.url.render_as_string(hide_password=False),
+        url=engine.url.render_as_string(hide_password=False),
         target_metadata=target_metadata,
         literal_binds=True,
         compare_type=True,
-        render_as_batch=database.engine.dialect.name == "sqlite",
+        render_as_batch=engine.dialect.name == "sqlite",
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -49,14 +52,14 @@ def run_migrations_online() -> None:
     configure_args = dict(current_app.extensions["migrate"].configure_args)
     configure_args.setdefault("process_revision_directives", _process_revision_directives)
     configure_args["compare_type"] = True
-    sqlite = database.engine.dialect.name == "sqlite"
+    sqlite = engine.dialect.name == "sqlite"
     # SQLite cannot ALTER most things in place: batch mode copies the table instead.
     configure_args["render_as_batch"] = sqlite
     # SQLite can roll DDL back: the whole run is one transaction, so a failing step (or
     # the foreign key check below) leaves the database at the revision it started from.
     configure_args["transactional_ddl"] = True
 
-    with database.engine.connect() as connection, ExitStack() as stack:
+    with engine.connect() as connection, ExitStack() as stack:
         if sqlite:
             stack.enter_context(sqlite_migrations.foreign_keys_deferred_to_the_end(connection))
             stack.enter_context(sqlite_migrations.indexes_kept_through_batch_rebuilds())

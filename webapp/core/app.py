@@ -17,6 +17,7 @@ from webapp.core.observability import configure_logging, register_request_loggin
 from webapp.core.problems import register_error_handlers
 from webapp.core.ratelimits import install_rate_limits
 from webapp.core.read_retry import dispatch_with_read_retry
+from webapp.core.read_your_writes import install_read_your_writes
 from webapp.core.shell import install_shell
 from webapp.core.transactions import register_request_hooks
 
@@ -47,6 +48,7 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     # Order matters: after_request hooks run in reverse, so the request log (registered
     # first) sees the status the transaction hook settled on.
     register_request_logging(app)
+    install_read_your_writes(app, database)  # reads the WAL position after the commit below
     register_request_hooks(app, database)
     register_error_handlers(app)
     register_response_headers(app)

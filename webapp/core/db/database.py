@@ -8,11 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, has_request_context, request
-from sqlalchemy import Engine, MetaData, event
+from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
 
 from webapp.core.db.base import Base
 from webapp.core.db.engine import SQLITE_BEGIN, build_engine, build_probe_engine
+from webapp.core.db.replicas import ReplicaSet
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 # Session.info key: a safe-method request's session, which must not write (on PostgreSQL
 # it has no transaction, so a write there would be committed statement by statement).
 READ_ONLY = "webapp.read_only"
+# Session.info key: a safe-method request's session picks its replica on first use.
+ROUTE_TO_REPLICA = "webapp.route_to_replica"
 
 
 class WriteInReadOnlyRequest(RuntimeError):
@@ -36,6 +39,20 @@ def forbid_writes_in_read_only_sessions(factory: sessionmaker[Session]) -> None:
     def _before_execute(state: ORMExecuteState) -> None:
         if state.session.info.get(READ_ONLY) and (state.is_insert or state.is_update or state.is_delete):
             raise WriteInReadOnlyRequest("a GET/HEAD/OPTIONS request must not write")
+
+
+class RoutingSession(Session):
+    """A Session that, when asked to, binds itself to a replica before its first statement.
+
+    Deciding on first use, not when the request starts, keeps requests that never touch
+    the database (OpenAPI, 404s) free of the replica check.
+    """
+
+    def get_bind(self, mapper: Any = None, **kw: Any) -> Engine | Connection:
+        route: Callable[[], Engine | None] | None = self.info.pop(ROUTE_TO_REPLICA, None)
+        if route is not None:
+            self.bind = route() or self.bind
+        return super().get_bind(mapper, **kw)
 
 
 def _request_key() -> int:
@@ -62,9 +79,15 @@ class Database:
         self._probe_engine: Engine | None = None
         self._engine_lock = threading.Lock()
         self._engine_callbacks: list[Callable[[Engine], None]] = []
+        self._replicas: ReplicaSet | None = None
+        self._migration_engine: Engine | None = None
+        # The WAL position the current request must see on a replica (read_your_writes.py).
+        self.required_position: Callable[[], str | None] = lambda: None
         # Objects stay usable after commit: responses are serialized after the hook
         # commits, and reloading every attribute would cost a SELECT per object.
-        self.session_factory: sessionmaker[Session] = sessionmaker(expire_on_commit=False)
+        self.session_factory: sessionmaker[Session] = sessionmaker(
+            class_=RoutingSession, expire_on_commit=False
+        )
         forbid_writes_in_read_only_sessions(self.session_factory)
         self.request_sessions: scoped_session[Session] = scoped_session(
             self.session_factory, scopefunc=_request_key
@@ -94,16 +117,53 @@ class Database:
                     self._engines = [engine]
                     if self._request_read_engine.pool is not engine.pool:
                         self._engines.append(self._request_read_engine)
+                    if settings.get("DATABASE_REPLICA_URLS"):
+                        self._replicas = self._build_replicas(settings, engine)
+                        self._engines.extend(self._replicas.engines)
                     for built in self._engines:
                         for callback in self._engine_callbacks:
                             callback(built)
                     self._engine = engine
         return self._engine
 
+    @staticmethod
+    def _build_replicas(settings: dict[str, Any], primary: Engine) -> ReplicaSet:
+        if primary.dialect.name != "postgresql":
+            raise ValueError("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL")
+        # The same kind of engine as the primary's GET/HEAD reads: autocommit, a pool each.
+        engines = [
+            build_engine(settings, autocommit_reads=True, database_url=url)
+            for url in settings["DATABASE_REPLICA_URLS"]
+        ]
+        return ReplicaSet(engines, int(settings.get("DB_REPLICA_MAX_LAG_MS", 10_000)))
+
+    @property
+    def has_replicas(self) -> bool:
+        self.engine  # noqa: B018 -- builds every engine on first use
+        return self._replicas is not None
+
+    @property
+    def migration_engine(self) -> Engine:
+        """Where migrations run: DATABASE_PRIMARY_URL (the primary, not a pooler) if set."""
+        primary_url = self._settings.get("DATABASE_PRIMARY_URL")
+        if not primary_url:
+            return self.engine
+        with self._engine_lock:
+            if self._migration_engine is None:
+                self._migration_engine = build_engine(dict(self._settings), database_url=primary_url)
+        return self._migration_engine
+
+    def current_wal_position(self) -> str:
+        """The primary's WAL position now: one autocommit statement, no BEGIN/COMMIT."""
+        self.engine  # noqa: B018 -- builds every engine on first use
+        assert self._request_read_engine is not None
+        with self._request_read_engine.connect() as connection:
+            return str(connection.exec_driver_sql("SELECT pg_current_wal_lsn()::text").scalar_one())
+
     @property
     def engines(self) -> list[Engine]:
-        """Every engine with a pool of its own, once built: the app's, and on PostgreSQL
-        the autocommit one of GET/HEAD requests. Empty until first use."""
+        """Every engine with a pool of its own, once built: the app's, on PostgreSQL the
+        autocommit one of GET/HEAD requests, then each replica's. Empty until first use."""
         return list(self._engines)
 
     def on_engine_created(self, callback: Callable[[Engine], None]) -> None:
@@ -155,6 +215,9 @@ class Database:
         session = self.request_sessions(bind=self._request_read_engine if read_only else engine)
         if read_only:
             session.info[READ_ONLY] = True
+            replicas = self._replicas
+            if replicas is not None:
+                session.info[ROUTE_TO_REPLICA] = lambda: replicas.choose(self.required_position())
         return session
 
     def active_request_session(self) -> Session | None:
@@ -179,6 +242,8 @@ class Database:
             engine.dispose()
         if self._probe_engine is not None:
             self._probe_engine.dispose()
+        if self._migration_engine is not None:
+            self._migration_engine.dispose()
 
 
 def current_database() -> Database:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -14,15 +15,20 @@ from sqlalchemy.pool import NullPool, QueuePool
 # sessions begin DEFERRED and, with WAL, run beside a writer.
 SQLITE_BEGIN = "sqlite_begin"
 
+log = logging.getLogger(__name__)
 
-def build_engine(settings: dict[str, Any], *, autocommit_reads: bool = False) -> Engine:
+
+def build_engine(
+    settings: dict[str, Any], *, autocommit_reads: bool = False, database_url: str | None = None
+) -> Engine:
     """Create (but do not connect) the engine described by the app's settings.
 
     ``autocommit_reads`` builds the PostgreSQL engine of GET/HEAD requests (see
     Database.engine): a pool of its own whose connections stay in autocommit, without
     pre-ping, because a safe request that loses its connection is retried (core/read_retry.py).
+    ``database_url`` replaces DATABASE_URL (a replica; the primary, for migrations).
     """
-    url = make_url(settings["DATABASE_URL"])
+    url = make_url(database_url or settings["DATABASE_URL"])
     echo = bool(settings.get("SQL_ECHO", False))
     options: dict[str, Any] = {
         "echo": echo,
@@ -46,6 +52,8 @@ def build_engine(settings: dict[str, Any], *, autocommit_reads: bool = False) ->
         if autocommit_reads:
             options["isolation_level"] = "AUTOCOMMIT"
         engine = create_engine(url, **options)
+        if not settings.get("DB_SESSION_OPTIONS", True):
+            _warn_if_timeouts_are_off(engine)
     elif url.get_backend_name() == "sqlite":
         lock_timeout_s = int(settings.get("DB_LOCK_TIMEOUT_MS", 3_000)) / 1000
         options["connect_args"] = {"timeout": lock_timeout_s, "check_same_thread": False}
@@ -85,7 +93,7 @@ def _postgresql_connect_args(settings: dict[str, Any]) -> dict[str, Any]:
         # A worker that dies mid-request must not pin locks forever.
         "-c idle_in_transaction_session_timeout=60000",
     ]
-    return {
+    connect_args = {
         # libpq reads 0 (or less) as "wait forever": an outage would hang every worker.
         "connect_timeout": max(1, int(settings.get("DB_CONNECT_TIMEOUT", 3))),
         "application_name": "webapp",
@@ -97,6 +105,33 @@ def _postgresql_connect_args(settings: dict[str, Any]) -> dict[str, Any]:
         "keepalives_interval": 10,
         "keepalives_count": 3,
     }
+    if not settings.get("DB_SESSION_OPTIONS", True):
+        # PgBouncer in transaction mode refuses `options`: the role's or database's own
+        # settings rule instead (docs/scaling.md). SET LOCAL per transaction would cost a
+        # round trip per write and cannot reach autocommit reads at all.
+        del connect_args["options"]
+    return connect_args
+
+
+def _warn_if_timeouts_are_off(engine: Engine) -> None:
+    """Without startup options, say once if the server lets statements wait forever."""
+
+    @event.listens_for(engine, "first_connect")
+    def _check(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
+            settings = dict(zip(("statement_timeout", "lock_timeout"), cursor.fetchone(), strict=True))
+        finally:
+            cursor.close()
+            dbapi_connection.rollback()  # no transaction left open on a pooled connection
+        unlimited = [name for name, value in settings.items() if value == "0"]
+        if unlimited:
+            log.warning(
+                "DB_SESSION_OPTIONS is off and %s is 0 on %s: set it with ALTER ROLE/DATABASE ... SET",
+                " and ".join(unlimited),
+                engine.url.render_as_string(hide_password=True),
+            )
 
 
 def _configure_sqlite(engine: Engine, url: URL) -> None:
