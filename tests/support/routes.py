@@ -187,6 +187,7 @@ def _terminate_own_backend() -> None:
 
 
 @testing_routes.route("/read-on-a-dying-connection", methods=["GET", "HEAD", "POST"])
+@public
 def read_on_a_dying_connection() -> Response:
     """Lose the connection on each of the first ``kills`` runs of the view, then read."""
     calls["dying"] += 1
