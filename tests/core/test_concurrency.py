@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.support import routes
+from tests.support.auth import sign_in
 from tests.support.server import HttpResult, LiveServer
 from webapp.resources.users.model import User
 
@@ -50,8 +51,11 @@ def test_single_resource_responses_carry_the_version_as_a_strong_etag(
 ) -> None:
     created = client.post("/api/v1/users", json=user_payload)
     user_id = created.get_json()["id"]
+    auth = sign_in(client, user_payload["email"], user_payload["password"])
     fetched = client.get(f"/api/v1/users/{user_id}")
-    patched = client.patch(f"/api/v1/users/{user_id}", json={"full_name": "Ada"})
+    patched = client.patch(
+        f"/api/v1/users/{user_id}", json={"full_name": "Ada"}, headers={**auth, "If-Match": '"1"'}
+    )
     head = client.head(f"/api/v1/users/{user_id}")
 
     assert created.headers["ETag"] == '"1"'
@@ -75,7 +79,10 @@ def test_get_with_a_matching_if_none_match_is_304_without_a_body(
 
 def test_get_with_a_stale_if_none_match_is_200(client: FlaskClient, create_user: Any) -> None:
     user = create_user()
-    client.patch(f"/api/v1/users/{user['id']}", json={"full_name": "Newer"})
+    newer = client.patch(
+        f"/api/v1/users/{user['id']}", json={"full_name": "Newer"}, headers=user.writing(user["version"])
+    )
+    assert newer.status_code == 200
 
     response = client.get(f"/api/v1/users/{user['id']}", headers={"If-None-Match": '"1"'})
 
@@ -90,7 +97,7 @@ def test_patch_with_a_matching_if_match_succeeds(
     user = create_user()
 
     response = client.patch(
-        f"/api/v1/users/{user['id']}", json={"full_name": "New"}, headers={"If-Match": if_match}
+        f"/api/v1/users/{user['id']}", json={"full_name": "New"}, headers={**user.auth, "If-Match": if_match}
     )
 
     assert response.status_code == 200
@@ -105,7 +112,7 @@ def test_patch_with_a_failing_if_match_is_412_and_changes_nothing(
     user = create_user()
 
     response = client.patch(
-        f"/api/v1/users/{user['id']}", json={"full_name": "New"}, headers={"If-Match": if_match}
+        f"/api/v1/users/{user['id']}", json={"full_name": "New"}, headers={**user.auth, "If-Match": if_match}
     )
 
     assert response.status_code == 412
@@ -120,7 +127,7 @@ def test_delete_with_a_failing_if_match_is_412_and_deletes_nothing(
 ) -> None:
     user = create_user()
 
-    response = client.delete(f"/api/v1/users/{user['id']}", headers={"If-Match": if_match})
+    response = client.delete(f"/api/v1/users/{user['id']}", headers={**user.auth, "If-Match": if_match})
 
     assert response.status_code == 412
     stored = _stored(db_session, user["id"])
@@ -133,14 +140,18 @@ def test_delete_with_a_matching_if_match_deletes(
 ) -> None:
     user = create_user()
 
-    response = client.delete(f"/api/v1/users/{user['id']}", headers={"If-Match": if_match})
+    response = client.delete(f"/api/v1/users/{user['id']}", headers={**user.auth, "If-Match": if_match})
 
     assert response.status_code == 204
     assert client.get(f"/api/v1/users/{user['id']}").status_code == 404
 
 
-def test_if_match_on_a_missing_user_is_404(client: FlaskClient) -> None:
-    assert client.patch("/api/v1/users/77", json={}, headers={"If-Match": "*"}).status_code == 404
+def test_if_match_on_a_missing_user_is_404(client: FlaskClient, create_user: Any) -> None:
+    caller = create_user()
+
+    assert (
+        client.patch("/api/v1/users/77", json={}, headers={**caller.auth, "If-Match": "*"}).status_code == 404
+    )
 
 
 def test_a_stale_version_detected_at_flush_is_409_and_rolls_back(
@@ -193,7 +204,12 @@ def test_concurrent_patches_with_one_if_match_let_exactly_one_win(
 ) -> None:
     user = create_user()
     calls = [
-        ("PATCH", f"/api/v1/users/{user['id']}", {"full_name": f"Writer {n}"}, {"If-Match": '"1"'})
+        (
+            "PATCH",
+            f"/api/v1/users/{user['id']}",
+            {"full_name": f"Writer {n}"},
+            {**user.auth, "If-Match": '"1"'},
+        )
         for n in range(12)
     ]
 
@@ -236,10 +252,11 @@ def test_two_writers_holding_the_same_version_get_200_and_409(
 
 def test_a_malformed_if_match_never_turns_into_an_unconditional_write(client: FlaskClient) -> None:
     user = client.post("/api/v1/users", json=PAYLOAD).get_json()
+    auth = sign_in(client, PAYLOAD["email"], PAYLOAD["password"])
 
     # An unterminated quoted tag: Werkzeug parses it to an empty ETags object.
     response = client.patch(
-        f"/api/v1/users/{user['id']}", json={"full_name": "Overwritten"}, headers={"If-Match": '"1'}
+        f"/api/v1/users/{user['id']}", json={"full_name": "Overwritten"}, headers={**auth, "If-Match": '"1'}
     )
 
     assert response.status_code == 412

@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests.support.auth import CreatedUser
 from webapp.resources.users.model import User
 
 VALID = {"email": "ok@example.com", "full_name": "Ok", "password": "password123"}
@@ -71,10 +72,12 @@ def test_patch_with_hostile_values_is_422_and_changes_nothing(
 ) -> None:
     user = create_user()
 
-    response = client.patch(f"/api/v1/users/{user['id']}", json=changes)
+    response = client.patch(
+        f"/api/v1/users/{user['id']}", json=changes, headers=user.writing(user["version"])
+    )
 
     assert response.status_code == 422, response.get_json()
-    assert client.get(f"/api/v1/users/{user['id']}").get_json() == user
+    assert client.get(f"/api/v1/users/{user['id']}", headers=user.auth).get_json() == user
 
 
 @pytest.mark.parametrize(
@@ -96,9 +99,12 @@ def test_patch_with_hostile_values_is_422_and_changes_nothing(
         "/api/v1/" + "x" * 5000,
     ],
 )
-def test_hostile_ids_in_the_path_are_404(client: FlaskClient, path: str) -> None:
+def test_hostile_ids_in_the_path_are_404(client: FlaskClient, create_user: Any, path: str) -> None:
+    caller = create_user()
     for method in (client.get, client.patch, client.delete):
-        response = method(path, json={})
+        # Writes as a signed-in caller with If-Match, so only the id can make them fail.
+        headers = {} if method == client.get else caller.writing()
+        response = method(path, json={}, headers=headers)
         assert response.status_code == 404, (method, path)
         assert response.content_type == "application/problem+json"
 
@@ -308,11 +314,11 @@ def test_hostile_if_match_headers_fail_the_precondition(
     user = create_user()
 
     response = client.patch(
-        f"/api/v1/users/{user['id']}", json={"full_name": "X"}, headers={"If-Match": if_match}
+        f"/api/v1/users/{user['id']}", json={"full_name": "X"}, headers={**user.auth, "If-Match": if_match}
     )
 
     assert response.status_code == 412, response.get_json()
-    assert client.get(f"/api/v1/users/{user['id']}").get_json() == user
+    assert client.get(f"/api/v1/users/{user['id']}", headers=user.auth).get_json() == user
 
 
 @pytest.mark.parametrize("if_none_match", ['"' + "1" * 5000 + '"', '"\xb2"', "W/", "*, garbage"])
@@ -326,11 +332,13 @@ def test_hostile_if_none_match_headers_are_answered(
     assert response.status_code in {200, 304}
 
 
-def test_bulk_items_of_the_wrong_type_are_422(client: FlaskClient, db_session: Session) -> None:
+def test_bulk_items_of_the_wrong_type_are_422(
+    client: FlaskClient, admin_user: CreatedUser, db_session: Session
+) -> None:
     for items in ([], [1], ["x"], [None], {"0": VALID}, [VALID] * 1001, "items"):
-        response = client.post("/api/v1/users/bulk", json={"items": items})
+        response = client.post("/api/v1/users/bulk", json={"items": items}, headers=admin_user.auth)
         assert response.status_code == 422, items
-    assert _count_users(db_session) == 0
+    assert _count_users(db_session) == 1  # only the admin
 
 
 def test_a_query_string_that_is_not_utf8_is_a_400_before_any_write(
@@ -351,16 +359,19 @@ def test_if_match_with_empty_tags_is_a_failed_precondition_not_a_500(
     user = create_user()
 
     response = client.patch(
-        f"/api/v1/users/{user['id']}", json={"full_name": "X"}, headers={"If-Match": '"", "", W/""'}
+        f"/api/v1/users/{user['id']}",
+        json={"full_name": "X"},
+        headers={**user.auth, "If-Match": '"", "", W/""'},
     )
 
     assert response.status_code == 412
     assert client.get(f"/api/v1/users/{user['id']}").get_json()["full_name"] == user["full_name"]
 
 
-def test_ids_outside_the_column_range_are_404_for_every_method(client: FlaskClient) -> None:
+def test_ids_outside_the_column_range_are_404_for_every_method(client: FlaskClient, create_user: Any) -> None:
+    writing = create_user().writing()
     for user_id in ("0", "2147483648", "99999999999999999999"):
         path = f"/api/v1/users/{user_id}"
         assert client.get(path).status_code == 404
-        assert client.patch(path, json={"full_name": "X"}).status_code == 404
-        assert client.delete(path).status_code == 404
+        assert client.patch(path, json={"full_name": "X"}, headers=writing).status_code == 404
+        assert client.delete(path, headers=writing).status_code == 404

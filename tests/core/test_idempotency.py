@@ -17,6 +17,7 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from tests.support import routes
+from tests.support.auth import CreatedUser, sign_in
 from tests.support.server import LiveServer
 from webapp.core.db.mixins import utcnow
 from webapp.core.idempotency.model import IdempotencyRecord
@@ -80,11 +81,11 @@ def test_a_post_without_a_key_costs_no_extra_statement(client: FlaskClient, engi
 
 
 def test_a_create_user_without_a_key_never_reads_the_idempotency_table(
-    client: FlaskClient, engine: Engine, user_payload: dict[str, str]
+    client: FlaskClient, engine: Engine, user_payload: dict[str, str], admin_user: CreatedUser
 ) -> None:
     with counting_statements(engine) as statements:
         assert client.post("/api/v1/users", json=user_payload).status_code == 201
-        assert client.post("/api/v1/users/bulk", json=_users(3)).status_code == 201
+        assert client.post("/api/v1/users/bulk", json=_users(3), headers=admin_user.auth).status_code == 201
 
     assert not [s for s in statements if "idempotency" in s or "advisory" in s]
 
@@ -126,15 +127,16 @@ def test_creating_a_user_twice_with_one_key_writes_once_and_replays_the_response
 
 
 def test_bulk_creating_twice_with_one_key_writes_once_and_replays_the_response(
-    client: FlaskClient, db_session: Session
+    client: FlaskClient, admin_user: CreatedUser, db_session: Session
 ) -> None:
-    first = client.post("/api/v1/users/bulk", json=_users(3), headers=_key("bulk-1"))
-    second = client.post("/api/v1/users/bulk", json=_users(3), headers=_key("bulk-1"))
+    headers = {**admin_user.auth, **_key("bulk-1")}
+    first = client.post("/api/v1/users/bulk", json=_users(3), headers=headers)
+    second = client.post("/api/v1/users/bulk", json=_users(3), headers=headers)
 
     assert first.status_code == second.status_code == 201
     assert second.get_data() == first.get_data()
     assert second.headers[REPLAYED] == "true"
-    assert _count(db_session, User) == 3
+    assert _count(db_session, User) == 4  # the 3 and the admin
 
 
 def test_a_replay_is_the_original_response_not_the_current_state(
@@ -142,7 +144,11 @@ def test_a_replay_is_the_original_response_not_the_current_state(
 ) -> None:
     first = client.post("/api/v1/users", json=user_payload, headers=_key("snapshot"))
     user_id = first.get_json()["id"]
-    assert client.patch(f"/api/v1/users/{user_id}", json={"full_name": "Countess"}).status_code == 200
+    writing = {**sign_in(client, user_payload["email"], user_payload["password"]), "If-Match": '"1"'}
+    assert (
+        client.patch(f"/api/v1/users/{user_id}", json={"full_name": "Countess"}, headers=writing).status_code
+        == 200
+    )
 
     replay = client.post("/api/v1/users", json=user_payload, headers=_key("snapshot"))
 
@@ -196,14 +202,16 @@ def test_the_same_key_with_another_body_is_422_and_writes_nothing(
 
 
 def test_the_same_key_on_another_path_is_422(
-    client: FlaskClient, user_payload: dict[str, str], db_session: Session
+    client: FlaskClient, user_payload: dict[str, str], admin_user: CreatedUser, db_session: Session
 ) -> None:
     assert client.post("/api/v1/users", json=user_payload, headers=_key("path")).status_code == 201
 
-    response = client.post("/api/v1/users/bulk", json={"items": [user_payload]}, headers=_key("path"))
+    response = client.post(
+        "/api/v1/users/bulk", json={"items": [user_payload]}, headers={**admin_user.auth, **_key("path")}
+    )
 
     assert response.status_code == 422
-    assert _count(db_session, User) == 1
+    assert _count(db_session, User) == 2  # the first and the admin
 
 
 def test_the_same_body_with_other_json_spacing_is_another_request(
@@ -440,8 +448,8 @@ def test_creating_a_post_twice_with_one_key_writes_once_and_replays_the_response
         body["user_id"] = author["id"]
     path = route.format(user_id=author["id"])
 
-    first = client.post(path, json=body, headers=_key("post-once"))
-    second = client.post(path, json=body, headers=_key("post-once"))
+    first = client.post(path, json=body, headers={**author.auth, **_key("post-once")})
+    second = client.post(path, json=body, headers={**author.auth, **_key("post-once")})
 
     assert first.status_code == second.status_code == 201
     assert second.get_data() == first.get_data()

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from itsdangerous import URLSafeSerializer
 from sqlalchemy.orm import Session
 
+from tests.support.auth import KNOWN_PASSWORD, CreatedUser, known_password_hash, sign_in
 from tests.support.factories import make_posts, make_users
 from tests.support.statements import count_statements
 from webapp.core.db import Database
@@ -67,10 +68,11 @@ def walk(
     url: str,
     per_page: int,
     between_pages: Callable[[dict[str, Any]], None] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every item of a list, following next_cursor from the first page to the last."""
     separator = "&" if "?" in url else "?"
-    response = client.get(f"{url}{separator}per_page={per_page}")
+    response = client.get(f"{url}{separator}per_page={per_page}", headers=headers)
     items: list[dict[str, Any]] = []
     for _ in range(1000):
         assert response.status_code == 200, response.get_json()
@@ -83,7 +85,7 @@ def walk(
         assert len(body["items"]) == per_page
         if between_pages is not None:
             between_pages(body)
-        response = client.get(f"{url}{separator}per_page={per_page}&cursor={quote(cursor)}")
+        response = client.get(f"{url}{separator}per_page={per_page}&cursor={quote(cursor)}", headers=headers)
         assert response.get_json()["meta"]["page"] is None
         assert response.get_json()["meta"]["total"] is None
     raise AssertionError("the walk did not end")
@@ -106,7 +108,8 @@ def tied_posts(writer: Session, client: FlaskClient) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def tied_users(writer: Session, client: FlaskClient) -> list[dict[str, Any]]:
+def tied_users(writer: Session, client: FlaskClient, admin_user: CreatedUser) -> list[dict[str, Any]]:
+    """The 19 tied users and the admin, as an admin lists them (emails are theirs to see)."""
     for index in range(19):
         writer.add(
             User(
@@ -117,7 +120,7 @@ def tied_users(writer: Session, client: FlaskClient) -> list[dict[str, Any]]:
             )
         )
     writer.commit()
-    return walk(client, "/api/v1/users", 100)
+    return walk(client, "/api/v1/users", 100, headers=admin_user.auth)
 
 
 # -- cursor walks -------------------------------------------------------------------
@@ -135,11 +138,11 @@ def test_cursor_walk_visits_every_post_once_in_order(
 
 @pytest.mark.parametrize("spec", _both_directions(USER_SORTS))
 def test_cursor_walk_visits_every_user_once_in_order(
-    client: FlaskClient, tied_users: list[dict[str, Any]], spec: str
+    client: FlaskClient, tied_users: list[dict[str, Any]], admin_user: CreatedUser, spec: str
 ) -> None:
-    visited = walk(client, f"/api/v1/users?sort={spec}", 4)
+    visited = walk(client, f"/api/v1/users?sort={spec}", 4, headers=admin_user.auth)
 
-    assert len(tied_users) == 19
+    assert len(tied_users) == 20  # the 19 and the admin
     assert [item["id"] for item in visited] == [item["id"] for item in _ordered(tied_users, spec)]
 
 
@@ -396,12 +399,15 @@ def test_a_signed_cursor_with_a_malformed_key_is_400(
 
 
 def test_post_title_filter_lists_each_matching_user_once(client: FlaskClient, writer: Session) -> None:
-    prolific, single, none, deleted_only = make_users(writer, 4)
+    prolific, single, none = make_users(writer, 3)
+    [deleted_only] = make_users(writer, 1, hashed_password=known_password_hash())
     make_posts(writer, [prolific], 5, titles=["Engine notes", "ENGINE design", "Engines"])
     make_posts(writer, [single], 2, titles=["On the engine", "Poetry"])
     make_posts(writer, [none], 2, titles=["Poetry"])
     gone = make_posts(writer, [deleted_only], 1, titles=["Engine"])
-    assert client.delete(f"/api/v1/posts/{gone[0].id}").status_code == 204
+    # Its author deletes it.
+    writing = {**sign_in(client, deleted_only.email, KNOWN_PASSWORD), "If-Match": f'"{gone[0].version}"'}
+    assert client.delete(f"/api/v1/posts/{gone[0].id}", headers=writing).status_code == 204
 
     body = client.get("/api/v1/users?post_title=engine&per_page=1").get_json()
     visited = walk(client, "/api/v1/users?post_title=engine", 1)
@@ -411,14 +417,16 @@ def test_post_title_filter_lists_each_matching_user_once(client: FlaskClient, wr
 
 
 def test_post_title_filter_treats_wildcards_literally_and_combines(
-    client: FlaskClient, writer: Session
+    client: FlaskClient, writer: Session, admin_user: CreatedUser
 ) -> None:
     percent, other = make_users(writer, 2)
     make_posts(writer, [percent], 1, titles=["100% done"])
     make_posts(writer, [other], 1, titles=["100 done"])
 
     def ids(query: str) -> list[int]:
-        return [user["id"] for user in client.get(f"/api/v1/users?{query}").get_json()["items"]]
+        # As an admin: the email filter is theirs only (the admin has no posts to match).
+        response = client.get(f"/api/v1/users?{query}", headers=admin_user.auth)
+        return [user["id"] for user in response.get_json()["items"]]
 
     assert ids("post_title=%25") == [percent.id]
     assert ids("post_title=done&sort=-id") == [other.id, percent.id]

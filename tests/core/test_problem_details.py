@@ -169,11 +169,13 @@ def test_a_body_that_is_not_declared_json_is_415(
     ],
 )
 def test_a_body_that_is_not_a_json_object_is_400(
-    client: FlaskClient, db_session: Session, raw: bytes
+    client: FlaskClient, create_user: Any, db_session: Session, raw: bytes
 ) -> None:
+    user = create_user()  # a PATCH needs a signed-in caller: the user patches themselves
     for method in (client.post, client.patch):
-        user_path = "/api/v1/users" if method == client.post else "/api/v1/users/1"
-        response = method(user_path, data=raw, content_type="application/json")
+        user_path = "/api/v1/users" if method == client.post else f"/api/v1/users/{user['id']}"
+        headers = {} if method == client.post else user.writing(user["version"])
+        response = method(user_path, data=raw, content_type="application/json", headers=headers)
         if response.status_code == 404:  # PATCH of a user that does not exist is 404 first
             continue
         body = assert_problem(response, 400, "Bad Request")
@@ -181,18 +183,21 @@ def test_a_body_that_is_not_a_json_object_is_400(
             "The request body is not valid JSON.",
             "The request body must be a JSON object.",
         }
-    assert _count_users(db_session) == 0
+    assert _count_users(db_session) == 1  # only the caller
 
 
 def test_malformed_json_on_patch_is_400_and_changes_nothing(client: FlaskClient, create_user: Any) -> None:
     user = create_user()
 
     response = client.patch(
-        f"/api/v1/users/{user['id']}", data=b'{"full_name": ', content_type="application/json"
+        f"/api/v1/users/{user['id']}",
+        data=b'{"full_name": ',
+        content_type="application/json",
+        headers=user.writing(user["version"]),
     )
 
     assert_problem(response, 400, "Bad Request")
-    assert client.get(f"/api/v1/users/{user['id']}").get_json() == user
+    assert client.get(f"/api/v1/users/{user['id']}", headers=user.auth).get_json() == user
 
 
 def test_a_query_parameter_of_the_wrong_type_is_a_400_naming_it(client: FlaskClient) -> None:
@@ -224,7 +229,7 @@ def test_failed_precondition_is_a_412_problem(client: FlaskClient, create_user: 
     user = create_user()
 
     response = client.patch(
-        f"/api/v1/users/{user['id']}", json={"full_name": "X"}, headers={"If-Match": '"9"'}
+        f"/api/v1/users/{user['id']}", json={"full_name": "X"}, headers={**user.auth, "If-Match": '"9"'}
     )
 
     assert_problem(response, 412, "Precondition Failed", type_="/problems/precondition-failed")

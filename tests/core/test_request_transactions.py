@@ -226,7 +226,12 @@ def test_a_get_on_postgresql_sends_no_begin_or_commit(
         assert client.get(f"/api/v1/users/{user['id']}").status_code == 200
         assert client.get("/api/v1/users").status_code == 200
         writes_before = len(autocommit_at_each_statement)
-        assert client.patch(f"/api/v1/users/{user['id']}", json={"full_name": "Tx"}).status_code == 200
+        assert (
+            client.patch(
+                f"/api/v1/users/{user['id']}", json={"full_name": "Tx"}, headers=user.writing(user["version"])
+            ).status_code
+            == 200
+        )
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", on_statement)

@@ -7,6 +7,7 @@ a 5xx. `make fuzz` raises the example count; the normal suite runs a bounded pas
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -22,6 +23,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.support.auth import make_admin
+from webapp.core.db import Database
+
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
@@ -30,6 +34,7 @@ def test_every_operation_conforms_and_never_fails_on_the_server(app: Flask) -> N
     # schemathesis' pytest plugin (from_fixture) does not run under pytest 9, so the
     # operations are driven through hypothesis directly; same checks, same strategies.
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    admin = _Admin(app)
     failures: dict[str, str] = {}
     calls: dict[str, int] = {}
 
@@ -42,7 +47,7 @@ def test_every_operation_conforms_and_never_fails_on_the_server(app: Flask) -> N
             label = f"{operation.label} [{mode.value}]"
             calls[label] = 0
             try:
-                _fuzz(operation, mode, label, calls)
+                _fuzz(operation, mode, label, calls, admin)
             except Unsatisfiable:
                 # An operation without inputs (GET /health) has nothing to break.
                 if mode is GenerationMode.POSITIVE:
@@ -57,7 +62,43 @@ def test_every_operation_conforms_and_never_fails_on_the_server(app: Flask) -> N
     assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
 
 
-def _fuzz(operation: Any, mode: GenerationMode, label: str, calls: dict[str, int]) -> None:
+class _Admin:
+    """An admin's bearer token for every generated call, so the fuzzer reaches the write paths.
+
+    A generated call may revoke it (sign out, a new password, a deactivation, a delete):
+    each call signs in afresh, and a new admin is made when the old one can no longer.
+    """
+
+    PASSWORD = "fuzz-admin-password"
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.client = app.test_client()
+        self.numbers = itertools.count(1)
+        self.email = self._new_admin()
+
+    def _new_admin(self) -> str:
+        email = f"fuzz-admin-{next(self.numbers)}@example.com"
+        body = {"email": email, "full_name": "Fuzz Admin", "password": self.PASSWORD}
+        response = self.client.post("/api/v1/users", json=body)
+        assert response.status_code == 201, response.get_json()
+        database: Database = self.app.extensions["database"]
+        with database.new_session() as session:
+            make_admin(session, int(response.get_json()["id"]))
+        return email
+
+    def headers(self) -> dict[str, str]:
+        for _ in range(2):
+            response = self.client.post(
+                "/api/v1/tokens", json={"email": self.email, "password": self.PASSWORD}
+            )
+            if response.status_code == 201:
+                return {"Authorization": f"Bearer {response.get_json()['token']}"}
+            self.email = self._new_admin()
+        raise AssertionError(f"cannot sign the fuzz admin in: {response.get_json()}")
+
+
+def _fuzz(operation: Any, mode: GenerationMode, label: str, calls: dict[str, int], admin: _Admin) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
         max_examples=MAX_EXAMPLES,
@@ -69,7 +110,7 @@ def _fuzz(operation: Any, mode: GenerationMode, label: str, calls: dict[str, int
     )
     def exercise(case: Any) -> None:
         calls[label] += 1
-        response = case.call()
+        response = case.call(headers=admin.headers())
         case.validate_response(response, checks=CHECKS)
 
     exercise()

@@ -8,6 +8,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from webapp.core.passwords import hash_password
 from webapp.resources.users.model import User
 
 
@@ -33,3 +34,12 @@ def make_admin(session: Session, user_id: int) -> None:
     """What `flask users promote` does, for a user the test created through the API."""
     session.execute(update(User).where(User.id == user_id).values(is_admin=True))
     session.commit()
+
+
+# For users a test inserts directly (tests/support/factories.py) that must then sign in.
+KNOWN_PASSWORD = "password123"
+
+
+def known_password_hash(password: str = KNOWN_PASSWORD) -> str:
+    """A stored hash of ``password`` (a cheap method: what TestingConfig uses too)."""
+    return hash_password(password, "pbkdf2:sha256:1000")

@@ -93,6 +93,7 @@ def write_then_fail_at_commit() -> tuple[Response, int]:
     return jsonify(id=user.id), 201
 
 
+@public
 def write_user() -> tuple[Response, int]:
     user = _write_user(request.args["email"])
     return jsonify(id=user.id), 201
@@ -186,6 +187,7 @@ def _terminate_own_backend() -> None:
 
 
 @testing_routes.route("/read-on-a-dying-connection", methods=["GET", "HEAD", "POST"])
+@public
 def read_on_a_dying_connection() -> Response:
     """Lose the connection on each of the first ``kills`` runs of the view, then read."""
     calls["dying"] += 1

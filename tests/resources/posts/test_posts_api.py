@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from tests.support.auth import CreatedUser
 from tests.support.server import LiveServer
 from webapp.resources.posts.model import Post
 
@@ -19,16 +20,19 @@ POST_FIELDS = {"id", "title", "content", "user_id", "author", "version", "create
 
 
 @pytest.fixture
-def author(create_user: Any) -> dict[str, Any]:
-    user: dict[str, Any] = create_user(full_name="Ada Lovelace")
+def author(create_user: Any) -> CreatedUser:
+    user: CreatedUser = create_user(full_name="Ada Lovelace")
     return user
 
 
 @pytest.fixture
-def create_post(client: FlaskClient, author: dict[str, Any]):
-    def create(**fields: object) -> dict[str, Any]:
-        payload = {"title": "Notes", "content": "On the engine", "user_id": author["id"], **fields}
-        response = client.post("/api/v1/posts", json=payload)
+def create_post(client: FlaskClient, author: CreatedUser):
+    """A post by ``by`` (the author unless told), written with that user's token."""
+
+    def create(by: CreatedUser | None = None, **fields: object) -> dict[str, Any]:
+        writer = by or author
+        payload = {"title": "Notes", "content": "On the engine", "user_id": writer["id"], **fields}
+        response = client.post("/api/v1/posts", json=payload, headers=writer.auth)
         assert response.status_code == 201, response.get_json()
         body: dict[str, Any] = response.get_json()
         return body
@@ -47,10 +51,12 @@ def _ids(client: FlaskClient, url: str) -> list[int]:
 
 
 def test_create_post_returns_201_with_location_etag_and_embedded_author(
-    client: FlaskClient, author: dict[str, Any]
+    client: FlaskClient, author: CreatedUser
 ) -> None:
     response = client.post(
-        "/api/v1/posts", json={"title": "Hello", "content": "First", "user_id": author["id"]}
+        "/api/v1/posts",
+        json={"title": "Hello", "content": "First", "user_id": author["id"]},
+        headers=author.auth,
     )
 
     assert response.status_code == 201
@@ -67,17 +73,22 @@ def test_create_post_returns_201_with_location_etag_and_embedded_author(
     assert client.get(response.headers["Location"]).get_json() == body
 
 
-def test_create_post_without_content_stores_an_empty_body(
-    client: FlaskClient, author: dict[str, Any]
-) -> None:
-    response = client.post("/api/v1/posts", json={"title": "Only a title", "user_id": author["id"]})
+def test_create_post_without_content_stores_an_empty_body(client: FlaskClient, author: CreatedUser) -> None:
+    response = client.post(
+        "/api/v1/posts", json={"title": "Only a title", "user_id": author["id"]}, headers=author.auth
+    )
 
     assert response.status_code == 201
     assert response.get_json()["content"] == ""
 
 
-def test_create_post_for_a_missing_user_is_422_on_user_id(client: FlaskClient, db_session: Session) -> None:
-    response = client.post("/api/v1/posts", json={"title": "t", "content": "c", "user_id": 424242})
+def test_create_post_for_a_missing_user_is_422_on_user_id(
+    client: FlaskClient, admin_user: CreatedUser, db_session: Session
+) -> None:
+    # Only an admin may name another author, so only an admin's post reaches the lookup.
+    response = client.post(
+        "/api/v1/posts", json={"title": "t", "content": "c", "user_id": 424242}, headers=admin_user.auth
+    )
 
     assert response.status_code == 422
     assert response.content_type == "application/problem+json"
@@ -86,11 +97,17 @@ def test_create_post_for_a_missing_user_is_422_on_user_id(client: FlaskClient, d
 
 
 def test_create_post_for_a_deleted_user_is_422(
-    client: FlaskClient, author: dict[str, Any], db_session: Session
+    client: FlaskClient, author: CreatedUser, admin_user: CreatedUser, db_session: Session
 ) -> None:
-    assert client.delete(f"/api/v1/users/{author['id']}").status_code == 204
+    assert (
+        client.delete(f"/api/v1/users/{author['id']}", headers=author.writing(author["version"])).status_code
+        == 204
+    )
 
-    response = client.post("/api/v1/posts", json={"title": "t", "content": "c", "user_id": author["id"]})
+    # The deleted author's tokens are revoked: only an admin can still name them.
+    response = client.post(
+        "/api/v1/posts", json={"title": "t", "content": "c", "user_id": author["id"]}, headers=admin_user.auth
+    )
 
     assert response.status_code == 422
     assert set(response.get_json()["errors"]) == {"user_id"}
@@ -110,11 +127,11 @@ def test_create_post_for_a_deleted_user_is_422(
     ],
 )
 def test_unknown_and_server_owned_fields_on_create_are_422(
-    client: FlaskClient, author: dict[str, Any], db_session: Session, extra: dict[str, Any]
+    client: FlaskClient, author: CreatedUser, db_session: Session, extra: dict[str, Any]
 ) -> None:
     payload = {"title": "t", "content": "c", "user_id": author["id"], **extra}
 
-    response = client.post("/api/v1/posts", json=payload)
+    response = client.post("/api/v1/posts", json=payload, headers=author.auth)
 
     assert response.status_code == 422
     assert set(response.get_json()["errors"]) == set(extra)
@@ -140,35 +157,45 @@ def test_unknown_and_server_owned_fields_on_create_are_422(
     ],
 )
 def test_invalid_post_fields_are_422(
-    client: FlaskClient, author: dict[str, Any], change: dict[str, Any], field: str
+    client: FlaskClient, author: CreatedUser, change: dict[str, Any], field: str
 ) -> None:
     payload = {"title": "t", "content": "c", "user_id": author["id"], **change}
 
-    response = client.post("/api/v1/posts", json=payload)
+    response = client.post("/api/v1/posts", json=payload, headers=author.auth)
 
     assert response.status_code == 422
     assert set(response.get_json()["errors"]) == {field}
 
 
-def test_create_post_accepts_the_limits(client: FlaskClient, author: dict[str, Any]) -> None:
+def test_create_post_accepts_the_limits(client: FlaskClient, author: CreatedUser) -> None:
     response = client.post(
-        "/api/v1/posts", json={"title": "x" * 200, "content": "y" * 100_000, "user_id": author["id"]}
+        "/api/v1/posts",
+        json={"title": "x" * 200, "content": "y" * 100_000, "user_id": author["id"]},
+        headers=author.auth,
     )
 
     assert response.status_code == 201
 
 
-def test_missing_required_fields_are_422(client: FlaskClient) -> None:
-    response = client.post("/api/v1/posts", json={})
+def test_missing_required_fields_are_422(client: FlaskClient, author: CreatedUser) -> None:
+    response = client.post("/api/v1/posts", json={}, headers=author.auth)
 
     assert response.status_code == 422
-    assert set(response.get_json()["errors"]) == {"title", "user_id"}
+    # user_id is not required: it defaults to the caller.
+    assert set(response.get_json()["errors"]) == {"title"}
 
 
-def test_create_post_body_errors(client: FlaskClient) -> None:
-    assert client.post("/api/v1/posts", data="{", content_type="application/json").status_code == 400
-    assert client.post("/api/v1/posts", json=["not", "an", "object"]).status_code == 400
-    assert client.post("/api/v1/posts", data="title=x", content_type="text/plain").status_code == 415
+def test_create_post_body_errors(client: FlaskClient, author: CreatedUser) -> None:
+    auth = author.auth
+    assert (
+        client.post("/api/v1/posts", data="{", content_type="application/json", headers=auth).status_code
+        == 400
+    )
+    assert client.post("/api/v1/posts", json=["not", "an", "object"], headers=auth).status_code == 400
+    assert (
+        client.post("/api/v1/posts", data="title=x", content_type="text/plain", headers=auth).status_code
+        == 415
+    )
 
 
 def test_get_post_with_etag_and_if_none_match(client: FlaskClient, create_post: Any) -> None:
@@ -199,10 +226,16 @@ def test_unsupported_method_is_405_with_allow(client: FlaskClient, create_post: 
     assert {"GET", "PATCH", "DELETE"} <= set(response.headers["Allow"].replace(" ", "").split(","))
 
 
-def test_patch_updates_title_and_content_and_bumps_version(client: FlaskClient, create_post: Any) -> None:
+def test_patch_updates_title_and_content_and_bumps_version(
+    client: FlaskClient, create_post: Any, author: CreatedUser
+) -> None:
     post = create_post()
 
-    response = client.patch(f"/api/v1/posts/{post['id']}", json={"title": "Renamed", "content": "New"})
+    response = client.patch(
+        f"/api/v1/posts/{post['id']}",
+        json={"title": "Renamed", "content": "New"},
+        headers=author.writing(post["version"]),
+    )
 
     assert response.status_code == 200
     body = response.get_json()
@@ -215,12 +248,16 @@ def test_patch_updates_title_and_content_and_bumps_version(client: FlaskClient, 
 
 
 def test_patch_cannot_move_a_post_to_another_user(
-    client: FlaskClient, create_post: Any, create_user: Any
+    client: FlaskClient, create_post: Any, create_user: Any, author: CreatedUser
 ) -> None:
     post = create_post()
     other = create_user()
 
-    response = client.patch(f"/api/v1/posts/{post['id']}", json={"user_id": other["id"], "title": "Moved"})
+    response = client.patch(
+        f"/api/v1/posts/{post['id']}",
+        json={"user_id": other["id"], "title": "Moved"},
+        headers=author.writing(post["version"]),
+    )
 
     assert response.status_code == 422
     assert set(response.get_json()["errors"]) == {"user_id"}
@@ -228,30 +265,43 @@ def test_patch_cannot_move_a_post_to_another_user(
 
 
 @pytest.mark.parametrize("field", ["id", "version", "created_at", "updated_at", "deleted_at", "author"])
-def test_patch_rejects_server_owned_fields(client: FlaskClient, create_post: Any, field: str) -> None:
+def test_patch_rejects_server_owned_fields(
+    client: FlaskClient, create_post: Any, author: CreatedUser, field: str
+) -> None:
     post = create_post()
 
-    response = client.patch(f"/api/v1/posts/{post['id']}", json={field: 1})
+    response = client.patch(
+        f"/api/v1/posts/{post['id']}", json={field: 1}, headers=author.writing(post["version"])
+    )
 
     assert response.status_code == 422
     assert set(response.get_json()["errors"]) == {field}
 
 
-def test_patch_with_invalid_title_is_422_and_changes_nothing(client: FlaskClient, create_post: Any) -> None:
+def test_patch_with_invalid_title_is_422_and_changes_nothing(
+    client: FlaskClient, create_post: Any, author: CreatedUser
+) -> None:
     post = create_post()
 
-    response = client.patch(f"/api/v1/posts/{post['id']}", json={"title": ""})
+    response = client.patch(
+        f"/api/v1/posts/{post['id']}", json={"title": ""}, headers=author.writing(post["version"])
+    )
 
     assert response.status_code == 422
     assert client.get(f"/api/v1/posts/{post['id']}").get_json() == post
 
 
-def test_patch_with_stale_if_match_is_412_and_changes_nothing(client: FlaskClient, create_post: Any) -> None:
+def test_patch_with_stale_if_match_is_412_and_changes_nothing(
+    client: FlaskClient, create_post: Any, author: CreatedUser
+) -> None:
     post = create_post()
-    client.patch(f"/api/v1/posts/{post['id']}", json={"title": "First"})
+    first = client.patch(
+        f"/api/v1/posts/{post['id']}", json={"title": "First"}, headers=author.writing(post["version"])
+    )
+    assert first.status_code == 200
 
     response = client.patch(
-        f"/api/v1/posts/{post['id']}", json={"title": "Second"}, headers={"If-Match": '"1"'}
+        f"/api/v1/posts/{post['id']}", json={"title": "Second"}, headers={**author.auth, "If-Match": '"1"'}
     )
 
     assert response.status_code == 412
@@ -259,30 +309,37 @@ def test_patch_with_stale_if_match_is_412_and_changes_nothing(client: FlaskClien
     assert client.get(f"/api/v1/posts/{post['id']}").get_json()["title"] == "First"
 
 
-def test_patch_with_current_if_match_succeeds(client: FlaskClient, create_post: Any) -> None:
+def test_patch_with_current_if_match_succeeds(
+    client: FlaskClient, create_post: Any, author: CreatedUser
+) -> None:
     post = create_post()
 
     response = client.patch(
-        f"/api/v1/posts/{post['id']}", json={"title": "Next"}, headers={"If-Match": '"1"'}
+        f"/api/v1/posts/{post['id']}", json={"title": "Next"}, headers={**author.auth, "If-Match": '"1"'}
     )
 
     assert response.status_code == 200
     assert response.headers["ETag"] == '"2"'
 
 
-def test_patch_missing_post_is_404(client: FlaskClient) -> None:
-    assert client.patch("/api/v1/posts/424242", json={"title": "x"}).status_code == 404
+def test_patch_missing_post_is_404(client: FlaskClient, author: CreatedUser) -> None:
+    assert (
+        client.patch("/api/v1/posts/424242", json={"title": "x"}, headers=author.writing()).status_code == 404
+    )
 
 
-def test_delete_is_a_soft_delete(client: FlaskClient, create_post: Any, db_session: Session) -> None:
+def test_delete_is_a_soft_delete(
+    client: FlaskClient, create_post: Any, author: CreatedUser, db_session: Session
+) -> None:
     post = create_post()
+    known = author.writing(post["version"])
 
-    response = client.delete(f"/api/v1/posts/{post['id']}")
+    response = client.delete(f"/api/v1/posts/{post['id']}", headers=known)
 
     assert response.status_code == 204
     assert client.get(f"/api/v1/posts/{post['id']}").status_code == 404
-    assert client.patch(f"/api/v1/posts/{post['id']}", json={"title": "x"}).status_code == 404
-    assert client.delete(f"/api/v1/posts/{post['id']}").status_code == 404
+    assert client.patch(f"/api/v1/posts/{post['id']}", json={"title": "x"}, headers=known).status_code == 404
+    assert client.delete(f"/api/v1/posts/{post['id']}", headers=known).status_code == 404
     assert _ids(client, "/api/v1/posts") == []
     stored = db_session.get(Post, post["id"])
     assert stored is not None
@@ -290,20 +347,27 @@ def test_delete_is_a_soft_delete(client: FlaskClient, create_post: Any, db_sessi
     assert stored.version == 2
 
 
-def test_delete_with_stale_if_match_is_412_and_keeps_the_post(client: FlaskClient, create_post: Any) -> None:
+def test_delete_with_stale_if_match_is_412_and_keeps_the_post(
+    client: FlaskClient, create_post: Any, author: CreatedUser
+) -> None:
     post = create_post()
-    client.patch(f"/api/v1/posts/{post['id']}", json={"title": "Edited"})
+    edited = client.patch(
+        f"/api/v1/posts/{post['id']}", json={"title": "Edited"}, headers=author.writing(post["version"])
+    )
+    assert edited.status_code == 200
 
-    response = client.delete(f"/api/v1/posts/{post['id']}", headers={"If-Match": '"1"'})
+    response = client.delete(f"/api/v1/posts/{post['id']}", headers={**author.auth, "If-Match": '"1"'})
 
     assert response.status_code == 412
     assert client.get(f"/api/v1/posts/{post['id']}").status_code == 200
 
 
-def test_delete_with_current_if_match_succeeds(client: FlaskClient, create_post: Any) -> None:
+def test_delete_with_current_if_match_succeeds(
+    client: FlaskClient, create_post: Any, author: CreatedUser
+) -> None:
     post = create_post()
 
-    response = client.delete(f"/api/v1/posts/{post['id']}", headers={"If-Match": '"1"'})
+    response = client.delete(f"/api/v1/posts/{post['id']}", headers={**author.auth, "If-Match": '"1"'})
 
     assert response.status_code == 204
 
@@ -320,7 +384,7 @@ def test_list_posts_embeds_authors(client: FlaskClient, create_post: Any) -> Non
 def test_list_posts_filters_by_user_id(client: FlaskClient, create_post: Any, create_user: Any) -> None:
     other = create_user()
     mine = create_post()
-    theirs = create_post(user_id=other["id"])
+    theirs = create_post(by=other)
 
     assert _ids(client, f"/api/v1/posts?user_id={mine['user_id']}") == [mine["id"]]
     assert _ids(client, f"/api/v1/posts?user_id={other['id']}") == [theirs["id"]]
@@ -344,7 +408,7 @@ def test_list_posts_filters_by_title_substring_case_insensitively(
 def test_list_posts_combines_filters(client: FlaskClient, create_post: Any, create_user: Any) -> None:
     other = create_user()
     wanted = create_post(title="Engine notes")
-    create_post(title="Engine notes", user_id=other["id"])
+    create_post(title="Engine notes", by=other)
     create_post(title="Other")
 
     assert _ids(client, f"/api/v1/posts?user_id={wanted['user_id']}&q=engine") == [wanted["id"]]
@@ -370,13 +434,16 @@ def test_list_posts_rejects_bad_filters(client: FlaskClient, query: str) -> None
 
 
 def test_user_posts_lists_only_that_users_live_posts(
-    client: FlaskClient, create_post: Any, create_user: Any, author: dict[str, Any]
+    client: FlaskClient, create_post: Any, create_user: Any, author: CreatedUser
 ) -> None:
     other = create_user()
     first = create_post(title="Alpha")
     second = create_post(title="Beta")
-    create_post(user_id=other["id"])
-    client.delete(f"/api/v1/posts/{second['id']}")
+    create_post(by=other)
+    assert (
+        client.delete(f"/api/v1/posts/{second['id']}", headers=author.writing(second["version"])).status_code
+        == 204
+    )
 
     body = client.get(f"/api/v1/users/{author['id']}/posts").get_json()
 
@@ -386,9 +453,12 @@ def test_user_posts_lists_only_that_users_live_posts(
     assert _ids(client, f"/api/v1/users/{author['id']}/posts?q=beta") == []
 
 
-def test_user_posts_of_a_missing_or_deleted_user_is_404(client: FlaskClient, author: dict[str, Any]) -> None:
+def test_user_posts_of_a_missing_or_deleted_user_is_404(client: FlaskClient, author: CreatedUser) -> None:
     assert client.get("/api/v1/users/424242/posts").status_code == 404
-    client.delete(f"/api/v1/users/{author['id']}")
+    assert (
+        client.delete(f"/api/v1/users/{author['id']}", headers=author.writing(author["version"])).status_code
+        == 204
+    )
 
     response = client.get(f"/api/v1/users/{author['id']}/posts")
 
@@ -396,12 +466,14 @@ def test_user_posts_of_a_missing_or_deleted_user_is_404(client: FlaskClient, aut
     assert response.content_type == "application/problem+json"
 
 
-def test_user_posts_rejects_a_user_id_filter(client: FlaskClient, author: dict[str, Any]) -> None:
+def test_user_posts_rejects_a_user_id_filter(client: FlaskClient, author: CreatedUser) -> None:
     assert client.get(f"/api/v1/users/{author['id']}/posts?user_id=1").status_code == 400
 
 
-def test_create_user_post_uses_the_path_user_as_author(client: FlaskClient, author: dict[str, Any]) -> None:
-    response = client.post(f"/api/v1/users/{author['id']}/posts", json={"title": "Mine", "content": "c"})
+def test_create_user_post_uses_the_path_user_as_author(client: FlaskClient, author: CreatedUser) -> None:
+    response = client.post(
+        f"/api/v1/users/{author['id']}/posts", json={"title": "Mine", "content": "c"}, headers=author.auth
+    )
 
     assert response.status_code == 201
     body = response.get_json()
@@ -414,10 +486,12 @@ def test_create_user_post_uses_the_path_user_as_author(client: FlaskClient, auth
 
 
 def test_create_user_post_rejects_a_user_id_in_the_body(
-    client: FlaskClient, author: dict[str, Any], db_session: Session
+    client: FlaskClient, author: CreatedUser, db_session: Session
 ) -> None:
     response = client.post(
-        f"/api/v1/users/{author['id']}/posts", json={"title": "t", "content": "c", "user_id": author["id"]}
+        f"/api/v1/users/{author['id']}/posts",
+        json={"title": "t", "content": "c", "user_id": author["id"]},
+        headers=author.auth,
     )
 
     assert response.status_code == 422
@@ -426,23 +500,31 @@ def test_create_user_post_rejects_a_user_id_in_the_body(
 
 
 def test_create_user_post_for_a_missing_or_deleted_user_is_404(
-    client: FlaskClient, author: dict[str, Any], db_session: Session
+    client: FlaskClient, author: CreatedUser, admin_user: CreatedUser, db_session: Session
 ) -> None:
-    assert client.post("/api/v1/users/424242/posts", json={"title": "t"}).status_code == 404
-    client.delete(f"/api/v1/users/{author['id']}")
+    # Only an admin may post for another user (a deleted user's own tokens are revoked).
+    admin = admin_user.auth
+    assert client.post("/api/v1/users/424242/posts", json={"title": "t"}, headers=admin).status_code == 404
+    assert (
+        client.delete(f"/api/v1/users/{author['id']}", headers=author.writing(author["version"])).status_code
+        == 204
+    )
 
-    response = client.post(f"/api/v1/users/{author['id']}/posts", json={"title": "t"})
+    response = client.post(f"/api/v1/users/{author['id']}/posts", json={"title": "t"}, headers=admin)
 
     assert response.status_code == 404
     assert _post_count(db_session) == 0
 
 
 def test_deleting_a_user_hides_their_posts(
-    client: FlaskClient, create_post: Any, author: dict[str, Any]
+    client: FlaskClient, create_post: Any, author: CreatedUser
 ) -> None:
     post = create_post()
 
-    client.delete(f"/api/v1/users/{author['id']}")
+    assert (
+        client.delete(f"/api/v1/users/{author['id']}", headers=author.writing(author["version"])).status_code
+        == 204
+    )
 
     assert client.get(f"/api/v1/posts/{post['id']}").status_code == 404
     assert _ids(client, "/api/v1/posts") == []
@@ -457,10 +539,15 @@ def test_q_treats_the_escape_character_literally(client: FlaskClient, create_pos
 
 
 def test_author_in_a_post_follows_the_users_current_name(
-    client: FlaskClient, create_post: Any, author: dict[str, Any]
+    client: FlaskClient, create_post: Any, author: CreatedUser
 ) -> None:
     post = create_post()
-    client.patch(f"/api/v1/users/{author['id']}", json={"full_name": "Countess of Lovelace"})
+    renamed = client.patch(
+        f"/api/v1/users/{author['id']}",
+        json={"full_name": "Countess of Lovelace"},
+        headers=author.writing(author["version"]),
+    )
+    assert renamed.status_code == 200
 
     assert (
         client.get(f"/api/v1/posts/{post['id']}").get_json()["author"]["full_name"] == "Countess of Lovelace"
@@ -485,10 +572,16 @@ def _wait_until_a_backend_waits_for_a_lock(engine: Engine) -> None:
 
 
 def test_a_post_racing_its_authors_deletion_is_refused(
-    live_server: LiveServer, author: dict[str, Any], engine: Engine, is_postgres: bool, db_session: Session
+    live_server: LiveServer,
+    author: CreatedUser,
+    admin_user: CreatedUser,
+    engine: Engine,
+    db_session: Session,
 ) -> None:
     # The deletion has updated the user but not committed when the post arrives; the
     # post must wait for it and then see a deleted author, not write an orphan.
+    # An admin posts for the author: the author's own token dies with the deletion (on
+    # SQLite the request would be refused as 401 before it ever reached the author's row).
     body = {"title": "t", "content": "c", "user_id": author["id"]}
     with engine.connect() as deleting, ThreadPoolExecutor(1) as pool:
         transaction = deleting.begin()
@@ -497,8 +590,8 @@ def test_a_post_racing_its_authors_deletion_is_refused(
             {"now": datetime.now(UTC), "id": author["id"]},
         )
         try:
-            pending = pool.submit(live_server.request, "POST", "/api/v1/posts", body)
-            if is_postgres:
+            pending = pool.submit(live_server.request, "POST", "/api/v1/posts", body, admin_user.auth)
+            if engine.dialect.name == "postgresql":
                 _wait_until_a_backend_waits_for_a_lock(engine)
             else:
                 time.sleep(0.3)  # SQLite: the request waits for the write lock at BEGIN
@@ -514,9 +607,12 @@ def test_a_post_racing_its_authors_deletion_is_refused(
 
 
 def test_json_true_is_not_user_id_1(client: FlaskClient, create_user: Any) -> None:
-    create_user()  # id 1 exists, so a lenient parser would accept the post
+    first = create_user()  # id 1 exists (and posts as itself), so a lenient parser would accept the post
+    assert first["id"] == 1
 
-    response = client.post("/api/v1/posts", json={"title": "t", "content": "c", "user_id": True})
+    response = client.post(
+        "/api/v1/posts", json={"title": "t", "content": "c", "user_id": True}, headers=first.auth
+    )
 
     assert response.status_code == 422
     assert "user_id" in response.get_json()["errors"]

@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
+from tests.support.auth import CreatedUser
 from webapp.core import passwords
 from webapp.resources.posts.model import Post
 from webapp.resources.users.model import User
@@ -70,7 +71,7 @@ def test_invalid_fields_are_422_with_messages(client: FlaskClient) -> None:
 def test_get_user(client: FlaskClient, create_user: Any) -> None:
     user = create_user()
 
-    response = client.get(f"/api/v1/users/{user['id']}")
+    response = client.get(f"/api/v1/users/{user['id']}", headers=user.auth)
 
     assert response.status_code == 200
     assert response.get_json() == user
@@ -85,10 +86,16 @@ def test_get_missing_user_is_404_problem(client: FlaskClient) -> None:
     assert response.get_json()["status"] == 404
 
 
-def test_patch_updates_fields_and_bumps_version(client: FlaskClient, create_user: Any) -> None:
+def test_patch_updates_fields_and_bumps_version(
+    client: FlaskClient, create_user: Any, admin_user: CreatedUser
+) -> None:
     user = create_user()
 
-    response = client.patch(f"/api/v1/users/{user['id']}", json={"full_name": "Countess", "is_active": False})
+    response = client.patch(
+        f"/api/v1/users/{user['id']}",
+        json={"full_name": "Countess", "is_active": False},
+        headers=user.writing(user["version"]),
+    )
 
     assert response.status_code == 200
     body = response.get_json()
@@ -96,15 +103,19 @@ def test_patch_updates_fields_and_bumps_version(client: FlaskClient, create_user
     assert body["is_active"] is False
     assert body["version"] == 2
     assert response.headers["ETag"] == '"2"'
-    assert client.get(f"/api/v1/users/{user['id']}").get_json() == body
+    # Deactivated, the user's own tokens are revoked: an admin reads the full representation.
+    assert client.get(f"/api/v1/users/{user['id']}", headers=admin_user.auth).get_json() == body
 
 
 def test_patch_with_stale_if_match_is_412_and_changes_nothing(client: FlaskClient, create_user: Any) -> None:
     user = create_user()
-    client.patch(f"/api/v1/users/{user['id']}", json={"full_name": "First"})
+    first = client.patch(
+        f"/api/v1/users/{user['id']}", json={"full_name": "First"}, headers=user.writing(user["version"])
+    )
+    assert first.status_code == 200
 
     response = client.patch(
-        f"/api/v1/users/{user['id']}", json={"full_name": "Second"}, headers={"If-Match": '"1"'}
+        f"/api/v1/users/{user['id']}", json={"full_name": "Second"}, headers={**user.auth, "If-Match": '"1"'}
     )
 
     assert response.status_code == 412
@@ -127,7 +138,7 @@ def test_delete_soft_deletes_user_and_posts_and_frees_email(
     db_session.add(Post(user_id=user["id"], title="t", content="c"))
     db_session.commit()
 
-    response = client.delete(f"/api/v1/users/{user['id']}")
+    response = client.delete(f"/api/v1/users/{user['id']}", headers=user.writing(user["version"]))
 
     assert response.status_code == 204
     assert client.get(f"/api/v1/users/{user['id']}").status_code == 404
@@ -144,54 +155,62 @@ def test_delete_soft_deletes_user_and_posts_and_frees_email(
     assert again.status_code == 201
 
 
-def test_bulk_create_is_all_or_nothing(client: FlaskClient, create_user: Any, db_session: Session) -> None:
+def test_bulk_create_is_all_or_nothing(
+    client: FlaskClient, create_user: Any, admin_user: CreatedUser, db_session: Session
+) -> None:
     create_user(email="taken@example.com")
     items = [
         {"email": "new1@example.com", "full_name": "New 1", "password": "password123"},
         {"email": "taken@example.com", "full_name": "Dup", "password": "password123"},
     ]
 
-    response = client.post("/api/v1/users/bulk", json={"items": items})
+    response = client.post("/api/v1/users/bulk", json={"items": items}, headers=admin_user.auth)
 
     assert response.status_code == 409
     assert "items 1 " in response.get_json()["detail"]
-    assert db_session.scalar(select(func.count()).select_from(User)) == 1
+    assert db_session.scalar(select(func.count()).select_from(User)) == 2  # taken@ and the admin
 
 
 def test_bulk_create_with_one_invalid_item_is_422_and_writes_nothing(
-    client: FlaskClient, db_session: Session
+    client: FlaskClient, admin_user: CreatedUser, db_session: Session
 ) -> None:
     items = [
         {"email": "ok@example.com", "full_name": "Ok", "password": "password123"},
         {"email": "bad", "full_name": "Bad", "password": "password123"},
     ]
 
-    response = client.post("/api/v1/users/bulk", json={"items": items})
+    response = client.post("/api/v1/users/bulk", json={"items": items}, headers=admin_user.auth)
 
     assert response.status_code == 422
     assert response.get_json()["errors"] == {"items.1.email": ["Not a valid email address."]}
-    assert db_session.scalar(select(func.count()).select_from(User)) == 0
+    assert db_session.scalar(select(func.count()).select_from(User)) == 1  # only the admin
 
 
-def test_bulk_create_writes_every_item(client: FlaskClient, db_session: Session) -> None:
+def test_bulk_create_writes_every_item(
+    client: FlaskClient, admin_user: CreatedUser, db_session: Session
+) -> None:
     items = [
         {"email": f"bulk{n}@example.com", "full_name": f"Bulk {n}", "password": "password123"}
         for n in range(50)
     ]
 
-    response = client.post("/api/v1/users/bulk", json={"items": items})
+    response = client.post("/api/v1/users/bulk", json={"items": items}, headers=admin_user.auth)
 
     assert response.status_code == 201
     created = response.get_json()["items"]
     assert [item["email"] for item in created] == [item["email"] for item in items]
-    assert db_session.scalar(select(func.count()).select_from(User)) == 50
+    assert db_session.scalar(select(func.count()).select_from(User)) == 51  # the 50 and the admin
 
 
-def test_bulk_create_rejects_duplicates_within_the_batch(client: FlaskClient) -> None:
+def test_bulk_create_rejects_duplicates_within_the_batch(
+    client: FlaskClient, admin_user: CreatedUser
+) -> None:
     item = {"email": "twice@example.com", "full_name": "Twice", "password": "password123"}
 
     response = client.post(
-        "/api/v1/users/bulk", json={"items": [item, {**item, "email": "TWICE@example.com"}]}
+        "/api/v1/users/bulk",
+        json={"items": [item, {**item, "email": "TWICE@example.com"}]},
+        headers=admin_user.auth,
     )
 
     assert response.status_code == 422
@@ -212,31 +231,41 @@ def test_list_users_offset_pagination(client: FlaskClient, create_user: Any) -> 
     assert third["meta"]["next_cursor"] is None
 
 
-def test_list_users_filters(client: FlaskClient, create_user: Any) -> None:
+def test_list_users_filters(client: FlaskClient, create_user: Any, admin_user: CreatedUser) -> None:
     ada = create_user(email="ada@example.com", full_name="Ada Lovelace")
-    create_user(email="grace@example.com", full_name="Grace Hopper")
-    client.patch(f"/api/v1/users/{ada['id']}", json={"is_active": False})
+    grace = create_user(email="grace@example.com", full_name="Grace Hopper")
+    deactivated = client.patch(
+        f"/api/v1/users/{ada['id']}", json={"is_active": False}, headers=ada.writing(ada["version"])
+    )
+    assert deactivated.status_code == 200
 
     def ids(query: str) -> list[int]:
-        response = client.get(f"/api/v1/users?{query}")
+        # As an admin: the email filter is theirs only.
+        response = client.get(f"/api/v1/users?{query}", headers=admin_user.auth)
         assert response.status_code == 200, response.get_json()
         return [u["id"] for u in response.get_json()["items"]]
 
     assert ids("email=ADA@example.com") == [ada["id"]]
     assert ids("q=LOVE") == [ada["id"]]
     assert ids("is_active=false") == [ada["id"]]
-    assert len(ids("is_active=true")) == 1
+    assert sorted(ids("is_active=true")) == sorted([grace["id"], admin_user["id"]])
     assert ids("q=%25") == []  # a literal %, not a wildcard
 
 
-def test_list_users_sort_descending(client: FlaskClient, create_user: Any) -> None:
+def test_list_users_sort_descending(client: FlaskClient, create_user: Any, admin_user: CreatedUser) -> None:
     create_user(email="b@example.com")
     create_user(email="a@example.com")
     create_user(email="c@example.com")
 
-    items = client.get("/api/v1/users?sort=-email").get_json()["items"]
+    # Emails are listed to admins only; the admin is one of the users.
+    items = client.get("/api/v1/users?sort=-email", headers=admin_user.auth).get_json()["items"]
 
-    assert [u["email"] for u in items] == ["c@example.com", "b@example.com", "a@example.com"]
+    assert [u["email"] for u in items] == [
+        "c@example.com",
+        "b@example.com",
+        "admin@example.com",
+        "a@example.com",
+    ]
 
 
 def test_list_rejects_bad_query_parameters(client: FlaskClient) -> None:
@@ -249,7 +278,7 @@ def test_list_rejects_bad_query_parameters(client: FlaskClient) -> None:
 def test_delete_answers_204_without_a_body_or_content_type(client: FlaskClient, create_user: Any) -> None:
     user = create_user()
 
-    response = client.delete(f"/api/v1/users/{user['id']}")
+    response = client.delete(f"/api/v1/users/{user['id']}", headers=user.writing(user["version"]))
 
     assert response.status_code == 204
     assert response.get_data() == b""
@@ -257,7 +286,7 @@ def test_delete_answers_204_without_a_body_or_content_type(client: FlaskClient, 
 
 
 def test_bulk_create_hashes_every_password_before_its_first_statement(
-    client: FlaskClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, admin_user: CreatedUser, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No transaction (and on SQLite no write lock) may be held while scrypt runs.
     hashed: list[str] = []
@@ -276,7 +305,7 @@ def test_bulk_create_hashes_every_password_before_its_first_statement(
     items = [{"email": f"h{n}@example.com", "full_name": "H", "password": "password123"} for n in range(12)]
     event.listen(engine, "before_cursor_execute", on_statement)
     try:
-        response = client.post("/api/v1/users/bulk", json={"items": items})
+        response = client.post("/api/v1/users/bulk", json={"items": items}, headers=admin_user.auth)
     finally:
         event.remove(engine, "before_cursor_execute", on_statement)
 
@@ -291,9 +320,13 @@ def test_deleting_a_user_bumps_the_version_of_their_posts(
     # The bump makes a concurrent PATCH of one of those posts fail (stale version)
     # instead of writing to a post that has just been deleted.
     user = create_user()
-    post = client.post(f"/api/v1/users/{user['id']}/posts", json={"title": "t", "content": ""}).get_json()
+    post = client.post(
+        f"/api/v1/users/{user['id']}/posts", json={"title": "t", "content": ""}, headers=user.auth
+    ).get_json()
 
-    assert client.delete(f"/api/v1/users/{user['id']}").status_code == 204
+    assert (
+        client.delete(f"/api/v1/users/{user['id']}", headers=user.writing(user["version"])).status_code == 204
+    )
 
     stored = db_session.get(Post, post["id"])
     assert stored is not None
