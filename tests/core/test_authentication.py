@@ -267,3 +267,36 @@ def test_an_authenticated_write_adds_exactly_the_token_lookup(
     assert token_lookups[0].lstrip().upper().startswith("SELECT")
     # The lookup, the user, the UPDATE: using a token writes nothing to the tokens table.
     assert log.count == 3
+
+
+def test_sorting_users_by_email_is_for_admins(
+    client: FlaskClient, create_user: Any, admin_user: CreatedUser
+) -> None:
+    create_user()
+
+    anonymous = client.get("/api/v1/users?sort=email")
+    descending = client.get("/api/v1/users?sort=-email", headers=create_user().auth)
+    admin = client.get("/api/v1/users?sort=email", headers=admin_user.auth)
+
+    assert anonymous.status_code == descending.status_code == 403
+    assert admin.status_code == 200
+
+
+def test_another_user_cannot_replay_an_admins_idempotent_answer(
+    client: FlaskClient, create_user: Any, admin_user: CreatedUser, db_session: Session
+) -> None:
+    items = [{"email": "secret@example.com", "full_name": "S", "password": "password123"}]
+    key = {"Idempotency-Key": "bulk-2026-12-02"}
+    assert (
+        client.post(
+            "/api/v1/users/bulk", json={"items": items}, headers={**admin_user.auth, **key}
+        ).status_code
+        == 201
+    )
+    mallory: CreatedUser = create_user()
+
+    replay = client.post("/api/v1/users/bulk", json={"items": items}, headers={**mallory.auth, **key})
+
+    assert replay.status_code == 422
+    assert "Idempotent-Replayed" not in replay.headers
+    assert "secret@example.com" not in replay.get_data(as_text=True)

@@ -205,13 +205,13 @@ def test_a_name_with_control_or_bidi_characters_or_blank_is_422(
     user = create_user()
 
     created = client.post("/api/v1/users", json={**VALID, "full_name": name})
-    patched = client.patch(f"/api/v1/users/{user['id']}", json={"full_name": name})
+    patched = client.patch(f"/api/v1/users/{user['id']}", json={"full_name": name}, headers=user.writing(1))
 
     for response in (created, patched):
         assert response.status_code == 422, response.get_json()
         assert list(response.get_json()["errors"]) == ["full_name"]
     assert _count_users(db_session) == 1
-    assert client.get(f"/api/v1/users/{user['id']}").get_json() == user
+    assert client.get(f"/api/v1/users/{user['id']}", headers=user.auth).get_json() == user
 
 
 @pytest.mark.parametrize("title", NAME_REFUSALS)
@@ -220,7 +220,7 @@ def test_a_post_title_with_control_or_bidi_characters_or_blank_is_422(
 ) -> None:
     user = create_user()
 
-    response = client.post("/api/v1/posts", json={"title": title, "content": "", "user_id": user["id"]})
+    response = client.post("/api/v1/posts", json={"title": title, "content": ""}, headers=user.auth)
 
     assert response.status_code == 422, response.get_json()
     assert list(response.get_json()["errors"]) == ["title"]
@@ -252,7 +252,7 @@ def test_post_content_with_control_or_bidi_characters_is_422(
 ) -> None:
     user = create_user()
 
-    response = client.post("/api/v1/posts", json={"title": "T", "content": content, "user_id": user["id"]})
+    response = client.post("/api/v1/posts", json={"title": "T", "content": content}, headers=user.auth)
 
     assert response.status_code == 422, response.get_json()
     assert list(response.get_json()["errors"]) == ["content"]
@@ -262,7 +262,7 @@ def test_post_content_keeps_its_newlines_and_tabs(client: FlaskClient, create_us
     user = create_user()
     content = "line one\n\tindented\r\nwindows line\n\nend"
 
-    response = client.post("/api/v1/posts", json={"title": "T", "content": content, "user_id": user["id"]})
+    response = client.post("/api/v1/posts", json={"title": "T", "content": content}, headers=user.auth)
 
     assert response.status_code == 201, response.get_json()
     assert client.get(response.headers["Location"]).get_json()["content"] == content

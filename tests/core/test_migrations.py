@@ -146,7 +146,7 @@ def _generate_revision(app: Flask, directory: Path, metadata: MetaData, message:
     """`flask db migrate -m message` against these models; the path of the file it wrote."""
     migrate = app.extensions["migrate"]
     database = migrate.db
-    migrate.db = SimpleNamespace(engine=database.engine, metadata=metadata)
+    migrate.db = SimpleNamespace(engine=database.engine, migration_engine=database.engine, metadata=metadata)
     try:
         flask_migrate.migrate(directory=str(directory), message=message)
     finally:

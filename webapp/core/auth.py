@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from flask import current_app, request
 from sqlalchemy.orm import Session
 
-from webapp.core.db import get_session
+from webapp.core.db import current_database
 from webapp.core.errors import Forbidden, Unauthenticated
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -99,7 +99,12 @@ def current_principal() -> Principal | None:
     principal: Principal | None = None
     if token is not None:
         authenticator: Authenticator | None = current_app.extensions.get("authenticator")
-        principal = authenticator.authenticate(get_session(), token) if authenticator else None
+        if authenticator is not None:
+            # Not the request's session: its first statement would open the write
+            # transaction (and SQLite's write lock) before the view, which may first hash
+            # passwords for seconds; and a replica may not have the token yet.
+            with current_database().primary_read_session() as session:
+                principal = authenticator.authenticate(session, token)
         if principal is None:
             raise Unauthenticated(
                 "The bearer token is invalid, expired or revoked.",

@@ -204,6 +204,20 @@ class Database:
         """A session of its own, for code outside the request registry."""
         return self.session_factory(bind=self.read_engine if read_only else self.engine)
 
+    def primary_read_session(self) -> Session:
+        """A short read-only session on the primary, outside the request's transaction.
+
+        For lookups that must see the latest commit (a token issued a moment ago, which a
+        lagging replica has not replayed) and must not open the request's transaction
+        early: on PostgreSQL the autocommit pool (no BEGIN), on SQLite a DEFERRED
+        transaction (no write lock).
+        """
+        self.engine  # noqa: B018 -- builds the engines on first use
+        assert self._request_read_engine is not None
+        session = self.session_factory(bind=self._request_read_engine)
+        session.info[READ_ONLY] = True
+        return session
+
     def request_session(self, *, read_only: bool = False) -> Session:
         """The current request's session, created on first call (no connection yet).
 

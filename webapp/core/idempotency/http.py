@@ -17,6 +17,7 @@ from typing import ParamSpec
 from flask import Response, current_app, request
 from flask.typing import ResponseReturnValue
 
+from webapp.core.auth import current_principal
 from webapp.core.db import get_session
 from webapp.core.errors import InvalidRequest
 from webapp.core.http import request_body
@@ -47,11 +48,15 @@ def parse_key(raw: str) -> str:
 
 
 def request_fingerprint() -> str:
-    """sha256 over method, path, query string and the raw body bytes, each length-prefixed."""
+    """sha256 over caller, method, path, query string and body bytes, each length-prefixed."""
     digest = hashlib.sha256()
     # The query string is included: it can change what a POST does, as the body can.
     body = request_body()
-    for part in (request.method.encode(), request.path.encode(), request.query_string, body):
+    # So is the caller: another user who learns a key must not be handed the stored
+    # answer (an admin's bulk create lists emails); for them the key is "reused" (422).
+    principal = current_principal()
+    caller = str(principal.user_id).encode() if principal is not None else b"-"
+    for part in (caller, request.method.encode(), request.path.encode(), request.query_string, body):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()

@@ -102,10 +102,15 @@ class UserService:
         return user
 
     def list(self, filters: UserFilters, request: PageRequest, viewer: Principal | None) -> Page[User]:
-        """Emails are searchable by admins only: ``email`` is refused, ``q`` leaves them out."""
+        """Emails are searchable by admins only: ``email`` and ``sort=email`` are refused,
+        ``q`` leaves them out."""
         is_admin = viewer is not None and viewer.is_admin
         if "email" in filters and not is_admin:
             raise Forbidden("Only an admin may filter users by email.")
+        # Sorting by email would leak it too: through the order, and through the cursor,
+        # whose payload is signed, not encrypted, and carries the last email seen.
+        if any(key.name == "email" for key in request.sort) and not is_admin:
+            raise Forbidden("Only an admin may sort users by email.")
         return self.users.page(self.users.filtered(**filters, q_matches_email=is_admin), request)
 
     def update(
