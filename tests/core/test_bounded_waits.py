@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 
 from config import Config
 from tests.conftest import make_app
+from tests.support.auth import sign_in
 
 LOCK_TIMEOUT_MS = 500
 MARGIN_S = 0.5
@@ -44,6 +45,7 @@ def test_reads_and_writes_behind_a_table_lock_are_503_within_the_lock_timeout(
         json={"email": "locked@example.com", "full_name": "Locked", "password": "password123"},
     )
     user_id = created.get_json()["id"]
+    auth = sign_in(client, "locked@example.com", "password123")
     # Warm both pools, so the measured waits are the lock's alone.
     assert client.get(f"/api/v1/users/{user_id}").status_code == 200
 
@@ -56,7 +58,7 @@ def test_reads_and_writes_behind_a_table_lock_are_503_within_the_lock_timeout(
         listed, listed_s = _timed(lambda: client.get("/api/v1/users"))
         write, write_s = _timed(
             lambda: client.patch(
-                f"/api/v1/users/{user_id}", json={"full_name": "X"}, headers={"If-Match": '"1"'}
+                f"/api/v1/users/{user_id}", json={"full_name": "X"}, headers={**auth, "If-Match": '"1"'}
             )
         )
         ready, ready_s = _timed(lambda: client.get("/health/ready"))
@@ -78,7 +80,9 @@ def test_reads_and_writes_behind_a_table_lock_are_503_within_the_lock_timeout(
     # Released: the very next requests succeed at once, on the connections that timed out.
     after_read, after_read_s = _timed(lambda: client.get(f"/api/v1/users/{user_id}"))
     after_write, after_write_s = _timed(
-        lambda: client.patch(f"/api/v1/users/{user_id}", json={"full_name": "Y"}, headers={"If-Match": '"1"'})
+        lambda: client.patch(
+            f"/api/v1/users/{user_id}", json={"full_name": "Y"}, headers={**auth, "If-Match": '"1"'}
+        )
     )
     assert after_read.status_code == 200
     assert after_write.status_code == 200, after_write.get_json()

@@ -90,7 +90,7 @@ def test_startup_options_carry_the_apps_timeouts_by_default(database_url: str) -
     try:
         with engine.connect() as connection:
             assert connection.scalar(text("SHOW statement_timeout")) == "30s"
-            assert connection.scalar(text("SHOW lock_timeout")) == "10s"
+            assert connection.scalar(text("SHOW lock_timeout")) == "3s"
     finally:
         engine.dispose()
 

@@ -212,9 +212,13 @@ def test_a_get_on_postgresql_sends_no_begin_or_commit(
     # connection is in autocommit: what the driver is in at each statement is what the
     # server sees (SQLAlchemy's own begin/commit events fire either way).
     autocommit_at_each_statement: list[bool] = []
+    token_lookups: list[bool] = []
 
-    def on_statement(connection: Any, *_args: object) -> None:
-        autocommit_at_each_statement.append(connection.connection.dbapi_connection.autocommit)
+    def on_statement(connection: Any, _cursor: object, statement: str, *_args: object) -> None:
+        autocommit = connection.connection.dbapi_connection.autocommit
+        # The token lookup reads on the autocommit pool on purpose, before the write's
+        # transaction begins (core/auth.py): it is not part of that transaction.
+        (token_lookups if "access_tokens" in statement else autocommit_at_each_statement).append(autocommit)
 
     from sqlalchemy import event
 
@@ -239,6 +243,7 @@ def test_a_get_on_postgresql_sends_no_begin_or_commit(
     assert autocommit_at_each_statement[:writes_before] == [True] * writes_before
     assert writes_before == 3  # get; count + page
     assert not any(autocommit_at_each_statement[writes_before:])  # a write is one transaction
+    assert token_lookups == [True]
 
 
 def test_two_requests_interleaved_on_one_thread_get_two_sessions(app: Flask) -> None:
