@@ -325,17 +325,38 @@ stop_bouncer() {
 
 # ---------------------------------------------------------------- app instances
 
+# Two app instances behind the production edge (scripts/prod.sh: nginx + gunicorn), on
+# this cluster: writes through PgBouncer, reads from the replica, migrations on the
+# primary. CLUSTER_APPS=0 leaves them out (the database tests start only the databases).
+APPS_RUN_DIR="$CLUSTER_DIR/apps"
+APPS_PORT="${CLUSTER_APPS_PORT:-8090}"
+
 start_apps() {
-  # HOOK, deliberately a no-op: the app instances and the proxy in front of them belong
-  # to scripts/prod.sh and deploy/nginx.conf. When they exist, call them here with the
-  # URLs this script prints, e.g. `(eval "$(urls)"; "$PROJECT_ROOT/scripts/prod.sh" up)`,
-  # so `make cluster-up` brings up the whole topology; cmd_down then stops them first.
-  :
+  [[ "${CLUSTER_APPS:-1}" == 1 ]] || return 0
+  (
+    eval "$(urls)"
+    export DB_SESSION_OPTIONS=false PROD_RUN_DIR="$APPS_RUN_DIR" APP_INSTANCES=2
+    export PORT="$APPS_PORT" APP_PORT="$((APPS_PORT + 1))"
+    # Limits that hold across the two instances need a shared store: Redis, when one answers.
+    if [[ -z "${RATELIMIT_STORAGE_URL:-}" ]] && (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+      export RATELIMIT_STORAGE_URL=redis://127.0.0.1:6379/0
+    fi
+    "$PROJECT_ROOT/scripts/prod.sh" up >/dev/null
+  ) || die "the app instances did not start (logs in $APPS_RUN_DIR/)"
+  say "cluster: 2 app instances behind nginx on http://127.0.0.1:$APPS_PORT"
+}
+
+stop_apps() {
+  [[ -d "$APPS_RUN_DIR" ]] || return 0
+  PROD_RUN_DIR="$APPS_RUN_DIR" "$PROJECT_ROOT/scripts/prod.sh" down || true
 }
 
 # ---------------------------------------------------------------- commands
 
 urls() {
+  if [[ "${CLUSTER_APPS:-1}" == 1 && -f "$APPS_RUN_DIR/prod.env" ]]; then
+    echo "# the API, 2 instances behind nginx: http://127.0.0.1:$APPS_PORT"
+  fi
   echo "export DATABASE_URL=postgresql://$SUPERUSER@127.0.0.1:$(bouncer_port)/$DB_NAME"
   echo "export DATABASE_PRIMARY_URL=postgresql://$SUPERUSER@127.0.0.1:$(primary_port)/$DB_NAME"
   echo "export DATABASE_REPLICA_URLS=postgresql://$SUPERUSER@127.0.0.1:$(replica_port)/$DB_NAME"
@@ -358,6 +379,7 @@ cmd_up() {
 }
 
 cmd_down() {
+  stop_apps
   stop_bouncer
   # The replica first: stopping the primary first makes its walreceiver retry and log.
   stop_replica

@@ -9,7 +9,9 @@
 # SECRET_KEY, WEB_CONCURRENCY, GUNICORN_THREADS, ... APP_ENV defaults to production.
 # Without SECRET_KEY (in the environment or .env) one is generated once into
 # RUN_DIR/secret_key. Ports: PORT (the edge, default 8080) and APP_PORT (gunicorn,
-# default 8000), both on 127.0.0.1. PROD_RUN_DIR moves the state folder (default .run/).
+# default 8000), both on 127.0.0.1. APP_INSTANCES (default 1) starts that many gunicorn
+# instances on APP_PORT, APP_PORT+1, ... behind the one edge, as several machines would
+# be behind a balancer. PROD_RUN_DIR moves the state folder (default .run/).
 # Messages go to stderr, the URL to stdout.
 set -euo pipefail
 
@@ -19,6 +21,9 @@ VENV_BIN="${VENV_BIN:-$PROJECT_ROOT/.venv/bin}"
 NGINX_DIR="$RUN_DIR/nginx"
 STATE_FILE="$RUN_DIR/prod.env"
 GUNICORN_PID="$RUN_DIR/gunicorn.pid"
+# Instance i > 0 keeps its pid and log beside the first one's.
+gunicorn_pid_file() { if [[ "$1" == 0 ]]; then echo "$GUNICORN_PID"; else echo "$RUN_DIR/gunicorn.$1.pid"; fi; }
+gunicorn_log() { if [[ "$1" == 0 ]]; then echo "$RUN_DIR/gunicorn.log"; else echo "$RUN_DIR/gunicorn.$1.log"; fi; }
 NGINX_PID="$NGINX_DIR/nginx.pid"
 # Unprivileged user for nginx's workers when we run as root.
 NGINX_WORKER_USER="${NGINX_WORKER_USER:-nobody}"
@@ -136,7 +141,12 @@ prepare_nginx() {
     NGINX_USER_DIRECTIVE="# user: not root, the workers run as $(id -un)"
   fi
   NGINX_LISTEN="127.0.0.1:$PORT"
+  # One `server` line per instance: the template's "server ${APP_UPSTREAM};" gets them all.
+  local i
   APP_UPSTREAM="127.0.0.1:$APP_PORT"
+  for ((i = 1; i < APP_INSTANCES; i++)); do
+    APP_UPSTREAM+=$';\n    server 127.0.0.1:'"$((APP_PORT + i))"
+  done
   NGINX_ACCESS_LOG="$NGINX_DIR/access.log"
   render "$PROJECT_ROOT/deploy/nginx/edge.conf.template" "$NGINX_DIR/edge.conf" \
     NGINX_LISTEN APP_UPSTREAM NGINX_ACCESS_LOG
@@ -161,19 +171,23 @@ wait_for() {
 }
 
 start_gunicorn() {
-  port_in_use "$APP_PORT" && die "127.0.0.1:$APP_PORT (APP_PORT, for gunicorn) is taken by another program"
-  say "prod: starting gunicorn on 127.0.0.1:$APP_PORT (log: $RUN_DIR/gunicorn.log)"
-  rm -f "$GUNICORN_PID"
+  local index="$1" port pid_file log
+  port=$((APP_PORT + index))
+  pid_file="$(gunicorn_pid_file "$index")"
+  log="$(gunicorn_log "$index")"
+  port_in_use "$port" && die "127.0.0.1:$port (APP_PORT+$index, for gunicorn) is taken by another program"
+  say "prod: starting gunicorn on 127.0.0.1:$port (log: $log)"
+  rm -f "$pid_file"
   # Detached from our session and our stdio, so it outlives make and a caller that
   # reads our output to the end does not wait for it.
   (
     cd "$PROJECT_ROOT"
-    GUNICORN_BIND="127.0.0.1:$APP_PORT" GUNICORN_PID_FILE="$GUNICORN_PID" \
+    GUNICORN_BIND="127.0.0.1:$port" GUNICORN_PID_FILE="$pid_file" \
       exec setsid "$VENV_BIN/gunicorn" -c "$PROJECT_ROOT/gunicorn.conf.py" wsgi:app \
-      </dev/null >>"$RUN_DIR/gunicorn.log" 2>&1
+      </dev/null >>"$log" 2>&1
   ) &
-  for _ in $(seq 1 50); do [[ -s "$GUNICORN_PID" ]] && break; sleep 0.1; done
-  wait_for gunicorn "$APP_PORT" /health "$GUNICORN_PID" gunicorn "$RUN_DIR/gunicorn.log"
+  for _ in $(seq 1 50); do [[ -s "$pid_file" ]] && break; sleep 0.1; done
+  wait_for gunicorn "$port" /health "$pid_file" gunicorn "$log"
 }
 
 start_nginx() {
@@ -202,6 +216,7 @@ load_state() {
   fi
   PORT="${PORT:-8080}"
   APP_PORT="${APP_PORT:-8000}"
+  APP_INSTANCES="${APP_INSTANCES:-1}"
 }
 
 cmd_up() {
@@ -220,20 +235,25 @@ cmd_up() {
 
   PORT="${PORT:-8080}"
   APP_PORT="${APP_PORT:-8000}"
-  [[ "$PORT" != "$APP_PORT" ]] || die "PORT and APP_PORT must differ (both $PORT)"
+  APP_INSTANCES="${APP_INSTANCES:-1}"
+  [[ "$APP_INSTANCES" =~ ^[1-9][0-9]?$ ]] || die "APP_INSTANCES must be 1..99, got $APP_INSTANCES"
+  ((PORT < APP_PORT || PORT >= APP_PORT + APP_INSTANCES)) || die "PORT ($PORT) is among the app ports"
   export APP_ENV="${APP_ENV:-production}"
+  # nginx sets X-Forwarded-For: one trusted hop, so rate limits count clients, not nginx.
+  export PROXY_FIX_X_FOR="${PROXY_FIX_X_FOR:-1}"
   export FLASK_APP=wsgi
   NGINX="$(ensure_nginx)"
   ensure_secret_key
   prepare_nginx
-  printf 'PORT=%q\nAPP_PORT=%q\n' "$PORT" "$APP_PORT" >"$STATE_FILE"
+  printf 'PORT=%q\nAPP_PORT=%q\nAPP_INSTANCES=%q\n' "$PORT" "$APP_PORT" "$APP_INSTANCES" >"$STATE_FILE"
 
   say "prod: migrating (APP_ENV=$APP_ENV; flask db upgrade)"
   (cd "$PROJECT_ROOT" && mkdir -p instance && "$VENV_BIN/flask" db upgrade 2>&1 | sed 's/^/prod: /' >&2) ||
     die "migration failed"
   # Half a topology is worse than none: a failed start stops what did start.
   trap 'status=$?; [[ $status == 0 ]] || cmd_down; exit $status' EXIT
-  start_gunicorn
+  local i
+  for ((i = 0; i < APP_INSTANCES; i++)); do start_gunicorn "$i"; done
   start_nginx
   trap - EXIT
   say "prod: ready. Logs in $RUN_DIR/ (gunicorn.log, nginx/access.log, nginx/error.log); make prod-down stops it."
@@ -248,12 +268,16 @@ cmd_down() {
     # QUIT: graceful, in-flight requests finish.
     stop_pid nginx "$pid" QUIT 15
   fi
-  if pid="$(live_pid "$GUNICORN_PID" gunicorn)"; then
-    any=1
-    # TERM: graceful, within graceful_timeout (gunicorn.conf.py, 20 s).
-    stop_pid gunicorn "$pid" TERM 25
-  fi
-  rm -f "$GUNICORN_PID"
+  local file
+  for file in "$GUNICORN_PID" "$RUN_DIR"/gunicorn.*.pid; do
+    [[ -f "$file" ]] || continue
+    if pid="$(live_pid "$file" gunicorn)"; then
+      any=1
+      # TERM: graceful, within graceful_timeout (gunicorn.conf.py, 20 s).
+      stop_pid gunicorn "$pid" TERM 25
+    fi
+    rm -f "$file"
+  done
   [[ -n "$any" ]] || say "prod: not running"
 }
 

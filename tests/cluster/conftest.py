@@ -35,6 +35,15 @@ class Cluster:
     replica_url: str
     env: dict[str, str] = field(repr=False)
 
+    @property
+    def edge_url(self) -> str:
+        """nginx in front of the cluster's two app instances (scripts/prod.sh)."""
+        return f"http://127.0.0.1:{self.env['CLUSTER_APPS_PORT']}"
+
+    @property
+    def edge_access_log(self) -> Path:
+        return Path(self.env["CLUSTER_DIR"]) / "apps" / "nginx" / "access.log"
+
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(SCRIPT), *args], env=self.env, capture_output=True, text=True, timeout=90, check=check
@@ -79,13 +88,15 @@ def cluster() -> Iterator[Cluster]:
     # are root, and must reach their data folders inside it.
     folder = Path(tempfile.mkdtemp(prefix="webapp-cluster-"))
     folder.chmod(0o755)
-    primary_port, replica_port, bouncer_port = _free_ports(3)
+    primary_port, replica_port, bouncer_port, apps_port = _free_ports(4)
     env = dict(
         os.environ,
         CLUSTER_DIR=str(folder / "cluster"),
         CLUSTER_PRIMARY_PORT=str(primary_port),
         CLUSTER_REPLICA_PORT=str(replica_port),
         CLUSTER_BOUNCER_PORT=str(bouncer_port),
+        # The edge on apps_port, the two app instances on the two ports after it.
+        CLUSTER_APPS_PORT=str(apps_port),
         CLUSTER_STATEMENT_TIMEOUT=STATEMENT_TIMEOUT,
         CLUSTER_LOCK_TIMEOUT=LOCK_TIMEOUT,
         CLUSTER_IDLE_TX_TIMEOUT=IDLE_TX_TIMEOUT,

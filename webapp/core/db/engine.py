@@ -77,8 +77,14 @@ def build_probe_engine(settings: dict[str, Any], budget_s: int) -> Engine:
             # libpq's smallest real connect timeout is 2 s (it reads 1 as 2).
             "connect_timeout": max(2, budget_s),
             "application_name": "webapp-probe",
-            "options": f"-c statement_timeout={budget_s * 1000} -c lock_timeout={budget_s * 1000}",
         }
+        # Through PgBouncer (DB_SESSION_OPTIONS off) startup options are refused and the probe
+        # would report a healthy database as down; its SELECT still runs under a SET LOCAL
+        # statement_timeout (core/health.py ping).
+        if settings.get("DB_SESSION_OPTIONS", True):
+            connect_args["options"] = (
+                f"-c statement_timeout={budget_s * 1000} -c lock_timeout={budget_s * 1000}"
+            )
     elif url.get_backend_name() == "sqlite":
         connect_args = {"timeout": budget_s, "check_same_thread": False}
     else:
