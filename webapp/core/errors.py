@@ -96,7 +96,7 @@ IDEMPOTENCY_KEY_REUSED = problem_type(
     "idempotency-key-reused",
     422,
     "Idempotency-Key reused",
-    "The Idempotency-Key was already used for a different request (method, path or body). "
+    "The Idempotency-Key was already used for a different request (caller, method, path, query or body). "
     "Use a new key for a new request.",
 )
 INVALID_CURSOR = problem_type(

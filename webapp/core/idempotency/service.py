@@ -14,7 +14,7 @@ from webapp.core.idempotency.repository import IdempotencyRepository
 
 KEY_FIELD = "Idempotency-Key"
 IN_PROGRESS = "A request with this Idempotency-Key is in progress; retry it later."
-KEY_REUSED = "This Idempotency-Key was used for a different request (method, path or body)."
+KEY_REUSED = "This Idempotency-Key was used for a different request (caller, method, path, query or body)."
 
 
 @dataclass(frozen=True)

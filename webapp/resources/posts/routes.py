@@ -62,8 +62,9 @@ def _created(post: Post) -> Response:
 @operation(
     summary="Create a post",
     tag="posts",
-    description="A post by the live user `user_id` (else 422): `title` 1..200 characters, "
-    "`content` up to 100,000. Answers the post, its author embedded, with Location and ETag.",
+    description="A post by the caller; `user_id` may name another author only for an admin (else "
+    "403), and must be a live user (else 422). `title` 1..200 characters, `content` up to "
+    "100,000. Answers the post, its author embedded, with Location and ETag.",
     request_example=POST_CREATE_EXAMPLE,
     response_example=POST_EXAMPLE,
     body=PostCreateSchema(),
@@ -156,8 +157,8 @@ def list_user_posts(user_id: int, query: Any, page: PageRequest) -> Response:
 @operation(
     summary="Create a post for a user",
     tag="posts",
-    description="Like creating a post, with the author taken from the path (a missing or deleted "
-    "user is a 404).",
+    description="Like creating a post, with the author taken from the path: the caller, or anyone "
+    "for an admin (else 403); a missing or deleted user is a 404.",
     request_example=USER_POST_CREATE_EXAMPLE,
     response_example=POST_EXAMPLE,
     body=UserPostCreateSchema(),
