@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from webapp.core.db import unit_of_work
-from webapp.core.db.mixins import utcnow
+from webapp.core.db.purge import purge_in_batches
 from webapp.core.idempotency.service import IdempotencyService
 
 idempotency_cli = AppGroup("idempotency", help="Idempotency-Key records.")
@@ -22,14 +21,7 @@ idempotency_cli = AppGroup("idempotency", help="Idempotency-Key records.")
 )
 def purge_idempotency_records(batch_size: int) -> None:
     """Delete expired Idempotency-Key records (safe to run from cron)."""
-    # One short transaction per batch: row locks are held briefly and progress is kept
-    # if the command is stopped. A fixed `now` lets the loop end under constant traffic.
-    now = utcnow()
-    total = 0
-    while True:
-        with unit_of_work() as uow:
-            deleted = IdempotencyService(uow.session).purge_expired(now, batch_size)
-        total += deleted
-        if deleted < batch_size:
-            break
+    total = purge_in_batches(
+        lambda session, now, size: IdempotencyService(session).purge_expired(now, size), batch_size
+    )
     click.echo(f"Purged {total} expired idempotency record(s).")

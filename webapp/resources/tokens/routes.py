@@ -10,8 +10,8 @@ from flask import Blueprint, Response, current_app
 from flask.cli import AppGroup
 
 from webapp.core.auth import public, require_principal
-from webapp.core.db import get_session, unit_of_work
-from webapp.core.db.mixins import utcnow
+from webapp.core.db import get_session
+from webapp.core.db.purge import purge_in_batches
 from webapp.core.http import json_response, no_content
 from webapp.core.operations import operation
 from webapp.core.ratelimits import body_field, rate_limit
@@ -84,15 +84,9 @@ tokens_cli = AppGroup("tokens", help="Access tokens.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True)
 def purge_expired_tokens(batch_size: int) -> None:
     """Delete expired tokens (safe to run from cron)."""
-    now = utcnow()
-    total = 0
-    while True:
-        # One short transaction per batch, like `flask idempotency purge`.
-        with unit_of_work() as uow:
-            deleted = TokenService(uow.session).purge_expired(now, batch_size)
-        total += deleted
-        if deleted < batch_size:
-            break
+    total = purge_in_batches(
+        lambda session, now, size: TokenService(session).purge_expired(now, size), batch_size
+    )
     click.echo(f"Purged {total} expired token(s).")
 
 
