@@ -8,6 +8,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
+from tests.support.operations import OPERATION_IDS
+
 EXPECTED_OPERATIONS = {
     ("get", "/health"),
     ("post", "/api/v1/users"),
@@ -115,25 +117,8 @@ def test_operation_ids_are_the_view_names(client: FlaskClient) -> None:
     spec = client.get("/openapi.json").get_json()
     ids = {op["operationId"] for item in spec["paths"].values() for op in item.values()}
 
-    assert {
-        "create_user",
-        "bulk_create_users",
-        "list_users",
-        "get_user",
-        "update_user",
-        "delete_user",
-        "create_post",
-        "list_posts",
-        "get_post",
-        "update_post",
-        "delete_post",
-        "list_user_posts",
-        "create_user_post",
-        "get_health",
-        "head_get_user",
-        "head_list_posts",
-        "head_get_health",
-    } <= ids
+    assert set(OPERATION_IDS) <= ids
+    assert {"head_get_user", "head_list_posts", "head_get_health"} <= ids
 
 
 def test_fields_the_server_always_sends_are_required(client: FlaskClient) -> None:

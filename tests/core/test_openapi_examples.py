@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.support.auth import make_admin, sign_in
+from tests.support.operations import OPERATION_IDS
 from webapp.core.db import Database
 from webapp.core.openapi import build_spec
 
@@ -61,33 +62,6 @@ def _arrange(client: FlaskClient, database: Database) -> tuple[dict[str, int], d
     post = client.post("/api/v1/posts", json={"title": "Owned", "content": ""}, headers=auth).get_json()
     comment = client.post(f"/api/v1/posts/{post['id']}/comments", json={"body": "B"}, headers=auth).get_json()
     return {"user_id": user["id"], "post_id": post["id"], "comment_id": comment["id"]}, auth
-
-
-OPERATION_IDS = [
-    "create_user",
-    "bulk_create_users",
-    "list_users",
-    "get_user",
-    "update_user",
-    "delete_user",
-    "create_post",
-    "list_posts",
-    "get_post",
-    "update_post",
-    "delete_post",
-    "list_user_posts",
-    "create_user_post",
-    "create_comment",
-    "list_post_comments",
-    "get_comment",
-    "update_comment",
-    "delete_comment",
-    "create_token",
-    "delete_current_token",
-    "get_health",
-    "get_health_live",
-    "get_health_ready",
-]
 
 
 @pytest.mark.parametrize("operation_id", OPERATION_IDS)

@@ -1,0 +1,27 @@
+"""Every operation the API documents, by operationId (the view's name): one list for every test."""
+
+OPERATION_IDS = [
+    "create_user",
+    "bulk_create_users",
+    "list_users",
+    "get_user",
+    "update_user",
+    "delete_user",
+    "create_post",
+    "list_posts",
+    "get_post",
+    "update_post",
+    "delete_post",
+    "list_user_posts",
+    "create_user_post",
+    "create_comment",
+    "list_post_comments",
+    "get_comment",
+    "update_comment",
+    "delete_comment",
+    "create_token",
+    "delete_current_token",
+    "get_health",
+    "get_health_live",
+    "get_health_ready",
+]
