@@ -64,6 +64,8 @@ def test_a_commit_that_fails_is_an_error_response_and_stores_nothing(
 
     assert response.status_code == 409
     assert response.content_type == "application/problem+json"
+    # The replacement answer is built after the view's: it still gets the response headers.
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert _user_count(db_session) == 0
 
 

@@ -48,10 +48,12 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     # Order matters: after_request hooks run in reverse, so the request log (registered
     # first) sees the status the transaction hook settled on.
     register_request_logging(app)
+    # Before the transaction hooks, so they run after the commit: a 503 that replaces a
+    # 2xx whose commit failed still gets the security and CORS headers.
+    register_response_headers(app)
     install_read_your_writes(app, database)  # reads the WAL position after the commit below
     register_request_hooks(app, database)
     register_error_handlers(app)
-    register_response_headers(app)
 
     # Before any rule is added: rules resolve their converters when registered.
     app.url_map.converters["id"] = IdConverter

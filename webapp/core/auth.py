@@ -144,12 +144,18 @@ def require_admin(actor: Principal) -> None:
 def enforce_authentication() -> None:
     """before_request: a presented token is checked on every request (a dead one is a 401,
     even on a read); a write without one is refused unless its view is declared public."""
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     if "Authorization" in request.headers:
+        if view is not None and is_public(view):
+            # Sign-in and sign-up need no token: a stale one a client still sends must
+            # not lock it out of getting a new one. The caller is then anonymous.
+            try:
+                current_principal()
+            except Unauthenticated:
+                request.environ[_PRINCIPAL] = None
+            return
         current_principal()
         return
-    if request.method in SAFE_METHODS or request.endpoint is None:
-        return
-    view = current_app.view_functions.get(request.endpoint)
-    if view is None or is_public(view):
+    if request.method in SAFE_METHODS or view is None or is_public(view):
         return
     require_principal()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.support.auth import CreatedUser
 from tests.support.statements import count_statements
+from webapp.core.auth import Principal
 from webapp.core.db import Database
 from webapp.resources.comments.model import Comment
+from webapp.resources.comments.service import CommentService
 from webapp.resources.posts.model import Post
+from webapp.resources.users.service import UserService
 
 
 def _post(client: FlaskClient, user: CreatedUser, title: str = "t") -> dict[str, Any]:
@@ -109,3 +114,37 @@ def test_a_delete_that_fails_leaves_every_table_as_it_was(
     stored = db_session.get(Post, post["id"])
     assert stored is not None
     assert stored.deleted_at is None
+
+
+@pytest.mark.postgres_only(reason="SQLite serializes writers: the two transactions cannot overlap")
+def test_a_comment_racing_its_authors_deletion_goes_with_the_author(
+    client: FlaskClient, create_user: Any, database: Database, db_session: Session
+) -> None:
+    ada: CreatedUser = create_user()
+    bob: CreatedUser = create_user()
+    post = _post(client, ada)
+    commenting = database.new_session()
+    # Bob's comment is written (not yet committed) while his delete starts elsewhere.
+    comment = CommentService(commenting).create(
+        post["id"], {"body": "racing"}, Principal(bob["id"], False, 0)
+    )
+    finished: list[bool] = []
+
+    def delete_bob() -> None:
+        with database.new_session() as deleting:
+            UserService(deleting).delete(bob["id"], None, Principal(bob["id"], False, 0))
+            deleting.commit()
+        finished.append(True)
+
+    deleter = threading.Thread(target=delete_bob)
+    deleter.start()
+    deleter.join(timeout=1)
+    waited_for_the_comment = not finished
+    commenting.commit()
+    commenting.close()
+    deleter.join(timeout=10)
+
+    assert waited_for_the_comment  # the author's row is locked FOR SHARE until the comment commits
+    stored = db_session.get(Comment, comment.id)
+    assert stored is not None
+    assert stored.deleted_at is not None

@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import make_app
 from tests.support.auth import CreatedUser, sign_in
 from webapp.core.db import Database
 from webapp.core.db.mixins import utcnow
+from webapp.core.passwords import verify_password as real_verify
+from webapp.resources.tokens import service as token_service
 from webapp.resources.tokens.model import AccessToken
 from webapp.resources.users.model import User
 
@@ -257,3 +259,47 @@ def test_promote_and_demote_make_and_unmake_admins(app: Flask, create_user: Any,
     assert is_admin_after_demote is False
     assert unknown.exit_code != 0
     assert "nobody@example.com" in unknown.output
+
+
+def test_a_stale_token_does_not_stop_a_client_signing_in_or_up(client: FlaskClient, create_user: Any) -> None:
+    user: CreatedUser = create_user()
+    dead = {"Authorization": "Bearer not-a-token-any-more"}
+    payload = {"email": "fresh@example.com", "full_name": "Fresh", "password": "password123"}
+
+    signed_in = client.post(
+        "/api/v1/tokens", json={"email": user["email"], "password": user.password}, headers=dead
+    )
+    signed_up = client.post("/api/v1/users", json=payload, headers=dead)
+
+    assert signed_in.status_code == 201
+    assert signed_up.status_code == 201
+
+
+def test_checking_a_password_holds_no_write_transaction(
+    client: FlaskClient, create_user: Any, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user: CreatedUser = create_user()
+    writer_statements: list[str] = []
+    seen_at_check: list[list[str]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        writer_statements.append(statement)
+
+    def checking(hashed: str, password: str) -> bool:
+        seen_at_check.append(list(writer_statements))
+        return real_verify(hashed, password)
+
+    monkeypatch.setattr(token_service, "verify_password", checking)
+    event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        response = client.post("/api/v1/tokens", json={"email": user["email"], "password": user.password})
+    finally:
+        event.remove(database.engine, "before_cursor_execute", record)
+
+    assert response.status_code == 201
+    (before_check,) = seen_at_check
+    # SQLite: a DEFERRED read (no lock), never BEGIN IMMEDIATE; PostgreSQL: nothing on the
+    # writers' pool at all (the lookup reads on the autocommit pool).
+    assert not any(statement.startswith("BEGIN IMMEDIATE") for statement in before_check)
+    if database.engine.dialect.name == "postgresql":
+        assert before_check == []

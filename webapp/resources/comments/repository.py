@@ -40,9 +40,14 @@ class CommentRepository(Repository[Comment]):
         stmt = select(Post).where(Post.id == post_id, Post.deleted_at.is_(None)).with_for_update(read=True)
         return self.session.scalars(stmt).first()
 
-    def author(self, user_id: int) -> User | None:
-        """A user by id, for the author of a new comment (from the identity map if loaded)."""
-        return self.session.get(User, user_id)
+    def author_for_share(self, user_id: int) -> User | None:
+        """The live author of a new comment, locked against a concurrent soft delete (FOR SHARE).
+
+        Without the lock, a comment committed after its author's delete began would miss
+        the delete's cascade and stay live, as a post would (UserRepository.get_live_for_share).
+        """
+        stmt = select(User).where(User.id == user_id, User.deleted_at.is_(None)).with_for_update(read=True)
+        return self.session.scalars(stmt).first()
 
     def on_post(self, post_id: int) -> Select[tuple[Comment]]:
         return self.live().where(Comment.post_id == post_id)

@@ -8,7 +8,7 @@ from typing import TypedDict
 from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal, authorize_change
-from webapp.core.errors import NotFound
+from webapp.core.errors import NotFound, Unauthenticated
 from webapp.core.lists import Page, PageRequest
 from webapp.core.preconditions import check_precondition
 from webapp.resources.comments.model import Comment
@@ -36,7 +36,9 @@ class CommentService:
             raise NotFound(f"Post {post_id} does not exist.")
         # The author is the caller (the token lookup found them live and active); set as
         # the relationship so the answer embeds them without another query.
-        author = self.comments.author(actor.user_id)
+        author = self.comments.author_for_share(actor.user_id)
+        if author is None:
+            raise Unauthenticated("The account of this token has just been deleted.")
         comment = self.comments.add(Comment(post_id=post_id, author=author, body=data["body"]))
         # Flush now: the response needs the id, version and timestamps.
         self.comments.flush()

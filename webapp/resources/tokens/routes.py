@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app
 from flask.cli import AppGroup
 
 from webapp.core.auth import public, require_principal
-from webapp.core.db import get_session
+from webapp.core.db import current_database, get_session
 from webapp.core.db.purge import purge_in_batches
 from webapp.core.http import json_response, no_content
 from webapp.core.operations import operation
@@ -57,7 +57,8 @@ def _service() -> TokenService:
     problems=(401, 429),
 )
 def create_token(body: Any) -> Response:
-    issued = _service().issue(body["email"], body["password"])
+    with current_database().primary_read_session() as credentials:
+        issued = _service().issue(body["email"], body["password"], credentials)
     response = json_response(token_schema.dump(issued), 201)
     # RFC 6749 5.1: an answer that carries a credential must not be stored by caches.
     response.headers["Cache-Control"] = "no-store"

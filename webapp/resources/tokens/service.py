@@ -45,13 +45,18 @@ class TokenService:
         self, session: Session, *, ttl: timedelta = timedelta(hours=24), password_method: str = DEFAULT_METHOD
     ) -> None:
         self.tokens = TokenRepository(session)
-        self.users = UserRepository(session)
         self.ttl = ttl
         self.password_method = password_method
 
-    def issue(self, email: str, password: str) -> IssuedToken:
-        """A new token for a live, active user whose password matches; else one 401 for all cases."""
-        user = self.users.get_by_email(email)
+    def issue(self, email: str, password: str, credentials: Session) -> IssuedToken:
+        """A new token for a live, active user whose password matches; else one 401 for all cases.
+
+        The user is read in ``credentials``, a session outside the request's transaction:
+        the password check takes tens of milliseconds, and on SQLite the request's first
+        statement takes the database's only write lock, which every other write would
+        then wait on, for a sign-in that may write nothing.
+        """
+        user = UserRepository(credentials).get_by_email(email)
         hashed = user.hashed_password if user is not None else _decoy_hash(self.password_method)
         password_ok = verify_password(hashed, password)
         if user is None or not password_ok or not user.is_active:

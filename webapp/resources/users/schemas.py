@@ -36,7 +36,7 @@ class UserSchema(Schema):
         dump_only=True,
         metadata={
             "description": "The user's email, normalised to lower case. Will be sent only to the user "
-            "themself and to admins once authentication is in place; absent for everyone else."
+            "themself and to admins; absent for everyone else."
         },
     )
     full_name = fields.String(dump_only=True, required=True)

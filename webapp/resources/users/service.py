@@ -118,14 +118,17 @@ class UserService:
     ) -> User:
         """A user changes only themselves (admins anyone); a new password or a deactivation
         revokes every token of the user in the same UPDATE."""
+        # Hashed before the first statement, as in bulk_create: no transaction (and on
+        # SQLite no write lock) is held while it runs.
+        new_hash = hash_password(changes["password"], self.password_method) if "password" in changes else None
         user = self.get(user_id)
         authorize_change(actor, user)
         check_precondition(user.version, if_match)
         for field in ("email", "full_name", "is_active"):
             if field in changes:
                 setattr(user, field, changes[field])
-        if "password" in changes:
-            user.hashed_password = hash_password(changes["password"], self.password_method)
+        if new_hash is not None:
+            user.hashed_password = new_hash
         if "password" in changes or changes.get("is_active") is False:
             user.revoke_tokens()
         self.users.flush()
