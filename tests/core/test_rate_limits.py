@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import make_app
+from tests.support.server import LiveServer
 
 PASSWORD = "password123"
 
@@ -202,3 +204,29 @@ def test_a_redis_outage_fails_open_instead_of_failing_requests(limited_app: Call
 
     assert _sign_up(client, "open@example.com") == 201
     assert _sign_in(client, "open@example.com", PASSWORD).status_code == 201
+
+
+def test_a_burst_of_parallel_wrong_passwords_cannot_overrun_the_limit(
+    limited_app: Callable[..., Flask],
+) -> None:
+    app = limited_app(
+        RATELIMIT_TOKEN_FAILURES_PER_EMAIL="5 per minute",
+        RATELIMIT_TOKEN_FAILURES_PER_ADDRESS="100 per minute",
+    )
+    assert _sign_up(app.test_client(), "burst@example.com") == 201
+    server = LiveServer(app)
+    server.start()
+    try:
+        body = {"email": "burst@example.com", "password": "wrong"}
+
+        def guess(_: int) -> int:
+            return server.request("POST", "/api/v1/tokens", body=body).status
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            statuses = list(pool.map(guess, range(40)))
+    finally:
+        server.stop()
+
+    # Every guess that reached the password check counted before it ran.
+    assert statuses.count(401) == 5, statuses
+    assert statuses.count(429) == 35, statuses

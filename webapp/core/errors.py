@@ -187,6 +187,12 @@ class Forbidden(DomainError):
     problem_type = FORBIDDEN
 
 
+class RateLimited(DomainError):
+    status = 429
+    title = "Too Many Requests"
+    problem_type = RATE_LIMITED
+
+
 class PreconditionRequired(DomainError):
     status = 428
     title = "Precondition Required"

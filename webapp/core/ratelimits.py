@@ -9,15 +9,24 @@ turns every limit off (load tests, benchmarks).
 from __future__ import annotations
 
 import json
+import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse
+from limits.strategies import FixedWindowRateLimiter
+
+from webapp.core.errors import RateLimited
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
+
+log = logging.getLogger(__name__)
 
 TOO_MANY = "Too many attempts; retry after the number of seconds in Retry-After."
 
@@ -26,7 +35,6 @@ TOO_MANY = "Too many attempts; retry after the number of seconds in Retry-After.
 class DeclaredLimit:
     setting: str  # the config key holding the rate, e.g. "10 per 15 minutes"
     key: Callable[[], str]
-    failures_only: bool
 
 
 def client_address() -> str:
@@ -48,20 +56,11 @@ def body_field(name: str) -> Callable[[], str]:
     return key
 
 
-def rate_limit(
-    setting: str, *, key: Callable[[], str] = client_address, failures_only: bool = False
-) -> Callable[[ViewT], ViewT]:
-    """Declare a limit on a route: the rate in ``setting``, counted per ``key``.
-
-    ``failures_only`` counts only 401 answers (wrong passwords); once the limit is
-    reached every attempt is refused until the window moves on, the right password too.
-    """
+def rate_limit(setting: str, *, key: Callable[[], str] = client_address) -> Callable[[ViewT], ViewT]:
+    """Declare a limit on a route: the rate in ``setting``, counted per ``key``, every attempt."""
 
     def declare(view: ViewT) -> ViewT:
-        declared: list[DeclaredLimit] = [
-            *getattr(view, "rate_limits", ()),
-            DeclaredLimit(setting, key, failures_only),
-        ]
+        declared: list[DeclaredLimit] = [*getattr(view, "rate_limits", ()), DeclaredLimit(setting, key)]
         view.rate_limits = declared  # type: ignore[attr-defined]
         return view
 
@@ -71,10 +70,6 @@ def rate_limit(
 def declared_limits(view: Callable[..., Any]) -> list[DeclaredLimit]:
     found: list[DeclaredLimit] = getattr(view, "rate_limits", [])
     return found
-
-
-def _failed(response: Response) -> bool:
-    return response.status_code == 401
 
 
 def _rate_of(setting: str) -> Callable[[], str]:
@@ -107,7 +102,55 @@ def apply_rate_limits(app: Flask, blueprint_name: str) -> None:
                 _rate_of(declared.setting),
                 key_func=declared.key,
                 scope=declared.setting,
-                deduct_when=_failed if declared.failures_only else None,
                 error_message=TOO_MANY,
             )(wrapped)
         app.view_functions[endpoint] = wrapped
+
+
+class FailureBudget:
+    """Failed attempts (wrong passwords) allowed per key, counted so that a burst cannot overrun it.
+
+    Flask-Limiter's deduct-on-response tests the count before the view and adds to it
+    after: forty parallel guesses all passed a limit of ten. Here one failure is reserved
+    atomically before the attempt (a fixed window's INCR), and given back when the
+    attempt succeeds, so only failures stay counted. Once a budget is spent every attempt
+    is refused, the right password too, until its window ends.
+    """
+
+    def __init__(self, *limits: tuple[str, Callable[[], str]]) -> None:
+        self.limits = limits  # (setting holding the rate, key function)
+
+    def reserve(self) -> Callable[[], None]:
+        """Take one failure from every budget; a 429 if one is spent. Returns the refund."""
+        limiter: Limiter = current_app.extensions["webapp_limiter"]
+        if not limiter.enabled:
+            return lambda: None
+        prefix = str(current_app.config.get("RATELIMIT_KEY_PREFIX", ""))
+        taken: list[tuple[RateLimitItem, tuple[str, ...]]] = []
+        try:
+            strategy = FixedWindowRateLimiter(limiter.storage)
+            for setting, key in self.limits:
+                item = parse(str(current_app.config[setting]))
+                identifiers = ("failures", prefix, setting, key())
+                taken.append((item, identifiers))
+                if not strategy.hit(item, *identifiers):
+                    reset = strategy.get_window_stats(item, *identifiers).reset_time
+                    for item_, identifiers_ in taken:
+                        limiter.storage.incr(item_.key_for(*identifiers_), item_.get_expiry(), amount=-1)
+                    raise RateLimited(
+                        TOO_MANY, headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))}
+                    )
+        except RateLimited:
+            raise
+        except Exception:
+            log.warning("rate limit storage unavailable; failed attempts are not counted", exc_info=True)
+            return lambda: None
+
+        def refund() -> None:
+            try:
+                for item, identifiers in taken:
+                    limiter.storage.incr(item.key_for(*identifiers), item.get_expiry(), amount=-1)
+            except Exception:
+                log.warning("rate limit storage unavailable; a success was not refunded", exc_info=True)
+
+        return refund
