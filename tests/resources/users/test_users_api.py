@@ -285,8 +285,13 @@ def test_delete_answers_204_without_a_body_or_content_type(client: FlaskClient, 
     assert "Content-Type" not in response.headers
 
 
+@pytest.mark.parametrize("key", [None, "bulk-key-1"], ids=["no key", "Idempotency-Key"])
 def test_bulk_create_hashes_every_password_before_its_first_statement(
-    client: FlaskClient, admin_user: CreatedUser, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient,
+    admin_user: CreatedUser,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    key: str | None,
 ) -> None:
     # No transaction (and on SQLite no write lock) may be held while scrypt runs.
     hashed: list[str] = []
@@ -310,7 +315,10 @@ def test_bulk_create_hashes_every_password_before_its_first_statement(
     items = [{"email": f"h{n}@example.com", "full_name": "H", "password": "password123"} for n in range(12)]
     event.listen(engine, "before_cursor_execute", on_statement)
     try:
-        response = client.post("/api/v1/users/bulk", json={"items": items}, headers=admin_user.auth)
+        # With a key, its lock and lookup wait for the write transaction too: a keyed bulk
+        # create once held a transaction open while hashing (killed after 60 s idle).
+        headers = {**admin_user.auth, **({"Idempotency-Key": key} if key else {})}
+        response = client.post("/api/v1/users/bulk", json={"items": items}, headers=headers)
     finally:
         event.remove(engine, "before_cursor_execute", on_statement)
 

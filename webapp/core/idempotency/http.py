@@ -9,13 +9,16 @@ together, or neither. See docs/idempotency.md for the contract and its limits.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import wraps
 from typing import ParamSpec
 
 from flask import Response, current_app, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy import Connection, event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from webapp.core.auth import current_principal
 from webapp.core.db import get_session
@@ -72,19 +75,70 @@ def idempotent(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseRe
             return view(*args, **kwargs)
         key = parse_key(raw_key)
         fingerprint = request_fingerprint()
-        service = IdempotencyService(
-            get_session(), retention=timedelta(hours=current_app.config["IDEMPOTENCY_RETENTION_HOURS"])
-        )
-        stored = service.claim(key, fingerprint)
-        if stored is not None:
-            return _replay(stored)
-        response = current_app.make_response(view(*args, **kwargs))
-        if 200 <= response.status_code < 300:
-            service.remember(key, fingerprint, _stored(response))
+        retention = timedelta(hours=current_app.config["IDEMPOTENCY_RETENTION_HOURS"])
+        session = get_session()
+        claim = _ClaimAtBegin(key, fingerprint, retention)
+        try:
+            with claim.listening_to(session):
+                response = current_app.make_response(view(*args, **kwargs))
+            if 200 <= response.status_code < 300:
+                if not claim.done:  # a view that wrote nothing: claim now
+                    claim.claim(session.connection())
+                IdempotencyService(session, retention).remember(key, fingerprint, _stored(response))
+        except _Replayed as replayed:
+            # Another request with this key committed while this one ran: its answer
+            # stands, and this one's writes are undone.
+            session.rollback()
+            return _replay(replayed.stored)
         return response
 
     wrapper.idempotent = True  # type: ignore[attr-defined]  # read by the OpenAPI builder
     return wrapper
+
+
+class _Replayed(Exception):
+    def __init__(self, stored: StoredResponse) -> None:
+        super().__init__("replayed")
+        self.stored = stored
+
+
+class _ClaimAtBegin:
+    """Claims the key (lock, then look) when the request's transaction begins, not before the view.
+
+    The view may work for seconds before its first statement (a bulk create hashes 1,000
+    passwords): claiming up front held a transaction open all that time, which
+    PostgreSQL's idle-in-transaction timeout killed after 60 s and which on SQLite held
+    the database's only write lock. Claimed at BEGIN, the lock and the record still live
+    in the transaction that writes, so the write and its record commit together, at no
+    extra statement. The price: a retry of a finished request does the view's work before
+    its first statement (the hashing) again, and is then answered from the record.
+    """
+
+    def __init__(self, key: str, fingerprint: str, retention: timedelta) -> None:
+        self.key, self.fingerprint, self.retention = key, fingerprint, retention
+        self.done = False
+
+    @contextmanager
+    def listening_to(self, session: Session) -> Iterator[None]:
+        if session.in_transaction():
+            self.claim(session.connection())
+        event.listen(session, "after_begin", self._on_begin)
+        try:
+            yield
+        finally:
+            event.remove(session, "after_begin", self._on_begin)
+
+    def _on_begin(self, _session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+        if transaction.parent is None and not self.done:
+            self.claim(connection)
+
+    def claim(self, connection: Connection) -> None:
+        self.done = True
+        # A session of its own on the transaction's connection: it joins that transaction.
+        with Session(bind=connection) as joined:
+            stored = IdempotencyService(joined, self.retention).claim(self.key, self.fingerprint)
+        if stored is not None:
+            raise _Replayed(stored)
 
 
 def _stored(response: Response) -> StoredResponse:
