@@ -303,3 +303,23 @@ def test_checking_a_password_holds_no_write_transaction(
     assert not any(statement.startswith("BEGIN IMMEDIATE") for statement in before_check)
     if database.engine.dialect.name == "postgresql":
         assert before_check == []
+
+
+def test_signing_in_renews_a_hash_made_with_an_older_method(
+    database_url: str, client: FlaskClient, create_user: Any, db_session: Session
+) -> None:
+    user: CreatedUser = create_user()  # hashed with the suite's pbkdf2:sha256:1000
+    stronger: Flask = make_app(database_url, PASSWORD_HASH_METHOD="pbkdf2:sha256:2000")
+    try:
+        signed_in = stronger.test_client().post(
+            "/api/v1/tokens", json={"email": user["email"], "password": user.password}
+        )
+    finally:
+        stronger.extensions["database"].dispose()
+
+    assert signed_in.status_code == 201
+    stored = db_session.scalar(select(User.hashed_password).where(User.id == user["id"]))
+    assert stored is not None
+    assert stored.startswith("pbkdf2:sha256:2000$")
+    assert real_verify(stored, user.password)
+    assert _can_write(client, user, user.auth) == 201  # the user's data and tokens are untouched

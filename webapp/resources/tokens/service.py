@@ -61,6 +61,13 @@ class TokenService:
         password_ok = verify_password(hashed, password)
         if user is None or not password_ok or not user.is_active:
             raise Unauthenticated(BAD_CREDENTIALS)
+        if hashed.split("$", 1)[0] != self.password_method:
+            # A hash made with an older PASSWORD_HASH_METHOD: renewed while the password
+            # is at hand, so raising the cost reaches every account that signs in, and
+            # known accounts stop answering faster than the decoy of unknown emails.
+            UserRepository(self.tokens.session).set_password_hash(
+                user.id, hash_password(password, self.password_method)
+            )
         token = secrets.token_urlsafe(32)
         now = utcnow()
         expires_at = now + self.ttl

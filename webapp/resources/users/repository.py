@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, String, column, exists, func, literal, select
+from sqlalchemy import Select, String, column, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from webapp.core.lists.keyset import Lister
@@ -78,3 +78,9 @@ class UserRepository(Repository[User]):
                 )
             )
         return stmt
+
+    def set_password_hash(self, user_id: int, hashed_password: str) -> None:
+        """Replace a stored hash by one of the same password (not a change of the user's data:
+        no version bump, tokens stay valid)."""
+        stmt = update(User).where(User.id == user_id).values(hashed_password=hashed_password)
+        self.session.execute(stmt.execution_options(synchronize_session=False))
