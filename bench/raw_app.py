@@ -53,11 +53,11 @@ def get_user(user_id: int) -> Response:
     )
     if not rows:
         return _json({"type": "about:blank", "title": "Not Found", "status": 404}, 404)
-    id_, email, full_name, is_active, version, created_at, updated_at = rows[0]
+    # The app sends the email only to the user and admins; the bench reads anonymously.
+    id_, _email, full_name, is_active, version, created_at, updated_at = rows[0]
     response = _json(
         {
             "id": id_,
-            "email": email,
             "full_name": full_name,
             "is_active": is_active,
             "version": version,
