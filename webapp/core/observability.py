@@ -29,7 +29,6 @@ from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import ExceptionContext
 
 log = logging.getLogger("webapp.request")
 sql_log = logging.getLogger("webapp.sql")
@@ -37,7 +36,6 @@ database_log = logging.getLogger("webapp.database")
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _NEEDS_QUOTES = re.compile(r'[\s"=\\]')
-_STARTED_AT = "webapp_statement_started_at"
 # insertmanyvalues batches: "VALUES (...), (...), ..." with up to 1,000 rows.
 _ROW = r"\((?:[^()%]|%\([^()]*\)s|%)*\)"  # a row of placeholders, psycopg2's %(name)s included
 _VALUES_ROWS = re.compile(rf"(VALUES {_ROW})(?:, {_ROW})+")
@@ -188,28 +186,47 @@ def register_request_logging(app: Flask) -> None:
 
 
 def attach_sql_listeners(engine: Engine, slow_query_ms: float) -> None:
-    """Time every statement: add it to the current request's stats, warn when it is slow."""
+    """Time every statement: add it to the current request's stats, warn when it is slow.
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _started(conn: Any, _cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool) -> None:
-        # Statements on one connection never overlap, so one slot per connection is enough;
-        # a failed statement's slot is overwritten by the next one.
-        conn.info[_STARTED_AT] = time.perf_counter()
+    Dialect events, not ConnectionEvents: any before/after_cursor_execute listener makes
+    SQLAlchemy build a joined event dispatcher for every Connection, which cost more per
+    GET than the statement's own bookkeeping (bench/README.md). The dialect's do_execute
+    hooks are where the DBAPI call happens; each listener makes the call itself, so one
+    ``perf_counter`` pair brackets exactly the cursor's execute, and a statement the
+    database refused is counted too (it cost a round trip) before its error propagates
+    to SQLAlchemy's usual handling.
+    """
+    dialect = engine.dialect  # the default behaviour each listener stands in for
 
-    @event.listens_for(engine, "after_cursor_execute")
-    def _finished(conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
-        _record(conn.info.pop(_STARTED_AT, None), statement, slow_query_ms)
+    @event.listens_for(engine, "do_execute")
+    def _execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        started = time.perf_counter()
+        try:
+            dialect.do_execute(cursor, statement, parameters, context)
+        finally:
+            _record(started, statement, slow_query_ms)
+        return True
 
-    @event.listens_for(engine, "handle_error")
-    def _failed(context: ExceptionContext) -> None:
-        # A statement the database refused still cost a round trip.
-        if context.connection is not None and context.statement is not None:
-            _record(context.connection.info.pop(_STARTED_AT, None), context.statement, slow_query_ms)
+    @event.listens_for(engine, "do_execute_no_params")
+    def _execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+        started = time.perf_counter()
+        try:
+            dialect.do_execute_no_params(cursor, statement, context)
+        finally:
+            _record(started, statement, slow_query_ms)
+        return True
+
+    @event.listens_for(engine, "do_executemany")
+    def _executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        started = time.perf_counter()
+        try:
+            dialect.do_executemany(cursor, statement, parameters, context)
+        finally:
+            _record(started, statement, slow_query_ms)
+        return True
 
 
-def _record(started: float | None, statement: str, slow_query_ms: float) -> None:
-    if started is None:
-        return
+def _record(started: float, statement: str, slow_query_ms: float) -> None:
     elapsed = time.perf_counter() - started
     stats = _sql_stats.get()
     if stats is not None:
