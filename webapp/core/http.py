@@ -8,6 +8,7 @@ import math
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
+import orjson
 from flask import Response, g, request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
@@ -185,7 +186,12 @@ def not_modified(version: int) -> Response | None:
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+    """The body as compact UTF-8 JSON (orjson; json.dumps for what orjson refuses)."""
+    try:
+        data = orjson.dumps(body)
+    except orjson.JSONEncodeError:  # lone surrogates, integers beyond 64 bits
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return Response(data, status=status, mimetype="application/json")
 
 
 def entity_response(body: Any, version: int, status: int = 200) -> Response:
