@@ -32,7 +32,13 @@ def build(target: str, url: str) -> Any:
         from config import Config
         from webapp import create_app
 
-        config = Config({"DATABASE_URL": url, "SECRET_KEY": "bench-secret", "LOG_LEVEL": "WARNING"})
+        config = Config(
+            {
+                "DATABASE_URL": url,
+                "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
         return create_app(config, PASSWORD_HASH_METHOD=CHEAP_HASH, RATELIMIT_ENABLED=False)
     if target == "raw":
         os.environ["RAW_DSN"] = dsn(url)

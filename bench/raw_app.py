@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,12 +17,17 @@ DSN = os.environ.get("RAW_DSN", "postgresql://postgres@127.0.0.1:5432/bench")
 
 app = Flask(__name__)
 _pool: ThreadedConnectionPool | None = None
+_pool_lock = threading.Lock()
 
 
 def pool() -> ThreadedConnectionPool:
     global _pool  # noqa: PLW0603 -- one pool per worker process, made after fork
     if _pool is None:
-        _pool = ThreadedConnectionPool(1, 4, DSN)
+        # gunicorn.conf.py's gthread workers: two threads must not each make a pool (a
+        # connection handed back to the other one raised "trying to put unkeyed connection").
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadedConnectionPool(1, 4, DSN)
     return _pool
 
 
