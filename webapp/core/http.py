@@ -9,12 +9,13 @@ from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
 import orjson
-from flask import Response, g, request
+from flask import Response, request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 from werkzeug.routing import BaseConverter
 
 from webapp.core.errors import InvalidRequest, PreconditionRequired, ValidationFailed
+from webapp.core.observability import current_request_id
 from webapp.core.problems import flatten_messages
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def request_body() -> bytes:
     except HTTPException:
         raise
     except Exception:  # whatever the WSGI server raises reading a broken body is the client's 400
-        log.info("request body unreadable request_id=%s", g.get("request_id", ""), exc_info=True)
+        log.info("request body unreadable request_id=%s", current_request_id(), exc_info=True)
         raise InvalidRequest("The request body could not be read (malformed chunked encoding?).") from None
     limit = request.max_content_length
     if request.content_length is None and limit is not None and len(raw) >= limit:
