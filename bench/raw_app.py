@@ -27,7 +27,9 @@ def pool() -> ThreadedConnectionPool:
         # connection handed back to the other one raised "trying to put unkeyed connection").
         with _pool_lock:
             if _pool is None:
-                _pool = ThreadedConnectionPool(1, 4, DSN)
+                # minconn = maxconn: psycopg2 closes a returned connection beyond minconn,
+                # so with 1 every concurrent request of the 4 threads opened a new one.
+                _pool = ThreadedConnectionPool(4, 4, DSN)
     return _pool
 
 
