@@ -343,7 +343,13 @@ def bench_app(parser: argparse.ArgumentParser, posts: int, *, force: bool, upgra
     if make_url(url).get_backend_name() != "postgresql":
         parser.error("the benchmark runs on PostgreSQL: set DATABASE_URL to a postgresql:// URL")
     ensure_database(url)
-    settings = Config({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SECRET_KEY": "bench-secret"})
+    settings = Config(
+        {
+            "DATABASE_URL": url,
+            "LOG_LEVEL": "WARNING",
+            "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
+        }
+    )
     app = create_app(settings)
     refuse_foreign_data(app.extensions["database"].engine, posts, force=force)
     if upgrade:

@@ -74,7 +74,7 @@ def main() -> None:
     config = Config(
         {
             "DATABASE_URL": args.url,
-            "SECRET_KEY": "bench-secret",
+            "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
             "LOG_LEVEL": "WARNING",
             "APP_ENV": "production",
         }

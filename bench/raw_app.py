@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,12 +17,19 @@ DSN = os.environ.get("RAW_DSN", "postgresql://postgres@127.0.0.1:5432/bench")
 
 app = Flask(__name__)
 _pool: ThreadedConnectionPool | None = None
+_pool_lock = threading.Lock()
 
 
 def pool() -> ThreadedConnectionPool:
     global _pool  # noqa: PLW0603 -- one pool per worker process, made after fork
     if _pool is None:
-        _pool = ThreadedConnectionPool(1, 4, DSN)
+        # gunicorn.conf.py's gthread workers: two threads must not each make a pool (a
+        # connection handed back to the other one raised "trying to put unkeyed connection").
+        with _pool_lock:
+            if _pool is None:
+                # minconn = maxconn: psycopg2 closes a returned connection beyond minconn,
+                # so with 1 every concurrent request of the 4 threads opened a new one.
+                _pool = ThreadedConnectionPool(4, 4, DSN)
     return _pool
 
 
@@ -53,11 +61,11 @@ def get_user(user_id: int) -> Response:
     )
     if not rows:
         return _json({"type": "about:blank", "title": "Not Found", "status": 404}, 404)
-    id_, email, full_name, is_active, version, created_at, updated_at = rows[0]
+    # The app sends the email only to the user and admins; the bench reads anonymously.
+    id_, _email, full_name, is_active, version, created_at, updated_at = rows[0]
     response = _json(
         {
             "id": id_,
-            "email": email,
             "full_name": full_name,
             "is_active": is_active,
             "version": version,

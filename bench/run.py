@@ -61,7 +61,15 @@ def dsn(url: str) -> str:
 def prepare_database(url: str, posts: int, *, reseed: bool) -> None:
     """Create, migrate and seed (posts/10 users) through the pagination bench's seeder."""
     ensure_database(url)
-    app = create_app(Config({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SECRET_KEY": "bench-secret"}))
+    app = create_app(
+        Config(
+            {
+                "DATABASE_URL": url,
+                "LOG_LEVEL": "WARNING",
+                "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
+            }
+        )
+    )
     engine = app.extensions["database"].engine
     refuse_foreign_data(engine, posts, force=reseed)
     with app.app_context():
@@ -143,14 +151,56 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> 
     return WrkResult(rps, non_2xx)
 
 
-def alternate(runs: int, a: Callable[[], float], b: Callable[[], float]) -> tuple[float, float]:
-    """A B A B ...: medians of each, so drift in the machine hits both alike."""
-    samples_a: list[float] = []
-    samples_b: list[float] = []
+def alternate(runs: int, *measures: Callable[[], float]) -> tuple[float, ...]:
+    """A B C A B C ...: medians of each, so drift in the machine hits all alike."""
+    samples: list[list[float]] = [[] for _ in measures]
     for _ in range(runs):
-        samples_a.append(a())
-        samples_b.append(b())
-    return statistics.median(samples_a), statistics.median(samples_b)
+        for measure, taken in zip(measures, samples, strict=True):
+            taken.append(measure())
+    return tuple(statistics.median(taken) for taken in samples)
+
+
+WRITE_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{{"title": "bench write", "content": "An authenticated write."}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {token}"
+"""
+ADMIN_EMAIL = "user1@example.com"  # a seeded user, given a known password and admin rights
+ADMIN_PASSWORD = "bench-password"
+
+
+def admin_token(base: str | None, url: str) -> str:
+    """Make seeded user 1 an admin with a known password (as `flask users promote` would) and
+    sign in at ``base`` (None: only the first part)."""
+    from werkzeug.security import generate_password_hash
+
+    connection = psycopg2.connect(dsn(url))
+    with connection, connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE users SET is_admin = true, hashed_password = %s WHERE email = %s",
+            (generate_password_hash(ADMIN_PASSWORD, method=CHEAP_HASH), ADMIN_EMAIL),
+        )
+    connection.close()
+    if base is None:
+        return ""
+    body = json.dumps({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).encode()
+    request = urllib.request.Request(
+        base + "/api/v1/tokens", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(json.loads(response.read())["token"])
+
+
+def delete_bench_posts(url: str) -> None:
+    """Remove the posts the write benchmark made (VACUUM ANALYZE: autovacuum is off)."""
+    connection = psycopg2.connect(dsn(url))
+    with connection, connection.cursor() as cursor:
+        cursor.execute("DELETE FROM posts WHERE title = 'bench write'")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE posts")
+    connection.close()
 
 
 # --------------------------------------------------------------------------- bulk
@@ -164,11 +214,10 @@ def bulk_items(count: int) -> list[dict[str, str]]:
     ]
 
 
-def post_bulk(base: str, items: list[dict[str, str]]) -> float:
+def post_bulk(base: str, items: list[dict[str, str]], token: str) -> float:
     body = json.dumps({"items": items}).encode()
-    request = urllib.request.Request(
-        base + "/api/v1/users/bulk", data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(base + "/api/v1/users/bulk", data=body, method="POST", headers=headers)
     started = time.perf_counter()
     with urllib.request.urlopen(request, timeout=120) as response:
         response.read()
@@ -225,8 +274,14 @@ def statements_per_route(url: str) -> list[tuple[str, int, int, int]]:
     """(route, status, statements, round trips) measured in-process on the bench database."""
     from sqlalchemy import event
 
-    config = Config({"DATABASE_URL": url, "SECRET_KEY": "bench-secret", "LOG_LEVEL": "WARNING"})
-    app = create_app(config, PASSWORD_HASH_METHOD=CHEAP_HASH)
+    config = Config(
+        {
+            "DATABASE_URL": url,
+            "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    app = create_app(config, PASSWORD_HASH_METHOD=CHEAP_HASH, RATELIMIT_ENABLED=False)
     engine = app.extensions["database"].engine
     counts = {"statements": 0, "trips": 0}
 
@@ -251,33 +306,44 @@ def statements_per_route(url: str) -> list[tuple[str, int, int, int]]:
             event.listen(each.pool, "checkout", on_trip)  # pre-ping: one SELECT 1 per checkout
 
     client = app.test_client()
+    admin_token(None, url)  # the known password and admin rights; signed in through the client
+    signed_in = client.post("/api/v1/tokens", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    bearer = {"Authorization": f"Bearer {signed_in.get_json()['token']}"}
     tag = uuid.uuid4().hex[:8]
-    routes: list[tuple[str, str, Any]] = [
-        ("GET", "/health", None),
-        ("GET", "/api/v1/users/1", None),
-        ("GET", "/api/v1/users?per_page=20", None),
-        ("GET", "/api/v1/users?per_page=100", None),
-        ("GET", "/api/v1/posts?per_page=20", None),
-        ("GET", "/api/v1/posts?per_page=100", None),
+    routes: list[tuple[str, str, Any, bool]] = [
+        ("GET", "/health", None, False),
+        ("GET", "/api/v1/users/1", None, False),
+        ("GET", "/api/v1/users?per_page=20", None, False),
+        ("GET", "/api/v1/users?per_page=100", None, False),
+        ("GET", "/api/v1/posts?per_page=20", None, False),
+        ("GET", "/api/v1/posts?per_page=100", None, False),
         (
             "POST",
             "/api/v1/users",
             {"email": f"s-{tag}@example.com", "full_name": "S", "password": "password123"},
+            False,
         ),
-        ("PATCH", "/api/v1/users/2", {"is_active": False}),
-        ("POST", "/api/v1/users/bulk", {"items": bulk_items(100)}),
+        ("POST", "/api/v1/posts", {"title": "bench write", "content": "x"}, True),
+        ("PATCH", "/api/v1/users/2", {"is_active": False}, True),
+        ("POST", "/api/v1/users/bulk", {"items": bulk_items(100)}, True),
     ]
     results = []
-    for method, path, warm_body in routes:
-        client.open(path, method=method, json=warm_body)  # warm the pool and caches
+    for method, path, warm_body, authenticated in routes:
+        headers = dict(bearer) if authenticated else {}
+        if method == "PATCH":
+            headers["If-Match"] = client.get(path).headers["ETag"]
+        client.open(path, method=method, json=warm_body, headers=headers)  # warm the pool and caches
         body = warm_body
-        if method == "POST":
+        if method == "POST" and "email" in json.dumps(warm_body):
             body = json.loads(json.dumps(warm_body).replace("@example.com", "-2@example.com"))
         elif method == "PATCH":
             body = {"is_active": True}  # a real change, and the seed is as it was afterwards
+            headers["If-Match"] = client.get(path).headers["ETag"]
         counts.update(statements=0, trips=0)
-        response = client.open(path, method=method, json=body)
-        results.append((f"{method} {path}", response.status_code, counts["statements"], counts["trips"]))
+        response = client.open(path, method=method, json=body, headers=headers)
+        label = f"{method} {path}" + (" (token)" if authenticated else "")
+        results.append((label, response.status_code, counts["statements"], counts["trips"]))
+    delete_bench_posts(url)
     delete_bulk_rows(url)
     with engine.begin() as connection:
         from sqlalchemy import text
@@ -312,17 +378,22 @@ def main() -> None:
     env = dict(
         os.environ,
         APP_ENV="production",
-        SECRET_KEY="bench-secret",
+        SECRET_KEY="bench-secret-key-of-at-least-32-characters",
         DATABASE_URL=args.url,
         LOG_LEVEL="WARNING",
         PASSWORD_HASH_METHOD=CHEAP_HASH,
+        RATELIMIT_ENABLED="false",
         RAW_DSN=dsn(args.url),
+        PEER_DATABASE_URL=args.url,
     )
     rows: list[tuple[str, str, str, str]] = []
     with (
         gunicorn("wsgi:app", env, args.workers) as app_url,
         gunicorn("bench.raw_app:app", env, args.workers) as raw_url,
+        gunicorn("bench.textbook_app:app", env, args.workers) as peer_url,
     ):
+        token = admin_token(app_url, args.url)
+        anonymous_user_rps = 0.0
         for label, path, script in (
             ("GET /api/v1/users/{id} (random)", "", RANDOM_USER_SCRIPT.format(users=users)),
             ("GET /api/v1/posts (page 1, 20)", "/api/v1/posts?per_page=20", None),
@@ -337,23 +408,49 @@ def main() -> None:
                 return result.requests_per_second
 
             log(f"measuring {label}")
-            for base in (app_url, raw_url):  # warm both: first requests build engines and pools
+            for base in (app_url, raw_url, peer_url):  # warm all: first requests build engines and pools
                 wrk(base + (path or "/api/v1/users/1"), 1, args.connections, script)
-            app_rps, raw_rps = alternate(args.runs, lambda: sample(app_url), lambda: sample(raw_url))
+            app_rps, raw_rps, peer_rps = alternate(
+                args.runs, lambda: sample(app_url), lambda: sample(raw_url), lambda: sample(peer_url)
+            )
+            anonymous_user_rps = anonymous_user_rps or app_rps
+            flag = "" if not any(failures) else f" ({sum(failures)} non-2xx!)"
             rows.append(
                 (
                     label,
                     f"{app_rps:,.0f} req/s",
                     f"{raw_rps:,.0f} req/s (raw Flask+psycopg2)",
-                    f"{app_rps / raw_rps:.2f}x"
-                    + ("" if not any(failures) else f" ({sum(failures)} non-2xx!)"),
+                    f"{app_rps / raw_rps:.2f}x{flag}",
                 )
             )
+            rows.append(("", "", f"{peer_rps:,.0f} req/s (textbook peer)", f"{app_rps / peer_rps:.2f}x"))
+
+        log("measuring an authenticated write")
+        write_failures: list[int] = []
+
+        def write_sample() -> float:
+            result = wrk(
+                app_url + "/api/v1/posts", args.seconds, args.connections, WRITE_SCRIPT.format(token=token)
+            )
+            write_failures.append(result.non_2xx)
+            return result.requests_per_second
+
+        (write_rps,) = alternate(args.runs, write_sample)
+        delete_bench_posts(args.url)
+        rows.append(
+            (
+                "POST /api/v1/posts (Bearer token)",
+                f"{write_rps:,.0f} req/s",
+                f"{anonymous_user_rps:,.0f} req/s (app, anonymous GET user)",
+                f"{write_rps / anonymous_user_rps:.2f}x"
+                + ("" if not any(write_failures) else f" ({sum(write_failures)} non-2xx!)"),
+            )
+        )
 
         log("measuring bulk insert of 1,000 users")
         bulk_app, bulk_copy = alternate(
             args.runs,
-            lambda: post_bulk(app_url, bulk_items(1000)),
+            lambda: post_bulk(app_url, bulk_items(1000), token),
             lambda: copy_rows(args.url, bulk_items(1000)),
         )
         delete_bulk_rows(args.url)
@@ -380,9 +477,9 @@ def main() -> None:
         )
 
     print()
-    print(f"{'measure':<36} {'app':>16} {'baseline':>36} {'ratio':>8}")
+    print(f"{'measure':<36} {'app':>16} {'baseline':>44} {'ratio':>8}")
     for label, app_figure, baseline, ratio in rows:
-        print(f"{label:<36} {app_figure:>16} {baseline:>36} {ratio:>8}")
+        print(f"{label:<36} {app_figure:>16} {baseline:>44} {ratio:>8}")
     print()
     print(f"{'route':<44} {'status':>6} {'statements':>10} {'round trips':>12}")
     for route, status, statements, trips in statements_per_route(args.url):

@@ -230,3 +230,35 @@ def test_the_development_server_adds_no_coloured_request_line(
     assert not any("/api/v1/users/999999" in line for line in werkzeug_lines)
     assert not any("\x1b[" in line for line in werkzeug_lines)
     assert _request_lines(caplog, "/api/v1/users/999999") != []
+
+
+def test_statements_are_counted_by_dialect_events_so_connections_carry_no_event_dispatch(
+    client: FlaskClient, database: Any, create_user: Any, request_log: pytest.LogCaptureFixture
+) -> None:
+    user = create_user()
+    client.get(f"/api/v1/users/{user['id']}")
+
+    assert _only_line(request_log, f"/api/v1/users/{user['id']}")["sql_count"] >= 1
+    for engine in database.engines:
+        # A ConnectionEvents listener would make every Connection build a joined
+        # dispatcher; SQLite's own BEGIN recipe is the one allowed ("begin").
+        assert not engine.dispatch.before_cursor_execute
+        assert not engine.dispatch.after_cursor_execute
+        assert engine.dialect.dispatch.do_execute
+
+
+def test_a_statement_the_database_refuses_is_counted_timed_and_its_error_kept(
+    slow_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="webapp.sql")
+    with slow_app.test_request_context("/"):
+        slow_app.preprocess_request()
+        engine = slow_app.extensions["database"].engine
+        with pytest.raises(DBAPIError), engine.connect() as connection:
+            connection.execute(text("SELECT * FROM no_such_table"))
+        stats = current_sql_stats()
+        assert stats is not None
+        assert stats.count >= 1
+
+    warned = [r.fields["statement"] for r in caplog.records if r.name == "webapp.sql"]  # type: ignore[attr-defined]
+    assert "SELECT * FROM no_such_table" in warned

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import NullSession, SessionInterface
 from flask.typing import ResponseReturnValue
 from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -22,12 +23,31 @@ from webapp.core.shell import install_shell
 from webapp.core.transactions import register_request_hooks
 
 
+class NoCookieSessions(SessionInterface):
+    """The API keeps no state in cookies: ``flask.session`` is a NullSession, which
+    refuses writes, and no Set-Cookie is ever sent.
+
+    Flask's default interface builds an itsdangerous signing serializer on every
+    request once SECRET_KEY is set (it is: cursors are signed with it), to read a cookie
+    this API never sets: ~6% of the instructions of a GET by id.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> NullSession:
+        return NullSession()
+
+    def save_session(self, app: Flask, session: object, response: Response) -> None:
+        return None
+
+
 class CoreApp(Flask):
-    """Flask, with one retry of a GET/HEAD whose database connection died (read_retry.py).
+    """Flask, with one retry of a GET/HEAD whose database connection died (read_retry.py),
+    and no cookie sessions (NoCookieSessions).
 
     Dispatch is the one place that wraps every view, test routes included, after the
     request's session exists and before error handlers turn the failure into a 503.
     """
+
+    session_interface = NoCookieSessions()
 
     def dispatch_request(self) -> ResponseReturnValue:
         return dispatch_with_read_retry(self.extensions["database"], super().dispatch_request)

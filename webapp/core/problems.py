@@ -12,7 +12,7 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context
+from flask import Flask, Response
 from marshmallow import ValidationError
 from sqlalchemy import Index, PrimaryKeyConstraint, Table, UniqueConstraint
 from sqlalchemy import exc as sa_exc
@@ -84,8 +84,9 @@ def problem(
         body["detail"] = detail
     if errors and status in _STATUSES_WITH_FIELD_ERRORS:
         body["errors"] = errors
-    if has_request_context() and "request_id" in g:
-        body["request_id"] = g.request_id
+    request_id = current_request_id()
+    if request_id != "-":
+        body["request_id"] = request_id
     note_problem(body)
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
     for name, value in (headers or {}).items():

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, url_for
 
 from webapp.core.auth import require_principal
 from webapp.core.db import get_session
+from webapp.core.dumpers import dump_many, dumper_for
 from webapp.core.http import created_response, entity_response, if_match_versions, no_content, not_modified
 from webapp.core.idempotency.http import idempotent
 from webapp.core.lists import PageRequest
@@ -36,7 +37,9 @@ POST_ID = "<id:post_id>"
 COMMENTS = Listing("comments", CommentService.lister)
 
 comment_schema = CommentSchema()
-comments_schema = CommentSchema(many=True)
+# schema.dump, generated once from the schema (core/dumpers.py)
+dump_comment = dumper_for(comment_schema)
+dump_comments = dump_many(comment_schema)
 
 
 def _service() -> CommentService:
@@ -44,7 +47,7 @@ def _service() -> CommentService:
 
 
 def _entity(comment: Comment, status: int = 200) -> Response:
-    return entity_response(comment_schema.dump(comment), comment.version, status)
+    return entity_response(dump_comment(comment), comment.version, status)
 
 
 @bp.post(f"/posts/{POST_ID}/comments")
@@ -64,7 +67,7 @@ def _entity(comment: Comment, status: int = 200) -> Response:
 def create_comment(post_id: int, body: Any) -> Response:
     comment = _service().create(post_id, body, require_principal())
     location = url_for("comments.get_comment", comment_id=comment.id)
-    return created_response(comment_schema.dump(comment), comment.version, location)
+    return created_response(dump_comment(comment), comment.version, location)
 
 
 @bp.get(f"/posts/{POST_ID}/comments")
@@ -79,7 +82,7 @@ def create_comment(post_id: int, body: Any) -> Response:
     response=CommentListSchema(),
 )
 def list_post_comments(post_id: int, page: PageRequest) -> Response:
-    return list_response(COMMENTS, _service().list_for_post(post_id, page), page, comments_schema.dump)
+    return list_response(COMMENTS, _service().list_for_post(post_id, page), page, dump_comments)
 
 
 @bp.get(f"/comments/{ID}")

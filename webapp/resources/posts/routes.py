@@ -9,6 +9,7 @@ from flask import Blueprint, Response, url_for
 
 from webapp.core.auth import require_principal
 from webapp.core.db import get_session
+from webapp.core.dumpers import dump_many, dumper_for
 from webapp.core.http import created_response, entity_response, if_match_versions, no_content, not_modified
 from webapp.core.idempotency.http import idempotent
 from webapp.core.lists import PageRequest
@@ -42,7 +43,9 @@ USER_ID = "<id:user_id>"
 POSTS = Listing("posts", PostService.lister)
 
 post_schema = PostSchema()
-posts_schema = PostSchema(many=True)
+# schema.dump, generated once from the schema (core/dumpers.py)
+dump_post = dumper_for(post_schema)
+dump_posts = dump_many(post_schema)
 
 
 def _service() -> PostService:
@@ -50,11 +53,11 @@ def _service() -> PostService:
 
 
 def _entity(post: Post, status: int = 200) -> Response:
-    return entity_response(post_schema.dump(post), post.version, status)
+    return entity_response(dump_post(post), post.version, status)
 
 
 def _created(post: Post) -> Response:
-    return created_response(post_schema.dump(post), post.version, url_for("posts.get_post", post_id=post.id))
+    return created_response(dump_post(post), post.version, url_for("posts.get_post", post_id=post.id))
 
 
 @bp.post("/posts")
@@ -88,7 +91,7 @@ def create_post(body: Any) -> Response:
     response=PostListSchema(),
 )
 def list_posts(query: Any, page: PageRequest) -> Response:
-    return list_response(POSTS, _service().list(query, page), page, posts_schema.dump)
+    return list_response(POSTS, _service().list(query, page), page, dump_posts)
 
 
 @bp.get(f"/posts/{ID}")
@@ -149,7 +152,7 @@ def delete_post(post_id: int) -> Response:
     problems=(404,),
 )
 def list_user_posts(user_id: int, query: Any, page: PageRequest) -> Response:
-    return list_response(POSTS, _service().list_for_user(user_id, query, page), page, posts_schema.dump)
+    return list_response(POSTS, _service().list_for_user(user_id, query, page), page, dump_posts)
 
 
 @bp.post(f"/users/{USER_ID}/posts")

@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 
 from webapp.core.auth import current_principal, public, require_principal
 from webapp.core.db import get_session, unit_of_work
+from webapp.core.dumpers import dumper_for
 from webapp.core.errors import NotFound
 from webapp.core.http import (
     created_response,
@@ -50,11 +51,12 @@ ID = "<id:user_id>"  # see IdConverter: a 404, never a 405, for ids that cannot 
 USERS = Listing("users", UserService.lister)
 
 user_schema = UserSchema()
+dump_user = dumper_for(user_schema)  # schema.dump, generated once (core/dumpers.py)
 
 
 def _dump(user: User) -> dict[str, Any]:
     """The representation the caller may see: the email only for the user and admins."""
-    body: dict[str, Any] = user_schema.dump(user)
+    body = dump_user(user)
     viewer = current_principal()
     if viewer is None or not (viewer.is_admin or viewer.user_id == user.id):
         del body["email"]
@@ -94,7 +96,7 @@ def _entity(user: User, status: int = 200) -> Response:
 def create_user(body: Any) -> Response:
     user = _service().create(body)
     # The new user is not the caller (sign-up needs no token), but the email is theirs.
-    return created_response(user_schema.dump(user), user.version, url_for("users.get_user", user_id=user.id))
+    return created_response(dump_user(user), user.version, url_for("users.get_user", user_id=user.id))
 
 
 @bp.post("/users/bulk")

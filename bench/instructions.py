@@ -1,0 +1,120 @@
+"""Instructions per request under valgrind's callgrind: the noise-free way to decide.
+
+Wall-clock samples on a shared 2-core machine vary by tenths; instruction counts repeat
+within about 1%. Each target serves the route in-process (Flask's test client, no HTTP
+server, no load generator); the count per request is the difference between a run of
+``--requests`` and a run of twice as many, divided by the extra requests, so start-up
+and warm-up cancel out.
+
+    python -m bench.instructions user app raw peer
+    python -m bench.instructions posts app raw peer
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+from bench.run import CHEAP_HASH, DEFAULT_URL, dsn
+from config import normalize_database_url
+
+PATHS = {"user": "/api/v1/users/{id}", "posts": "/api/v1/posts?per_page=20"}
+
+
+def build(target: str, url: str) -> Any:
+    if target == "app":
+        from config import Config
+        from webapp import create_app
+
+        config = Config(
+            {
+                "DATABASE_URL": url,
+                "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
+        return create_app(config, PASSWORD_HASH_METHOD=CHEAP_HASH, RATELIMIT_ENABLED=False)
+    if target == "raw":
+        os.environ["RAW_DSN"] = dsn(url)
+        from bench.raw_app import app as raw
+
+        return raw
+    if target == "peer":
+        os.environ["PEER_DATABASE_URL"] = url
+        from bench.textbook_app import app as peer
+
+        return peer
+    raise SystemExit(f"unknown target {target!r}: app, raw or peer")
+
+
+def serve(route: str, target: str, url: str, count: int) -> None:
+    """The child: warm up, then send ``count`` requests."""
+    client = build(target, url).test_client()
+    rng = random.Random(1)
+    for n in range(50 + count):
+        path = PATHS[route].format(id=rng.randint(1, 10_000))
+        status = client.get(path).status_code
+        assert status == 200, (path, status)
+        if n == 49:
+            # As wsgi.py does after start-up; without it a full collection falling in one
+            # run and not the other moved the figure by hundreds of thousands.
+            gc.collect()
+            gc.freeze()
+
+
+def instructions(route: str, target: str, url: str, count: int) -> int:
+    with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out.name}",
+                sys.executable,
+                "-m",
+                "bench.instructions",
+                "--child",
+                route,
+                target,
+                "--url",
+                url,
+                "--requests",
+                str(count),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        text = open(out.name).read()  # noqa: SIM115 -- the temporary file is closed above
+    return int(re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("route", choices=sorted(PATHS))
+    parser.add_argument("targets", nargs="*", default=["app", "raw", "peer"])
+    parser.add_argument(
+        "--url", default=normalize_database_url(os.environ.get("DATABASE_URL") or DEFAULT_URL)
+    )
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        serve(args.route, args.targets[0], args.url, args.requests)
+        return
+    for target in args.targets:
+        low = instructions(args.route, target, args.url, args.requests)
+        high = instructions(args.route, target, args.url, 2 * args.requests)
+        per_request = (high - low) / args.requests / 1000
+        print(f"{args.route} {target}: {per_request:,.0f} thousand instructions per request")
+
+
+if __name__ == "__main__":
+    main()
