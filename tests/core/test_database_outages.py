@@ -366,3 +366,22 @@ def test_statement_timeout_comes_from_config(make_fault_app: AppFactory) -> None
     app = make_fault_app(DB_STATEMENT_TIMEOUT_MS=1234)
     with app.extensions["database"].engine.connect() as connection:
         assert connection.scalar(text("SHOW statement_timeout")) == "1234ms"
+
+
+def test_token_lookups_survive_dead_connections_in_the_read_pool(
+    make_fault_app: AppFactory, admin: Connection, create_user: Any
+) -> None:
+    # The lookups (the bearer token's, sign-in's account) read on the primary's read pool,
+    # which has no pre-ping: a connection killed while pooled is retried once, as GETs are.
+    user = create_user()
+    app = make_fault_app()
+    client = app.test_client()
+    assert client.get(f"/api/v1/users/{user['id']}", headers=user.auth).status_code == 200  # pools one
+
+    assert terminate_app_backends(admin) >= 1
+    write = client.post("/api/v1/posts", json={"title": "After a restart"}, headers=user.auth)
+    assert terminate_app_backends(admin) >= 1
+    signed_in = client.post("/api/v1/tokens", json={"email": user["email"], "password": user.password})
+
+    assert write.status_code == 201, write.get_json()
+    assert signed_in.status_code == 201, signed_in.get_json()

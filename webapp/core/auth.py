@@ -103,8 +103,9 @@ def current_principal() -> Principal | None:
             # Not the request's session: its first statement would open the write
             # transaction (and SQLite's write lock) before the view, which may first hash
             # passwords for seconds; and a replica may not have the token yet.
-            with current_database().primary_read_session() as session:
-                principal = authenticator.authenticate(session, token)
+            principal = current_database().read_on_primary(
+                lambda session: authenticator.authenticate(session, token)
+            )
         if principal is None:
             raise Unauthenticated(
                 "The bearer token is invalid, expired or revoked.",

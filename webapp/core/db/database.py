@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import Connection, Engine, MetaData, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
 
 from webapp.core.db.base import Base
@@ -16,6 +17,8 @@ from webapp.core.db.engine import SQLITE_BEGIN, build_engine, build_probe_engine
 from webapp.core.db.replicas import ReplicaSet
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 # Session.info key: a safe-method request's session, which must not write (on PostgreSQL
@@ -217,6 +220,20 @@ class Database:
         session = self.session_factory(bind=self._request_read_engine)
         session.info[READ_ONLY] = True
         return session
+
+    def read_on_primary(self, work: Callable[[Session], T]) -> T:
+        """``work`` on a primary_read_session, once more on a fresh connection if the pooled
+        one turned out dead: that pool has no pre-ping (reads retry instead, read_retry.py),
+        and a lookup that failed there has written nothing."""
+        for attempt in (1, 2):
+            with self.primary_read_session() as session:
+                try:
+                    return work(session)
+                except sa_exc.DBAPIError as error:
+                    if attempt == 2 or not error.connection_invalidated:
+                        raise
+                    log.warning("a pooled read connection was dead; reading once more on a fresh one")
+        raise AssertionError("unreachable")
 
     def request_session(self, *, read_only: bool = False) -> Session:
         """The current request's session, created on first call (no connection yet).

@@ -61,8 +61,9 @@ def _service() -> TokenService:
 )
 def create_token(body: Any) -> Response:
     refund = SIGN_IN_FAILURES.reserve()
-    with current_database().primary_read_session() as credentials:
-        issued = _service().issue(body["email"], body["password"], credentials)
+    service = _service()
+    account = current_database().read_on_primary(lambda session: service.find_account(body["email"], session))
+    issued = service.issue(account, body["password"])
     refund()
     response = json_response(token_schema.dump(issued), 201)
     # RFC 6749 5.1: an answer that carries a credential must not be stored by caches.

@@ -34,6 +34,16 @@ def _decoy_hash(method: str) -> str:
 
 
 @dataclass(frozen=True)
+class Account:
+    """What sign-in needs of a user, read before the request's transaction begins."""
+
+    id: int
+    hashed_password: str
+    is_active: bool
+    token_generation: int
+
+
+@dataclass(frozen=True)
 class IssuedToken:
     token: str
     expires_at: datetime
@@ -48,15 +58,19 @@ class TokenService:
         self.ttl = ttl
         self.password_method = password_method
 
-    def issue(self, email: str, password: str, credentials: Session) -> IssuedToken:
-        """A new token for a live, active user whose password matches; else one 401 for all cases.
-
-        The user is read in ``credentials``, a session outside the request's transaction:
-        the password check takes tens of milliseconds, and on SQLite the request's first
-        statement takes the database's only write lock, which every other write would
-        then wait on, for a sign-in that may write nothing.
-        """
+    @staticmethod
+    def find_account(email: str, credentials: Session) -> Account | None:
+        """The live user with this email, read in ``credentials``: a session outside the
+        request's transaction, because the password check that follows takes tens of
+        milliseconds, and on SQLite the request's first statement takes the database's
+        only write lock, which every other write would then wait on."""
         user = UserRepository(credentials).get_by_email(email)
+        if user is None:
+            return None
+        return Account(user.id, user.hashed_password, user.is_active, user.token_generation)
+
+    def issue(self, user: Account | None, password: str) -> IssuedToken:
+        """A new token for a live, active user whose password matches; else one 401 for all cases."""
         hashed = user.hashed_password if user is not None else _decoy_hash(self.password_method)
         password_ok = verify_password(hashed, password)
         if user is None or not password_ok or not user.is_active:
