@@ -142,7 +142,7 @@ class FailureBudget:
                     )
         except RateLimited:
             raise
-        except Exception:
+        except Exception:  # any storage failure (Redis down, timeouts): fail open, as route limits do
             log.warning("rate limit storage unavailable; failed attempts are not counted", exc_info=True)
             return lambda: None
 
@@ -150,7 +150,7 @@ class FailureBudget:
             try:
                 for item, identifiers in taken:
                     limiter.storage.incr(item.key_for(*identifiers), item.get_expiry(), amount=-1)
-            except Exception:
+            except Exception:  # the attempt succeeded; a lost refund only tightens the limit
                 log.warning("rate limit storage unavailable; a success was not refunded", exc_info=True)
 
         return refund
