@@ -7,7 +7,7 @@ temporary folder. Nothing is mocked: every test goes through real commits.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +161,21 @@ def db_session(database: Database) -> Iterator[Session]:
         yield session
     finally:
         session.close()
+
+
+@pytest.fixture
+def make_own_app(database_url: str) -> Iterator[Callable[..., Flask]]:
+    """Apps of their own (own settings, engine and pools), disposed after the test."""
+    apps: list[Flask] = []
+
+    def make(url: str | None = None, **overrides: object) -> Flask:
+        app = make_app(url or database_url, **overrides)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["database"].dispose()
 
 
 @pytest.fixture

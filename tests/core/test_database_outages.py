@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
@@ -20,7 +20,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
-from tests.conftest import make_app
 from tests.support import routes
 from tests.support.auth import CreatedUser
 from tests.support.faults import (
@@ -36,21 +35,6 @@ NEW_USER = {"email": "new@example.com", "full_name": "New", "password": "passwor
 LEAKS = ("Traceback", "psycopg", "sqlalchemy", "Connection refused", "timeout expired", "127.0.0.1", "SELECT")
 
 AppFactory = Callable[..., Flask]
-
-
-@pytest.fixture
-def make_fault_app(database_url: str) -> Iterator[AppFactory]:
-    """Apps of their own (own engine and pool), disposed after the test."""
-    apps: list[Flask] = []
-
-    def make(url: str | None = None, **overrides: object) -> Flask:
-        app = make_app(url or database_url, **overrides)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions["database"].dispose()
 
 
 @pytest.fixture(autouse=True)
@@ -91,8 +75,8 @@ API_CALLS = [
 
 
 @pytest.fixture
-def closed_port_app(make_fault_app: AppFactory) -> Flask:
-    return make_fault_app(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+def closed_port_app(make_own_app: AppFactory) -> Flask:
+    return make_own_app(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
 
 
 @pytest.fixture
@@ -146,10 +130,10 @@ def test_api_calls_are_503_problems_when_nothing_listens_on_the_database_port(
 
 
 def test_a_database_host_that_never_answers_is_a_503_within_the_connect_timeout(
-    make_fault_app: AppFactory,
+    make_own_app: AppFactory,
 ) -> None:
     with silent_server() as port:
-        app = make_fault_app(f"postgresql://postgres@127.0.0.1:{port}/nowhere", DB_CONNECT_TIMEOUT=2)
+        app = make_own_app(f"postgresql://postgres@127.0.0.1:{port}/nowhere", DB_CONNECT_TIMEOUT=2)
 
         def timed(path: str) -> tuple[Any, float]:
             started = time.perf_counter()
@@ -167,8 +151,8 @@ def test_a_database_host_that_never_answers_is_a_503_within_the_connect_timeout(
     assert 1.5 < api_s < 5
 
 
-def test_an_exhausted_pool_is_a_503_after_the_pool_timeout(make_fault_app: AppFactory) -> None:
-    app = make_fault_app(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=0.3)
+def test_an_exhausted_pool_is_a_503_after_the_pool_timeout(make_own_app: AppFactory) -> None:
+    app = make_own_app(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=0.3)
     database = app.extensions["database"]
     database.engine  # noqa: B018 -- builds every engine
     client = app.test_client()
@@ -257,10 +241,10 @@ def test_a_write_whose_connection_dies_is_not_replayed(client: FlaskClient) -> N
 
 @pytest.mark.postgres_only
 def test_without_pre_ping_a_pool_of_dead_connections_still_serves_reads(
-    make_fault_app: AppFactory, admin: Connection, create_user: Any, db_session: Session
+    make_own_app: AppFactory, admin: Connection, create_user: Any, db_session: Session
 ) -> None:
     user = create_user()
-    app = make_fault_app(DB_POOL_PRE_PING=False)
+    app = make_own_app(DB_POOL_PRE_PING=False)
     client = app.test_client()
     assert client.get(f"/api/v1/users/{user['id']}").status_code == 200  # one connection pooled
 
@@ -342,9 +326,9 @@ def test_no_acknowledged_write_is_lost_while_backends_are_terminated(
 
 @pytest.mark.postgres_only
 def test_a_runaway_query_is_a_quick_503_and_leaves_no_transaction_open(
-    make_fault_app: AppFactory, admin: Connection
+    make_own_app: AppFactory, admin: Connection
 ) -> None:
-    app = make_fault_app(DB_STATEMENT_TIMEOUT_MS=200)
+    app = make_own_app(DB_STATEMENT_TIMEOUT_MS=200)
     client = app.test_client()
 
     started = time.perf_counter()
@@ -362,19 +346,19 @@ def test_a_runaway_query_is_a_quick_503_and_leaves_no_transaction_open(
 
 
 @pytest.mark.postgres_only
-def test_statement_timeout_comes_from_config(make_fault_app: AppFactory) -> None:
-    app = make_fault_app(DB_STATEMENT_TIMEOUT_MS=1234)
+def test_statement_timeout_comes_from_config(make_own_app: AppFactory) -> None:
+    app = make_own_app(DB_STATEMENT_TIMEOUT_MS=1234)
     with app.extensions["database"].engine.connect() as connection:
         assert connection.scalar(text("SHOW statement_timeout")) == "1234ms"
 
 
 def test_token_lookups_survive_dead_connections_in_the_read_pool(
-    make_fault_app: AppFactory, admin: Connection, create_user: Any
+    make_own_app: AppFactory, admin: Connection, create_user: Any
 ) -> None:
     # The lookups (the bearer token's, sign-in's account) read on the primary's read pool,
     # which has no pre-ping: a connection killed while pooled is retried once, as GETs are.
     user = create_user()
-    app = make_fault_app()
+    app = make_own_app()
     client = app.test_client()
     assert client.get(f"/api/v1/users/{user['id']}", headers=user.auth).status_code == 200  # pools one
 

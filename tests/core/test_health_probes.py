@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from tests.conftest import make_app
 from tests.support.faults import free_port
 
 AppFactory = Callable[..., Flask]
-
-
-@pytest.fixture
-def make_probe_app(database_url: str) -> Iterator[AppFactory]:
-    apps: list[Flask] = []
-
-    def make(url: str | None = None, **overrides: object) -> Flask:
-        app = make_app(url or database_url, **overrides)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions["database"].dispose()
 
 
 def _timed_get(app: Flask, path: str) -> tuple[Any, float]:
@@ -38,9 +23,9 @@ def _timed_get(app: Flask, path: str) -> tuple[Any, float]:
 
 
 def test_ready_answers_200_within_2_s_while_every_pooled_connection_is_held(
-    make_probe_app: AppFactory,
+    make_own_app: AppFactory,
 ) -> None:
-    app = make_probe_app(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=0.5)
+    app = make_own_app(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=0.5)
     database = app.extensions["database"]
     database.engine  # noqa: B018 -- builds every pool
 
@@ -58,9 +43,9 @@ def test_ready_answers_200_within_2_s_while_every_pooled_connection_is_held(
 
 
 def test_ready_and_health_are_503_with_retry_after_when_the_database_is_unreachable(
-    make_probe_app: AppFactory,
+    make_own_app: AppFactory,
 ) -> None:
-    app = make_probe_app(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    app = make_own_app(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
 
     for path in ("/health/ready", "/health"):
         response, elapsed = _timed_get(app, path)
@@ -71,10 +56,10 @@ def test_ready_and_health_are_503_with_retry_after_when_the_database_is_unreacha
 
 
 def test_live_answers_200_without_touching_the_database(
-    make_probe_app: AppFactory, caplog: pytest.LogCaptureFixture
+    make_own_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="webapp")
-    app = make_probe_app(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    app = make_own_app(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
 
     response, elapsed = _timed_get(app, "/health/live")
 
@@ -85,8 +70,8 @@ def test_live_answers_200_without_touching_the_database(
     assert "sql_count=0" in line.getMessage()
 
 
-def test_ready_uses_no_connection_of_the_request_pools(make_probe_app: AppFactory) -> None:
-    app = make_probe_app()
+def test_ready_uses_no_connection_of_the_request_pools(make_own_app: AppFactory) -> None:
+    app = make_own_app()
     database = app.extensions["database"]
     database.engine  # noqa: B018
 
@@ -97,8 +82,8 @@ def test_ready_uses_no_connection_of_the_request_pools(make_probe_app: AppFactor
     assert all(engine.pool.checkedin() + engine.pool.checkedout() == 0 for engine in database.engines)
 
 
-def test_both_probes_are_in_the_openapi_document(make_probe_app: AppFactory) -> None:
-    paths = make_probe_app().test_client().get("/openapi.json").get_json()["paths"]
+def test_both_probes_are_in_the_openapi_document(make_own_app: AppFactory) -> None:
+    paths = make_own_app().test_client().get("/openapi.json").get_json()["paths"]
 
     assert set(paths["/health/live"]["get"]["responses"]) >= {"200"}
     assert "503" not in paths["/health/live"]["get"]["responses"]

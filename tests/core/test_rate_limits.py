@@ -14,25 +14,19 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import make_app
 from tests.support.server import LiveServer
 
 PASSWORD = "password123"
 
 
 @pytest.fixture
-def limited_app(database_url: str) -> Iterator[Callable[..., Flask]]:
-    """Apps with rate limits on (the test config turns them off), disposed at the end."""
-    made: list[Flask] = []
+def limited_app(make_own_app: Callable[..., Flask]) -> Callable[..., Flask]:
+    """Apps with rate limits on (the test config turns them off)."""
 
     def build(**settings: Any) -> Flask:
-        app = make_app(database_url, **{"RATELIMIT_ENABLED": True, **settings})
-        made.append(app)
-        return app
+        return make_own_app(**{"RATELIMIT_ENABLED": True, **settings})
 
-    yield build
-    for app in made:
-        app.extensions["database"].dispose()
+    return build
 
 
 def _sign_up(client: FlaskClient, email: str) -> int:
