@@ -21,8 +21,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, text
 
 from bench.pagination import DEPTH, POSTS, WORDS, bench_app, cursor_after, seed
-from webapp.resources.posts.repository import PostRepository
-from webapp.resources.users.repository import UserRepository
+from webapp.resources.posts.repository import PostReadRepository
+from webapp.resources.users.repository import UserReadRepository
 
 USERS = "/api/v1/users"
 
@@ -39,7 +39,7 @@ def _scenarios(app: Flask, client: FlaskClient, engine: Engine) -> list[tuple[st
         title = str(connection.scalar(text("SELECT title FROM posts WHERE id = 4242")))
         rare = next(word for word in title.split() if word not in WORDS)
         users = connection.scalar(text("SELECT count(*) FROM users WHERE deleted_at IS NULL")) or 0
-    posts_lister, users_lister = PostRepository.lister, UserRepository.lister
+    posts_lister, users_lister = PostReadRepository.lister, UserReadRepository.lister
 
     def deep(path: str, lister: Any, sort: str, depth: int, filters: str = "") -> str:
         cursor = cursor_after(

@@ -33,7 +33,7 @@ from config import Config, normalize_database_url
 from webapp import create_app
 from webapp.core.lists import Lister, parse_sort
 from webapp.core.lists.http import make_cursor
-from webapp.resources.posts.repository import PostRepository
+from webapp.resources.posts.repository import PostReadRepository
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench"
 POSTS = "/api/v1/posts"
@@ -289,12 +289,12 @@ def build_cases(app: Flask, client: FlaskClient) -> list[Case]:
         offset = Case("offset", sort, base, f"{base}&page={DEPTH // PER_PAGE + 1}")
         first = _get(client, base)
         shallow_cursor = cursor_after(
-            app, client, path=POSTS, lister=PostRepository.lister, sort=sort, position=PER_PAGE
+            app, client, path=POSTS, lister=PostReadRepository.lister, sort=sort, position=PER_PAGE
         )
         if shallow_cursor != first["meta"]["next_cursor"]:
             raise SystemExit("a constructed cursor differs from the one the app hands out")
         deep_cursor = cursor_after(
-            app, client, path=POSTS, lister=PostRepository.lister, sort=sort, position=DEPTH
+            app, client, path=POSTS, lister=PostReadRepository.lister, sort=sort, position=DEPTH
         )
         cursor = Case(
             "cursor", sort, f"{base}&cursor={quote(shallow_cursor)}", f"{base}&cursor={quote(deep_cursor)}"

@@ -22,7 +22,7 @@ from config import (
 from webapp import create_app
 from webapp.core.db.engine import _postgresql_connect_args, build_engine
 from webapp.core.lists.http import _serializer, make_cursor
-from webapp.resources.users.repository import UserRepository
+from webapp.resources.users.repository import UserReadRepository
 
 
 @pytest.mark.parametrize(
@@ -179,7 +179,8 @@ def test_development_with_its_own_key_does_not_warn(
 
 def test_a_cursor_signed_with_an_empty_key_is_never_honoured(app: Flask, client: FlaskClient) -> None:
     with app.test_request_context("/api/v1/users"):
-        fingerprint = _serializer("users").loads(make_cursor("users", UserRepository.lister, "id", (1,)))["f"]
+        cursor = make_cursor("users", UserReadRepository.lister, "id", (1,))
+        fingerprint = _serializer("users").loads(cursor)["f"]
     forged = URLSafeSerializer("", salt="cursor:users").dumps({"s": "id", "k": [0], "f": fingerprint})
 
     # Whatever the app's key: today's, or an empty one someone set at run time.

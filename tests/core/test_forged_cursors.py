@@ -12,12 +12,12 @@ from flask.testing import FlaskClient
 from itsdangerous.encoding import base64_encode
 
 from webapp.core.lists.http import _serializer, make_cursor
-from webapp.resources.posts.repository import PostRepository
-from webapp.resources.users.repository import UserRepository
+from webapp.resources.posts.repository import PostReadRepository
+from webapp.resources.users.repository import UserReadRepository
 
 LISTS = {
-    "posts": ("/api/v1/posts", PostRepository.lister),
-    "users": ("/api/v1/users", UserRepository.lister),
+    "posts": ("/api/v1/posts", PostReadRepository.lister),
+    "users": ("/api/v1/users", UserReadRepository.lister),
 }
 
 

@@ -19,7 +19,7 @@ from tests.support.factories import make_posts, make_users
 from tests.support.statements import count_statements
 from webapp.core.db import Database
 from webapp.core.lists.http import make_cursor
-from webapp.resources.posts.repository import PostRepository
+from webapp.resources.posts.repository import PostReadRepository
 from webapp.resources.users.model import User
 
 # Few distinct values, so most rows tie on the sort key and only the id breaks ties.
@@ -357,7 +357,7 @@ def test_a_cursor_is_bound_to_its_filters_and_path(
 
 def test_a_cursor_signed_with_another_secret_is_400(client: FlaskClient, app: Flask) -> None:
     with app.test_request_context("/api/v1/posts"):
-        genuine = make_cursor("posts", PostRepository.lister, "id", (1,))
+        genuine = make_cursor("posts", PostReadRepository.lister, "id", (1,))
     payload = genuine.rpartition(".")[0]
     forged = URLSafeSerializer("not-the-secret", salt="cursor:posts").dumps({"s": "id", "k": [0], "f": "x"})
 
@@ -383,7 +383,7 @@ def test_a_signed_cursor_with_a_malformed_key_is_400(
 ) -> None:
     # A cursor of an older or buggy release: correctly signed, wrong content.
     with app.test_request_context("/api/v1/posts"):
-        genuine = make_cursor("posts", PostRepository.lister, "id", (1,))
+        genuine = make_cursor("posts", PostReadRepository.lister, "id", (1,))
     serializer = URLSafeSerializer(app.secret_key or "", salt="cursor:posts")
     payload = serializer.loads(genuine)
     spec = f"{sort},id" if sort != "id" else "id"
@@ -458,7 +458,7 @@ def test_a_posts_list_costs_the_same_statements_for_1_and_100_items(
             return f"/api/v1/posts{query}"
         # A cursor before every row: the first page in cursor mode.
         with client.application.test_request_context("/api/v1/posts?sort=title&per_page=100"):
-            cursor = make_cursor("posts", PostRepository.lister, "title,id", ("", 0))
+            cursor = make_cursor("posts", PostReadRepository.lister, "title,id", ("", 0))
         return f"/api/v1/posts{query}{quote(cursor)}"
 
     with_one = _statements(client, database, url())

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, request_finished
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
@@ -203,6 +203,61 @@ def test_a_get_that_tries_to_write_fails_loudly_and_stores_nothing(
     assert response.status_code == 500
     assert response.content_type == "application/problem+json"
     assert _user_count(db_session) == 0
+
+
+def test_a_get_reads_on_a_connection_and_makes_no_session(client: FlaskClient) -> None:
+    response = client.get("/_test/reader-kind")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"reader": "Connection", "session": False}
+
+
+def test_a_write_request_reads_through_its_session_and_sees_its_own_rows(
+    client: FlaskClient, db_session: Session
+) -> None:
+    response = client.post("/_test/reader-kind?email=pending@example.com")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"reader": "RoutingSession", "seen": 1}
+    assert _user_count(db_session) == 1
+
+
+@pytest.mark.parametrize("route", ["insert-through-the-reader", "unit-of-work-in-a-get"])
+def test_a_get_cannot_write_through_its_read_connection_or_a_unit_of_work(
+    client: FlaskClient, db_session: Session, route: str
+) -> None:
+    response = client.get(f"/_test/{route}?email=sneaky@example.com")
+
+    assert response.status_code == 500
+    assert response.content_type == "application/problem+json"
+    assert _user_count(db_session) == 0
+
+
+@pytest.mark.postgres_only(reason="default_transaction_read_only is PostgreSQL's")
+def test_postgresql_refuses_hand_written_sql_that_writes_on_a_gets_connection(
+    client: FlaskClient, db_session: Session
+) -> None:
+    # Text SQL is not compiled DML, so the app's own guard cannot tell; the read pool's
+    # connections are read-only on the server, which can.
+    response = client.get("/_test/text-insert-through-the-reader?email=sneaky@example.com")
+
+    assert response.status_code == 500
+    assert _user_count(db_session) == 0
+
+
+def test_a_gets_read_connection_is_back_in_its_pool_when_the_response_is_made(
+    app: Flask, client: FlaskClient, database: Database, create_user: object
+) -> None:
+    user = create_user()  # type: ignore[operator]
+    seen: list[int] = []
+
+    def count_checked_out(_sender: object, **_extra: object) -> None:
+        # request_finished: after every after_request hook, before the WSGI server sends.
+        seen.append(sum(engine.pool.checkedout() for engine in database.engines))  # type: ignore[attr-defined]
+
+    with request_finished.connected_to(count_checked_out, app):
+        assert client.get(f"/api/v1/users/{user['id']}").status_code == 200
+    assert seen == [0]
 
 
 @pytest.mark.postgres_only(reason="SQLite reads begin a DEFERRED transaction, which costs no round trip")

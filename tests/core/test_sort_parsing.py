@@ -8,8 +8,7 @@ import pytest
 
 from webapp.core.errors import InvalidRequest
 from webapp.core.lists import Lister, SortKey, parse_sort
-from webapp.resources.posts.model import Post
-from webapp.resources.posts.repository import PostRepository
+from webapp.resources.posts.repository import PostReadRepository, posts
 
 ALLOWED = ("id", "title", "created_at")
 
@@ -40,16 +39,16 @@ def test_an_unknown_sort_key_names_the_allowed_ones() -> None:
 
 def test_a_lister_refuses_a_nullable_sort_column() -> None:
     with pytest.raises(ValueError, match="NOT NULL"):
-        Lister({"id": Post.id, "deleted_at": Post.deleted_at})
+        Lister({"id": posts.id, "deleted_at": posts.deleted_at})
 
 
 def test_a_lister_requires_the_primary_key() -> None:
     with pytest.raises(ValueError, match="primary key"):
-        Lister({"title": Post.title})
+        Lister({"title": posts.title})
 
 
 def test_keys_survive_the_cursor_round_trip() -> None:
-    lister = PostRepository.lister
+    lister = PostReadRepository.lister
     sort = parse_sort("-created_at,title", lister.allowed)
     key = (datetime(2026, 1, 1, 12, 0, tzinfo=UTC), "Notes", 7)
 

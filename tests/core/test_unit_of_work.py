@@ -71,7 +71,7 @@ def test_inside_a_request_it_joins_the_requests_transaction(
     app: Flask, database: Database, db_session: Session
 ) -> None:
     with app.test_request_context("/", method="POST"):
-        app.preprocess_request()  # the before_request hook opens the request session
+        get_session()  # the request's session, as a view's first use makes it
         with unit_of_work(database) as uow:
             assert uow.nested
             assert uow.session is get_session()
@@ -90,7 +90,7 @@ def test_inside_a_successful_request_the_work_is_committed_by_the_hook(
     app: Flask, database: Database, db_session: Session
 ) -> None:
     with app.test_request_context("/", method="POST"):
-        app.preprocess_request()
+        get_session()
         with unit_of_work(database) as uow:
             uow.session.add(_new_user("kept@example.com"))
         response = app.make_response(("ok", 200))

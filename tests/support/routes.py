@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import Engine, insert, text, update
+from sqlalchemy import Engine, func, insert, select, text, update
 
 from webapp.core.auth import Principal, public
-from webapp.core.db import current_database, get_session
+from webapp.core.db import current_database, get_reader, get_session, unit_of_work
 from webapp.core.db.mixins import utcnow
 from webapp.core.http import if_match_versions
 from webapp.core.idempotency.http import idempotent
@@ -246,6 +246,51 @@ def write_in_a_get() -> Response:
     """A buggy view: safe methods must not write."""
     _write_user(request.args["email"])
     return jsonify(ok=True)
+
+
+@testing_routes.get("/insert-through-the-reader")
+def insert_through_the_reader() -> Response:
+    """A buggy view: a compiled INSERT sent on a GET's read connection."""
+    get_reader().execute(insert(User).values(email=request.args["email"], full_name="R", hashed_password="x"))
+    return jsonify(ok=True)
+
+
+@testing_routes.get("/text-insert-through-the-reader")
+def text_insert_through_the_reader() -> Response:
+    """A buggy view: hand-written INSERT SQL on a GET's read connection (no compiled DML)."""
+    get_reader().execute(
+        text("INSERT INTO users (email, full_name, hashed_password) VALUES (:email, 'R', 'x')"),
+        {"email": request.args["email"]},
+    )
+    return jsonify(ok=True)
+
+
+@testing_routes.get("/unit-of-work-in-a-get")
+def unit_of_work_in_a_get() -> Response:
+    """A buggy view: a unit of work is for code outside requests; in a GET it cannot write."""
+    with unit_of_work() as uow:
+        uow.session.add(User(email=request.args["email"], full_name="U", hashed_password="x"))
+    return jsonify(ok=True)
+
+
+@testing_routes.get("/reader-kind")
+def reader_kind() -> Response:
+    """What this request reads with, and whether it made a Session."""
+    reader = get_reader()
+    reader.execute(select(User.__table__.c.id).limit(1))
+    database = current_database()
+    return jsonify(reader=type(reader).__name__, session=database.active_request_session() is not None)
+
+
+@testing_routes.post("/reader-kind")
+@public
+def reader_kind_in_a_write() -> Response:
+    """What a write request reads with: its Session, which sees its own pending rows."""
+    session = get_session()
+    session.add(User(email=request.args["email"], full_name="P", hashed_password="x"))
+    session.flush()
+    seen = get_reader().scalar(select(func.count()).select_from(User.__table__))
+    return jsonify(reader=type(get_reader()).__name__, seen=seen)
 
 
 @testing_routes.post("/insert-two-emails")

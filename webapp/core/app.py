@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, request
 from flask.sessions import NullSession, SessionInterface
 from flask.typing import ResponseReturnValue
 from flask_migrate import Migrate
@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from webapp.core import health, openapi
 from webapp.core.auth import enforce_authentication
 from webapp.core.db import Database
+from webapp.core.db.database import IN_VIEW
 from webapp.core.headers import register_response_headers
 from webapp.core.http import IdConverter, reject_undecodable_query_string
 from webapp.core.idempotency.cli import idempotency_cli
@@ -50,7 +51,12 @@ class CoreApp(Flask):
     session_interface = NoCookieSessions()
 
     def dispatch_request(self) -> ResponseReturnValue:
-        return dispatch_with_read_retry(self.extensions["database"], super().dispatch_request)
+        environ = request.environ
+        environ[IN_VIEW] = True
+        try:
+            return dispatch_with_read_retry(self.extensions["database"], super().dispatch_request)
+        finally:
+            del environ[IN_VIEW]
 
 
 def install_core(app: Flask, migrations_dir: str) -> Database:

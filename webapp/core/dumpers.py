@@ -22,7 +22,7 @@ from webapp.core.fields import UtcDateTime
 
 Dump = Callable[[Any], dict[str, Any]]
 
-_cache: dict[int, tuple[Schema, Dump]] = {}
+_cache: dict[tuple[int, bool], tuple[Schema, Dump]] = {}
 
 
 def _utc(value: Any) -> str | None:
@@ -42,18 +42,21 @@ def _has_hooks(schema: Schema) -> bool:
     return any(hooks.get(name) for name in ("pre_dump", "post_dump"))
 
 
-def compile_dumper(schema: Schema) -> Dump:
-    """One function ``obj -> dict`` equal to ``schema.dump(obj)`` for a single object."""
-    if schema.many or _has_hooks(schema):
-        return schema.dump
-    namespace: dict[str, Any] = {"_utc": _utc, "Mapping": Mapping, "_schema_dump": schema.dump}
+def _entries(
+    schema: Schema, obj: str, prefix: str, namespace: dict[str, Any], indent: str
+) -> list[str] | None:
+    """Statements that fill ``body`` from ``obj``; None when a field cannot be inlined.
+
+    With a ``prefix``, attributes are read flat: the fields of a nested schema come from
+    ``<prefix><attribute>`` of the same row (a joined SELECT labels them that way).
+    """
     entries: list[str] = []
     for name, field in schema.dump_fields.items():
         attribute = field.attribute or name
         key = field.data_key or name
         if not attribute.isidentifier() or field.dump_default is not fields.missing_:  # type: ignore[attr-defined]
-            return schema.dump
-        value = f"obj.{attribute}"
+            return None
+        value = f"{obj}.{prefix}{attribute}"
         if _exact(field, fields.Integer) and not field.as_string:  # type: ignore[attr-defined]
             expression = f"(None if (v := {value}) is None else int(v))"
         elif _exact(field, fields.String):
@@ -62,44 +65,72 @@ def compile_dumper(schema: Schema) -> Dump:
             expression = f"(None if (v := {value}) is None else bool(v))"
         elif _exact(field, UtcDateTime):
             expression = f"_utc({value})"
-        elif isinstance(field, fields.Nested) and not field.many:
+        elif isinstance(field, fields.Nested) and not field.many and prefix == "" and namespace["_flat"]:
+            nested_schema = field.schema
+            if _has_hooks(nested_schema) or "id" not in nested_schema.dump_fields:
+                return None
+            inner = _entries(nested_schema, obj, f"{attribute}_", namespace, indent + "    ")
+            if inner is None:
+                return None
+            # The nested object is absent when its id is (a LEFT JOIN that found nothing).
+            entries.append(f"{indent}if {obj}.{attribute}_id is None:")
+            entries.append(f"{indent}    body[{key!r}] = None")
+            entries.append(f"{indent}else:")
+            entries.append(f"{indent}    outer, body = body, {{}}")
+            entries.extend(inner)
+            entries.append(f"{indent}    outer[{key!r}], body = body, outer")
+            continue
+        elif isinstance(field, fields.Nested) and not field.many and not namespace["_flat"]:
             nested = f"_nested_{name}"
             namespace[nested] = dumper_for(field.schema)
             expression = f"(None if (v := {value}) is None else {nested}(v))"
+        elif isinstance(field, fields.Nested) or prefix:
+            # A collection (or an object inside a nested one) has no flat form in one row.
+            return None
         else:
             serialize = f"_serialize_{name}"
             namespace[serialize] = field.serialize
-            expression = f"{serialize}({attribute!r}, obj)"
+            expression = f"{serialize}({attribute!r}, {obj})"
             # marshmallow leaves a key out when the attribute is missing: keep that.
-            entries.append(f"    if (x := {expression}) is not _missing: body[{key!r}] = x")
+            entries.append(f"{indent}if (x := {expression}) is not _missing: body[{key!r}] = x")
             namespace["_missing"] = fields.missing_  # type: ignore[attr-defined]
             continue
-        entries.append(f"    body[{key!r}] = {expression}")
-    source = "\n".join(
-        [
-            "def dump(obj):",
-            "    if isinstance(obj, Mapping):",
-            "        return _schema_dump(obj)",
-            "    body = {}",
-            *entries,
-            "    return body",
-        ]
-    )
+        entries.append(f"{indent}body[{key!r}] = {expression}")
+    return entries
+
+
+def compile_dumper(schema: Schema, *, flat: bool = False) -> Dump:
+    """One function ``obj -> dict`` equal to ``schema.dump(obj)`` for a single object.
+
+    ``flat``: for rows of a SELECT rather than objects: a nested field ``author`` is read
+    from the row's ``author_id``, ``author_full_name``... (core/repository.py
+    ReadRepository labels joined columns so). Raises ValueError for a schema it cannot
+    compile that way: a row cannot go through schema.dump instead.
+    """
+    namespace: dict[str, Any] = {"_utc": _utc, "Mapping": Mapping, "_schema_dump": schema.dump, "_flat": flat}
+    entries = None if schema.many or _has_hooks(schema) else _entries(schema, "obj", "", namespace, "    ")
+    if entries is None:
+        if flat:
+            raise ValueError(f"{type(schema).__name__} cannot be dumped from flat rows")
+        return schema.dump
+    head = [] if flat else ["    if isinstance(obj, Mapping):", "        return _schema_dump(obj)"]
+    source = "\n".join(["def dump(obj):", *head, "    body = {}", *entries, "    return body"])
     exec(compile(source, f"<dumper {type(schema).__name__}>", "exec"), namespace)
     dump: Dump = namespace["dump"]
     return dump
 
 
-def dumper_for(schema: Schema) -> Dump:
-    """The generated dumper of this schema instance, compiled on first use."""
-    entry = _cache.get(id(schema))
+def dumper_for(schema: Schema, *, flat: bool = False) -> Dump:
+    """The generated dumper of this schema instance (for rows: ``flat``), compiled on first use."""
+    cache_key = (id(schema), flat)
+    entry = _cache.get(cache_key)
     if entry is None or entry[0] is not schema:
-        entry = (schema, compile_dumper(schema))
-        _cache[id(schema)] = entry
+        entry = (schema, compile_dumper(schema, flat=flat))
+        _cache[cache_key] = entry
     return entry[1]
 
 
-def dump_many(schema: Schema) -> Callable[[list[Any]], list[dict[str, Any]]]:
+def dump_many(schema: Schema, *, flat: bool = False) -> Callable[[list[Any]], list[dict[str, Any]]]:
     """A list dumper for a page's items."""
-    dump = dumper_for(schema)
+    dump = dumper_for(schema, flat=flat)
     return lambda items: [dump(item) for item in items]

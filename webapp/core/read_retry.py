@@ -52,6 +52,9 @@ def track_session_activity(factory: sessionmaker[Session]) -> None:
 def _may_retry(database: Database, error: sa_exc.DBAPIError) -> bool:
     if request.method not in RETRY_METHODS or not error.connection_invalidated:
         return False
+    if database.active_request_reader() is not None:
+        # Checked out, so the failure was not while connecting; and it cannot have written.
+        return True
     session = database.active_request_session()
     if session is None:
         return False
@@ -76,6 +79,6 @@ def dispatch_with_read_retry(database: Database, dispatch: Callable[[], T]) -> T
         )
     # SQLAlchemy invalidated the pool on the disconnect, so the new session's first
     # statement checks out a new connection, not a sibling of the dead one.
+    database.release_request_reader()
     database.discard_request_session()
-    database.request_session(read_only=True)
     return dispatch()

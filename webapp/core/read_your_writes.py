@@ -13,10 +13,9 @@ import logging
 from flask import Flask, Response, request
 from sqlalchemy.exc import DBAPIError
 
-from webapp.core.db.database import Database
+from webapp.core.db.database import SAFE_METHODS, Database
 from webapp.core.db.replicas import LSN, lsn_key
 from webapp.core.read_retry import CONNECTED
-from webapp.core.transactions import SAFE_METHODS
 
 log = logging.getLogger(__name__)
 

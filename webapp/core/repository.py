@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, bindparam, delete, insert, select
+from sqlalchemy import ColumnElement, FromClause, Row, Select, Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
-from sqlalchemy.sql.base import ExecutableOption
 
 from webapp.core.db.base import MAX_ID, Base
+from webapp.core.db.database import Reader
 from webapp.core.db.mixins import utcnow
 from webapp.core.db.soft_delete import soft_delete
 from webapp.core.lists.keyset import Lister, Page, PageRequest
@@ -32,12 +32,11 @@ def _by_id(model: type[Any]) -> Select[Any]:
 
 
 class Repository(Generic[ModelT]):
-    """get / list / add / delete for one model; subclasses add their own queries."""
+    """The write side of one model: get / add / delete objects in the request's Session
+    (or a unit of work's); subclasses add their own queries. Reads that answer a GET go
+    through the model's ReadRepository instead."""
 
     model: ClassVar[type[Any]]
-    lister: ClassVar[Lister]
-    # Eager loads for list pages, so serializing a page never issues a query per row.
-    list_options: ClassVar[tuple[ExecutableOption, ...]] = ()
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -58,13 +57,6 @@ class Repository(Generic[ModelT]):
         if instance is None or getattr(instance, "deleted_at", None) is not None:
             return None
         return instance
-
-    def live(self) -> Select[tuple[ModelT]]:
-        """A select() of the entities that are not soft-deleted; list filters narrow it."""
-        return select(self.model).where(self.model.deleted_at.is_(None))
-
-    def page(self, stmt: Select[tuple[ModelT]], request: PageRequest) -> Page[ModelT]:
-        return self.lister.fetch(self.session, stmt, request, self.list_options)
 
     def add(self, instance: ModelT) -> ModelT:
         self.session.add(instance)
@@ -130,3 +122,76 @@ class Repository(Generic[ModelT]):
     def flush(self) -> None:
         """Send pending changes now, so constraint errors surface inside the service."""
         self.session.flush()
+
+
+class ReadRepository:
+    """The read side of one model: SELECTs of the columns its answers show, as rows.
+
+    A GET reads on its request's read connection (Database.request_reader): no Session,
+    no ORM objects, which cost a GET by id more than everything else it does
+    (bench/README.md). Rows answer attribute access by column label, so the generated
+    dumpers read them as they read objects; the columns of a joined model are labelled
+    ``<relationship>_<attribute>`` (``author_id``), which ``dumper_for(schema, flat=True)``
+    reads back into the nested object.
+    """
+
+    model: ClassVar[type[Any]]
+    lister: ClassVar[Lister]
+    # What a row carries: the columns of the resource's output schema.
+    columns: ClassVar[tuple[ColumnElement[Any], ...]]
+    _by_id: ClassVar[Select[Any] | None] = None
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+
+    # Core columns of the model's table (``users.c.id``), not ORM attributes (``User.id``):
+    # a statement built from ORM attributes is compiled and cache-keyed through the ORM
+    # plugin, which cost a GET by id a quarter of its SELECT's instructions (bench/README.md).
+    @classmethod
+    def table(cls) -> Table:
+        table: Table = cls.model.__table__
+        return table
+
+    @classmethod
+    def source(cls) -> FromClause:
+        """What the rows are selected from: the model's table, or a join for nested objects."""
+        return cls.table()
+
+    @classmethod
+    def _select_live_by_id(cls) -> Select[Any]:
+        # Built once per class, with a bound parameter: one compiled form in the engine's cache.
+        stmt = cls.__dict__.get("_by_id")
+        if stmt is None:
+            stmt = (
+                select(*cls.columns)
+                .select_from(cls.source())
+                .where(cls.table().c.id == bindparam("entity_id"), cls.table().c.deleted_at.is_(None))
+            )
+            cls._by_id = stmt
+        return stmt
+
+    def get_live(self, entity_id: int) -> Row[Any] | None:
+        """The row of a live entity, or None if it is missing or soft-deleted: one statement."""
+        if not 1 <= entity_id <= MAX_ID:
+            return None
+        return self.reader.execute(self._select_live_by_id(), {"entity_id": entity_id}).first()
+
+    def exists_live(self, entity_id: int) -> bool:
+        if not 1 <= entity_id <= MAX_ID:
+            return False
+        table = self.table()
+        stmt = select(table.c.id).where(table.c.id == entity_id, table.c.deleted_at.is_(None))
+        return self.reader.scalar(stmt) is not None
+
+    def live(self) -> Select[Any]:
+        """The live entities' ids: list filters narrow it with WHERE clauses, and the page
+        selects the columns of what it matched (its count reads only the ids)."""
+        table = self.table()
+        return select(table.c.id).where(table.c.deleted_at.is_(None))
+
+    def page(self, matching: Select[Any], request: PageRequest) -> Page[Row[Any]]:
+        """One page of rows of the entities ``matching`` (a narrowed ``live()``) selects."""
+        rows = select(*self.columns).select_from(self.source())
+        if matching.whereclause is not None:
+            rows = rows.where(matching.whereclause)
+        return self.lister.fetch(self.reader, rows, request, counted=matching)

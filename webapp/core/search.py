@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, func
-from sqlalchemy.orm import InstrumentedAttribute
 
 _ESCAPE = "/"
 
@@ -14,7 +13,7 @@ def _escape_like(text: str) -> str:
     return text.replace(_ESCAPE, _ESCAPE * 2).replace("%", f"{_ESCAPE}%").replace("_", f"{_ESCAPE}_")
 
 
-def contains_text(column: InstrumentedAttribute[Any], needle: str) -> ColumnElement[bool]:
+def contains_text(column: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
     """``lower(column) LIKE lower('%needle%')``, with % and _ in ``needle`` taken literally.
 
     Written as lower() LIKE rather than ILIKE because PostgreSQL's GIN trigram indexes

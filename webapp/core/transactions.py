@@ -10,26 +10,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 
 from webapp.core.db.database import READ_ONLY, Database
 from webapp.core.read_retry import track_session_activity
-
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 log = logging.getLogger(__name__)
 
 
 def register_request_hooks(app: Flask, database: Database) -> None:
-    """Give every request its own session and one transaction."""
+    """Give every request its own session and one transaction, or its read connection.
+
+    Nothing is opened up front: the session (get_session) and a safe request's read
+    connection (get_reader) are made on first use, so requests that never touch the
+    database never reach a pool.
+    """
     track_session_activity(database.session_factory)
 
-    def open_session() -> None:
-        # Creating the session checks out no connection; one is taken on first query,
-        # so requests that never touch the database never use the pool.
-        database.request_session(read_only=request.method in SAFE_METHODS)
-
     def finish_transaction(response: Response) -> Response:
+        # A safe request's read connection holds no transaction (autocommit on
+        # PostgreSQL; a DEFERRED read on SQLite, rolled back): back to its pool now.
+        database.release_request_reader()
         session = database.active_request_session()
         if session is None:
             return response
@@ -52,9 +53,9 @@ def register_request_hooks(app: Flask, database: Database) -> None:
         return response
 
     def remove_session(_error: BaseException | None) -> None:
+        database.release_request_reader()
         database.discard_request_session()
 
-    app.before_request(open_session)
     app.after_request(finish_transaction)
     app.teardown_request(remove_session)
 

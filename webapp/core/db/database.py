@@ -10,10 +10,11 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
 
 from webapp.core.db.base import Base
-from webapp.core.db.engine import SQLITE_BEGIN, build_engine, build_probe_engine
+from webapp.core.db.engine import READ_ONLY_ENGINE, SQLITE_BEGIN, build_engine, build_probe_engine
 from webapp.core.db.replicas import ReplicaSet
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,16 @@ T = TypeVar("T")
 READ_ONLY = "webapp.read_only"
 # Session.info key: a safe-method request's session picks its replica on first use.
 ROUTE_TO_REPLICA = "webapp.route_to_replica"
+# request.environ keys: a safe-method request's read connection (request_reader()), and
+# the mark of a request whose view is running (set by the app's dispatch).
+READER = "webapp.reader"
+IN_VIEW = "webapp.in_view"
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# What reads take: a safe request's Connection, or the Session of a request that writes
+# (its reads must see its own uncommitted changes). Both answer execute/scalar/scalars.
+Reader = Session | Connection
 
 
 class WriteInReadOnlyRequest(RuntimeError):
@@ -42,6 +53,29 @@ def forbid_writes_in_read_only_sessions(factory: sessionmaker[Session]) -> None:
     def _before_execute(state: ORMExecuteState) -> None:
         if state.session.info.get(READ_ONLY) and (state.is_insert or state.is_update or state.is_delete):
             raise WriteInReadOnlyRequest("a GET/HEAD/OPTIONS request must not write")
+
+
+def forbid_writes_on_read_engines(engine: Engine) -> None:
+    """Refuse compiled DML on connections whose engine carries READ_ONLY_ENGINE.
+
+    A dialect event, not a ConnectionEvents one (those build a dispatcher per Connection,
+    bench/README.md); inserted first, because the SQL timers run the cursor themselves and
+    stop the chain. Text SQL is not compiled DML: on PostgreSQL the read pool also sets
+    default_transaction_read_only (engine.py), which the server enforces for everything.
+    """
+
+    def guard(_cursor: Any, _statement: Any, _parameters: Any, context: DefaultExecutionContext) -> None:
+        if context.execution_options.get(READ_ONLY_ENGINE) and (
+            context.isinsert or context.isupdate or context.isdelete
+        ):
+            raise WriteInReadOnlyRequest("a GET/HEAD/OPTIONS request must not write")
+
+    def guard_no_params(cursor: Any, statement: Any, context: DefaultExecutionContext) -> None:
+        guard(cursor, statement, None, context)
+
+    event.listen(engine, "do_execute", guard, insert=True)
+    event.listen(engine, "do_executemany", guard, insert=True)
+    event.listen(engine, "do_execute_no_params", guard_no_params, insert=True)
 
 
 class RoutingSession(Session):
@@ -109,14 +143,18 @@ class Database:
                     engine = build_engine(settings)
                     self.session_factory.configure(bind=engine)
                     # Made once: building an option engine per request cost ~2% of a GET.
+                    forbid_writes_on_read_engines(engine)
                     self._read_engine = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
-                    self._request_read_engine = self._read_engine
+                    self._request_read_engine = engine.execution_options(
+                        **{SQLITE_BEGIN: "DEFERRED", READ_ONLY_ENGINE: True}
+                    )
                     if engine.dialect.name == "postgresql" and settings.get("DB_READS_AUTOCOMMIT", True):
                         # GET/HEAD/OPTIONS write nothing: in autocommit psycopg2 sends no
                         # BEGIN and COMMIT. A pool of its own, not an isolation_level
                         # option on this one: switching a pooled connection to autocommit
                         # and back cost more than the BEGIN/COMMIT it saved (docs/architecture.md).
                         self._request_read_engine = build_engine(settings, autocommit_reads=True)
+                        forbid_writes_on_read_engines(self._request_read_engine)
                     self._engines = [engine]
                     if self._request_read_engine.pool is not engine.pool:
                         self._engines.append(self._request_read_engine)
@@ -138,6 +176,8 @@ class Database:
             build_engine(settings, autocommit_reads=True, database_url=url)
             for url in settings["DATABASE_REPLICA_URLS"]
         ]
+        for engine in engines:
+            forbid_writes_on_read_engines(engine)
         return ReplicaSet(engines, int(settings.get("DB_REPLICA_MAX_LAG_MS", 10_000)))
 
     @property
@@ -235,13 +275,16 @@ class Database:
                     log.warning("a pooled read connection was dead; reading once more on a fresh one")
         raise AssertionError("unreachable")
 
-    def request_session(self, *, read_only: bool = False) -> Session:
+    def request_session(self, *, read_only: bool | None = None) -> Session:
         """The current request's session, created on first call (no connection yet).
 
-        ``read_only`` only applies when this call creates the session.
+        It is read-only (writes raise) when ``read_only`` says so or, by default, when the
+        request's method is safe; ``read_only`` only applies when this call creates it.
         """
         if self.request_sessions.registry.has():
             return self.request_sessions()
+        if read_only is None:
+            read_only = request.method in SAFE_METHODS
         engine = self.engine
         session = self.request_sessions(bind=self._request_read_engine if read_only else engine)
         if read_only:
@@ -250,6 +293,45 @@ class Database:
             if replicas is not None:
                 session.info[ROUTE_TO_REPLICA] = lambda: replicas.choose(self.required_position())
         return session
+
+    def request_reader(self) -> Reader:
+        """What the current request reads with.
+
+        A safe-method request reads on a Connection of its own from the read pool (a
+        replica's when routed), checked out on first call and held until the response:
+        no Session, no ORM objects, one transaction owner (nobody: it cannot write). A
+        request that writes reads through its Session, so it sees its own changes.
+        """
+        environ = request.environ
+        reader: Connection | None = environ.get(READER)
+        if reader is not None:
+            return reader
+        if request.method not in SAFE_METHODS:
+            return self.request_session()
+        self.engine  # noqa: B018 -- builds every engine on first use
+        assert self._request_read_engine is not None
+        engine = self._request_read_engine
+        if self._replicas is not None:
+            engine = self._replicas.choose(self.required_position()) or engine
+        reader = environ[READER] = engine.connect()
+        return reader
+
+    def active_request_reader(self) -> Connection | None:
+        """The safe request's read connection if it has checked one out, else None."""
+        if has_request_context():
+            reader: Connection | None = request.environ.get(READER)
+            return reader
+        return None
+
+    def release_request_reader(self) -> None:
+        """Hand the request's read connection back to its pool; never raises."""
+        reader: Connection | None = request.environ.pop(READER, None)
+        if reader is None:
+            return
+        try:
+            reader.close()
+        except Exception:  # a dead connection must not mask the response (FACTS: close can raise)
+            log.warning("releasing the read connection failed; it is discarded", exc_info=True)
 
     def active_request_session(self) -> Session | None:
         """The request's session if this request has opened one, else None."""
@@ -277,6 +359,11 @@ class Database:
             self._migration_engine.dispose()
 
 
+def in_view() -> bool:
+    """Whether a view of this app is running (not a bare request context, as tests push)."""
+    return has_request_context() and bool(request.environ.get(IN_VIEW))
+
+
 def current_database() -> Database:
     database: Database = current_app.extensions["database"]
     return database
@@ -285,3 +372,8 @@ def current_database() -> Database:
 def get_session() -> Session:
     """The session of the request being handled."""
     return current_database().request_session()
+
+
+def get_reader() -> Reader:
+    """What the request being handled reads with (Database.request_reader)."""
+    return current_database().request_reader()

@@ -14,6 +14,9 @@ from sqlalchemy.pool import NullPool, QueuePool
 # instead of failing with "database is locked" when a reader upgrades; read-only
 # sessions begin DEFERRED and, with WAL, run beside a writer.
 SQLITE_BEGIN = "sqlite_begin"
+# Execution option of the engines that only read (GET/HEAD, lookups on the primary): a
+# compiled INSERT/UPDATE/DELETE sent through one of them raises (database.py).
+READ_ONLY_ENGINE = "webapp_read_only"
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,13 @@ def build_engine(
         options["connect_args"] = _postgresql_connect_args(settings)
         if autocommit_reads:
             options["isolation_level"] = "AUTOCOMMIT"
+            options["execution_options"] = {READ_ONLY_ENGINE: True}
+            if "options" in options["connect_args"]:
+                # The server's own guard for a pool that only reads: any write, text SQL
+                # included, fails with "cannot execute ... in a read-only transaction".
+                # Through PgBouncer there are no startup options; the compiled-DML guard
+                # (database.py) still holds there.
+                options["connect_args"]["options"] += " -c default_transaction_read_only=on"
         engine = create_engine(url, **options)
         if not settings.get("DB_SESSION_OPTIONS", True):
             _warn_if_timeouts_are_off(engine)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from webapp.core.db.database import Database, current_database
+from webapp.core.db.database import Database, current_database, in_view
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ def unit_of_work(database: Database | None = None) -> Iterator[UnitOfWork]:
     """
     db = database or current_database()
     outer = _active_session.get() or db.active_request_session()
+    if outer is None and in_view():
+        # A view that has not touched its session yet: the request's session, made now
+        # (read-only for a safe method, so a GET cannot write through a unit of work).
+        outer = db.request_session()
     if outer is not None:
         with outer.begin_nested():
             token = _active_session.set(outer)

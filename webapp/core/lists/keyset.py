@@ -8,9 +8,8 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, tuple_
-from sqlalchemy.orm import InstrumentedAttribute, Session
-from sqlalchemy.sql.base import ExecutableOption
 
+from webapp.core.db.database import Reader
 from webapp.core.errors import InvalidRequest
 from webapp.core.fields import is_storable_text
 
@@ -82,7 +81,7 @@ def parse_sort(raw: str | None, allowed: Sequence[str], default: str = "id") -> 
 class Lister:
     """Applies a PageRequest to a select() over one entity, with its sort allowlist."""
 
-    def __init__(self, sort_columns: Mapping[str, InstrumentedAttribute[Any]]) -> None:
+    def __init__(self, sort_columns: Mapping[str, ColumnElement[Any]]) -> None:
         if "id" not in sort_columns:
             raise ValueError("the primary key must be sortable: it is the final tie-breaker")
         nullable = [name for name, column in sort_columns.items() if _is_nullable(column)]
@@ -97,17 +96,11 @@ class Lister:
         return tuple(self.sort_columns)
 
     def fetch(
-        self,
-        session: Session,
-        stmt: Select[Any],
-        request: PageRequest,
-        options: Sequence[ExecutableOption] = (),
+        self, reader: Reader, rows: Select[Any], request: PageRequest, counted: Select[Any]
     ) -> Page[Any]:
-        """One page: COUNT + page in offset mode, the page alone in cursor mode.
-
-        ``options`` (eager loads) go on the page query only: the COUNT needs no author.
-        """
-        ordered = stmt.order_by(*self._order_by(request.sort)).options(*options)
+        """One page of ``rows``: COUNT of ``counted`` + page in offset mode, the page alone in
+        cursor mode. ``counted`` selects the same entities with no joins or extra columns."""
+        ordered = rows.order_by(*self._order_by(request.sort))
         if request.after is not None:
             ordered = ordered.where(self._after(request.sort, request.after))
             total = None
@@ -115,12 +108,12 @@ class Lister:
         else:
             page = request.page or 1
             offset = (page - 1) * request.per_page
-            count_stmt = select(func.count()).select_from(stmt.order_by(None).subquery())
-            total = session.scalar(count_stmt) or 0
+            count_stmt = select(func.count()).select_from(counted.order_by(None).subquery())
+            total = reader.scalar(count_stmt) or 0
         # One row more than asked tells whether a next page exists without a COUNT.
-        rows = list(session.scalars(ordered.limit(request.per_page + 1).offset(offset)).unique())
-        has_more = len(rows) > request.per_page
-        items = rows[: request.per_page]
+        found = list(reader.execute(ordered.limit(request.per_page + 1).offset(offset)).all())
+        has_more = len(found) > request.per_page
+        items = found[: request.per_page]
         next_key = self.key_of(items[-1], request.sort) if has_more and items else None
         return Page(
             items=items,
@@ -131,7 +124,7 @@ class Lister:
         )
 
     def key_of(self, row: Any, sort: Sequence[SortKey]) -> tuple[Any, ...]:
-        return tuple(getattr(row, self.sort_columns[key.name].key) for key in sort)
+        return tuple(getattr(row, str(self.sort_columns[key.name].key)) for key in sort)
 
     def encode_key(self, key: tuple[Any, ...]) -> list[Any]:
         """JSON-safe form of a keyset key (for an opaque cursor)."""
@@ -202,6 +195,6 @@ class Lister:
         return and_(first, or_(*clauses))
 
 
-def _is_nullable(column: InstrumentedAttribute[Any]) -> bool:
-    expression = column.expression
+def _is_nullable(column: ColumnElement[Any]) -> bool:
+    expression = getattr(column, "expression", column)
     return bool(getattr(expression, "nullable", False))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from typing import Any
+
+from sqlalchemy import FromClause, Select, select
 from sqlalchemy.orm import joinedload
 
 from webapp.core.lists.keyset import Lister
-from webapp.core.repository import Repository
+from webapp.core.repository import ReadRepository, Repository
 from webapp.resources.comments.model import Comment
 from webapp.resources.posts.model import Post
 from webapp.resources.users.model import User
@@ -17,8 +19,6 @@ WITH_AUTHOR = joinedload(Comment.author, innerjoin=True)
 
 class CommentRepository(Repository[Comment]):
     model = Comment
-    lister = Lister({"id": Comment.id, "created_at": Comment.created_at})
-    list_options = (WITH_AUTHOR,)
 
     def get_live(self, entity_id: int) -> Comment | None:
         """The comment with its author, unless it is missing or soft-deleted: one statement."""
@@ -26,10 +26,6 @@ class CommentRepository(Repository[Comment]):
             select(Comment).options(WITH_AUTHOR).where(Comment.id == entity_id, Comment.deleted_at.is_(None))
         )
         return self.session.scalars(stmt).first()
-
-    def post_is_live(self, post_id: int) -> bool:
-        stmt = select(Post.id).where(Post.id == post_id, Post.deleted_at.is_(None))
-        return self.session.scalar(stmt) is not None
 
     def live_post_for_share(self, post_id: int) -> Post | None:
         """The live post, locked against a concurrent soft delete until this transaction ends.
@@ -49,5 +45,38 @@ class CommentRepository(Repository[Comment]):
         stmt = select(User).where(User.id == user_id, User.deleted_at.is_(None)).with_for_update(read=True)
         return self.session.scalars(stmt).first()
 
-    def on_post(self, post_id: int) -> Select[tuple[Comment]]:
-        return self.live().where(Comment.post_id == post_id)
+
+# The read side selects Core columns of the tables (ReadRepository says why).
+comments = Comment.__table__.c
+users = User.__table__.c
+posts = Post.__table__.c
+
+
+class CommentReadRepository(ReadRepository):
+    """Comments as rows, for GET: the columns of CommentSchema, the author's labelled author_*."""
+
+    model = Comment
+    lister = Lister({"id": comments.id, "created_at": comments.created_at})
+    columns = (
+        comments.id,
+        comments.post_id,
+        comments.body,
+        comments.user_id,
+        users.id.label("author_id"),
+        users.full_name.label("author_full_name"),
+        comments.version,
+        comments.created_at,
+        comments.updated_at,
+    )
+
+    @classmethod
+    def source(cls) -> FromClause:
+        # Many-to-one and NOT NULL: an inner join keeps a page of comments one statement.
+        return cls.table().join(User.__table__, users.id == comments.user_id)
+
+    def post_is_live(self, post_id: int) -> bool:
+        stmt = select(posts.id).where(posts.id == post_id, posts.deleted_at.is_(None))
+        return self.reader.scalar(stmt) is not None
+
+    def on_post(self, post_id: int) -> Select[Any]:
+        return self.live().where(comments.post_id == post_id)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, url_for
 
 from webapp.core.auth import require_principal
-from webapp.core.db import get_session
+from webapp.core.db import get_reader, get_session
 from webapp.core.dumpers import dump_many, dumper_for
 from webapp.core.http import created_response, entity_response, if_match_versions, no_content, not_modified
 from webapp.core.idempotency.http import idempotent
@@ -28,22 +28,27 @@ from webapp.resources.comments.schemas import (
     CommentSchema,
     CommentUpdateSchema,
 )
-from webapp.resources.comments.service import CommentService
+from webapp.resources.comments.service import CommentReadService, CommentService
 
 bp = Blueprint("comments", __name__, url_prefix="/api/v1")
 
 ID = "<id:comment_id>"  # see IdConverter: a 404, never a 405, for ids that cannot exist
 POST_ID = "<id:post_id>"
-COMMENTS = Listing("comments", CommentService.lister)
+COMMENTS = Listing("comments", CommentReadService.lister)
 
 comment_schema = CommentSchema()
 # schema.dump, generated once from the schema (core/dumpers.py)
 dump_comment = dumper_for(comment_schema)
-dump_comments = dump_many(comment_schema)
+dump_comment_row = dumper_for(comment_schema, flat=True)
+dump_comment_rows = dump_many(comment_schema, flat=True)
 
 
 def _service() -> CommentService:
     return CommentService(get_session())
+
+
+def _reads() -> CommentReadService:
+    return CommentReadService(get_reader())
 
 
 def _entity(comment: Comment, status: int = 200) -> Response:
@@ -82,7 +87,7 @@ def create_comment(post_id: int, body: Any) -> Response:
     response=CommentListSchema(),
 )
 def list_post_comments(post_id: int, page: PageRequest) -> Response:
-    return list_response(COMMENTS, _service().list_for_post(post_id, page), page, dump_comments)
+    return list_response(COMMENTS, _reads().list_for_post(post_id, page), page, dump_comment_rows)
 
 
 @bp.get(f"/comments/{ID}")
@@ -96,8 +101,8 @@ def list_post_comments(post_id: int, page: PageRequest) -> Response:
     conditional=True,
 )
 def get_comment(comment_id: int) -> Response:
-    comment = _service().get(comment_id)
-    return not_modified(comment.version) or _entity(comment)
+    comment = _reads().get(comment_id)
+    return not_modified(comment.version) or entity_response(dump_comment_row(comment), comment.version)
 
 
 @bp.patch(f"/comments/{ID}")

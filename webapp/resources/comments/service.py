@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TypedDict
+from typing import Any, TypedDict
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal, authorize_change
+from webapp.core.db import Reader
 from webapp.core.errors import NotFound, Unauthenticated
 from webapp.core.lists import Page, PageRequest
 from webapp.core.preconditions import check_precondition
 from webapp.resources.comments.model import Comment
-from webapp.resources.comments.repository import CommentRepository
+from webapp.resources.comments.repository import CommentReadRepository, CommentRepository
 
 
 class NewComment(TypedDict):
@@ -23,9 +25,29 @@ class CommentChanges(TypedDict, total=False):
     body: str
 
 
-class CommentService:
+class CommentReadService:
+    """What GET answers: comments as rows with their authors (CommentReadRepository)."""
+
     # The sort allowlist, for the routes' list parsing (they never reach a repository).
-    lister = CommentRepository.lister
+    lister = CommentReadRepository.lister
+
+    def __init__(self, reader: Reader) -> None:
+        self.comments = CommentReadRepository(reader)
+
+    def get(self, comment_id: int) -> Row[Any]:
+        comment = self.comments.get_live(comment_id)
+        if comment is None:
+            raise NotFound(f"Comment {comment_id} does not exist.")
+        return comment
+
+    def list_for_post(self, post_id: int, request: PageRequest) -> Page[Row[Any]]:
+        if not self.comments.post_is_live(post_id):
+            raise NotFound(f"Post {post_id} does not exist.")
+        return self.comments.page(self.comments.on_post(post_id), request)
+
+
+class CommentService:
+    """Comment changes: create (by the caller), update, delete."""
 
     def __init__(self, session: Session) -> None:
         self.comments = CommentRepository(session)
@@ -49,11 +71,6 @@ class CommentService:
         if comment is None:
             raise NotFound(f"Comment {comment_id} does not exist.")
         return comment
-
-    def list_for_post(self, post_id: int, request: PageRequest) -> Page[Comment]:
-        if not self.comments.post_is_live(post_id):
-            raise NotFound(f"Post {post_id} does not exist.")
-        return self.comments.page(self.comments.on_post(post_id), request)
 
     def update(
         self, comment_id: int, changes: CommentChanges, if_match: Collection[int] | None, actor: Principal

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from typing import Any
+
+from sqlalchemy import FromClause, Select, select
 from sqlalchemy.orm import joinedload
 
 from webapp.core.lists.keyset import Lister
-from webapp.core.repository import Repository
+from webapp.core.repository import ReadRepository, Repository
 from webapp.core.search import contains_text
 from webapp.resources.posts.model import Post
+from webapp.resources.users.model import User
 
 # joinedload, not selectinload: the author is many-to-one, so a JOIN adds one user's
 # columns to each post row and the page stays ONE statement. selectinload pays off for
@@ -19,18 +22,45 @@ WITH_AUTHOR = joinedload(Post.author, innerjoin=True)
 
 class PostRepository(Repository[Post]):
     model = Post
-    lister = Lister({"id": Post.id, "title": Post.title, "created_at": Post.created_at})
-    list_options = (WITH_AUTHOR,)
 
     def get_live(self, entity_id: int) -> Post | None:
         """The post with its author, unless it is missing or soft-deleted: one statement."""
         stmt = select(Post).options(WITH_AUTHOR).where(Post.id == entity_id, Post.deleted_at.is_(None))
         return self.session.scalars(stmt).first()
 
-    def filtered(self, *, user_id: int | None = None, q: str | None = None) -> Select[tuple[Post]]:
+
+# The read side selects Core columns of the tables (ReadRepository says why).
+posts = Post.__table__.c
+users = User.__table__.c
+
+
+class PostReadRepository(ReadRepository):
+    """Posts as rows, for GET: the columns of PostSchema, the author's labelled author_*."""
+
+    model = Post
+    lister = Lister({"id": posts.id, "title": posts.title, "created_at": posts.created_at})
+    columns = (
+        posts.id,
+        posts.title,
+        posts.content,
+        posts.user_id,
+        users.id.label("author_id"),
+        users.full_name.label("author_full_name"),
+        posts.version,
+        posts.created_at,
+        posts.updated_at,
+    )
+
+    @classmethod
+    def source(cls) -> FromClause:
+        # An inner join: posts.user_id is NOT NULL with a foreign key, so every post has
+        # its author's row, and a page stays one statement.
+        return cls.table().join(User.__table__, users.id == posts.user_id)
+
+    def filtered(self, *, user_id: int | None = None, q: str | None = None) -> Select[Any]:
         stmt = self.live()
         if user_id is not None:
-            stmt = stmt.where(Post.user_id == user_id)
+            stmt = stmt.where(posts.user_id == user_id)
         if q:
-            stmt = stmt.where(contains_text(Post.title, q))
+            stmt = stmt.where(contains_text(posts.title, q))
         return stmt

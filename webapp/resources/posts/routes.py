@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, url_for
 
 from webapp.core.auth import require_principal
-from webapp.core.db import get_session
+from webapp.core.db import get_reader, get_session
 from webapp.core.dumpers import dump_many, dumper_for
 from webapp.core.http import created_response, entity_response, if_match_versions, no_content, not_modified
 from webapp.core.idempotency.http import idempotent
@@ -32,7 +32,7 @@ from webapp.resources.posts.schemas import (
     UserPostCreateSchema,
     UserPostListQuerySchema,
 )
-from webapp.resources.posts.service import PostService
+from webapp.resources.posts.service import PostReadService, PostService
 
 bp = Blueprint("posts", __name__, url_prefix="/api/v1")
 
@@ -40,16 +40,22 @@ ID = "<id:post_id>"  # see IdConverter: a 404, never a 405, for ids that cannot 
 USER_ID = "<id:user_id>"
 # Cursors of /posts and /users/{id}/posts share a signing salt: same rows, same keys;
 # the cursor's own fingerprint of path and filters keeps the two lists apart.
-POSTS = Listing("posts", PostService.lister)
+POSTS = Listing("posts", PostReadService.lister)
 
 post_schema = PostSchema()
-# schema.dump, generated once from the schema (core/dumpers.py)
+# schema.dump, generated once from the schema (core/dumpers.py): for Post objects (what
+# writes answer) and for the flat rows of PostReadRepository (what GETs answer).
 dump_post = dumper_for(post_schema)
-dump_posts = dump_many(post_schema)
+dump_post_row = dumper_for(post_schema, flat=True)
+dump_post_rows = dump_many(post_schema, flat=True)
 
 
 def _service() -> PostService:
     return PostService(get_session())
+
+
+def _reads() -> PostReadService:
+    return PostReadService(get_reader())
 
 
 def _entity(post: Post, status: int = 200) -> Response:
@@ -91,7 +97,7 @@ def create_post(body: Any) -> Response:
     response=PostListSchema(),
 )
 def list_posts(query: Any, page: PageRequest) -> Response:
-    return list_response(POSTS, _service().list(query, page), page, dump_posts)
+    return list_response(POSTS, _reads().list(query, page), page, dump_post_rows)
 
 
 @bp.get(f"/posts/{ID}")
@@ -105,8 +111,8 @@ def list_posts(query: Any, page: PageRequest) -> Response:
     conditional=True,
 )
 def get_post(post_id: int) -> Response:
-    post = _service().get(post_id)
-    return not_modified(post.version) or _entity(post)
+    post = _reads().get(post_id)
+    return not_modified(post.version) or entity_response(dump_post_row(post), post.version)
 
 
 @bp.patch(f"/posts/{ID}")
@@ -152,7 +158,7 @@ def delete_post(post_id: int) -> Response:
     problems=(404,),
 )
 def list_user_posts(user_id: int, query: Any, page: PageRequest) -> Response:
-    return list_response(POSTS, _service().list_for_user(user_id, query, page), page, dump_posts)
+    return list_response(POSTS, _reads().list_for_user(user_id, query, page), page, dump_post_rows)
 
 
 @bp.post(f"/users/{USER_ID}/posts")

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TypedDict
+from typing import Any, TypedDict
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal, authorize_acting_as, authorize_change
+from webapp.core.db import Reader
 from webapp.core.errors import NotFound, ValidationFailed
 from webapp.core.lists import Page, PageRequest
 from webapp.core.preconditions import check_precondition
 from webapp.resources.posts.model import Post
-from webapp.resources.posts.repository import PostRepository
+from webapp.resources.posts.repository import PostReadRepository, PostRepository
 from webapp.resources.users.model import User
-from webapp.resources.users.repository import UserRepository
+from webapp.resources.users.repository import UserReadRepository, UserRepository
 
 NO_LIVE_AUTHOR = "No user with this id exists."
 
@@ -42,9 +44,33 @@ class UserPostFilters(TypedDict, total=False):
     q: str
 
 
-class PostService:
+class PostReadService:
+    """What GET answers: posts as rows with their authors (PostReadRepository)."""
+
     # The sort allowlist, for the routes' list parsing (they never reach a repository).
-    lister = PostRepository.lister
+    lister = PostReadRepository.lister
+
+    def __init__(self, reader: Reader) -> None:
+        self.posts = PostReadRepository(reader)
+        self.users = UserReadRepository(reader)
+
+    def get(self, post_id: int) -> Row[Any]:
+        post = self.posts.get_live(post_id)
+        if post is None:
+            raise NotFound(f"Post {post_id} does not exist.")
+        return post
+
+    def list(self, filters: PostFilters, request: PageRequest) -> Page[Row[Any]]:
+        return self.posts.page(self.posts.filtered(**filters), request)
+
+    def list_for_user(self, user_id: int, filters: UserPostFilters, request: PageRequest) -> Page[Row[Any]]:
+        if not self.users.exists_live(user_id):
+            raise NotFound(f"User {user_id} does not exist.")
+        return self.posts.page(self.posts.filtered(user_id=user_id, **filters), request)
+
+
+class PostService:
+    """Post changes: create (for the caller or, by admins, for anyone), update, delete."""
 
     def __init__(self, session: Session) -> None:
         self.posts = PostRepository(session)
@@ -74,14 +100,6 @@ class PostService:
         if post is None:
             raise NotFound(f"Post {post_id} does not exist.")
         return post
-
-    def list(self, filters: PostFilters, request: PageRequest) -> Page[Post]:
-        return self.posts.page(self.posts.filtered(**filters), request)
-
-    def list_for_user(self, user_id: int, filters: UserPostFilters, request: PageRequest) -> Page[Post]:
-        if self.users.get_live(user_id) is None:
-            raise NotFound(f"User {user_id} does not exist.")
-        return self.posts.page(self.posts.filtered(user_id=user_id, **filters), request)
 
     def update(
         self, post_id: int, changes: PostChanges, if_match: Collection[int] | None, actor: Principal

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Select, String, column, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from webapp.core.lists.keyset import Lister
-from webapp.core.repository import Repository
+from webapp.core.repository import ReadRepository, Repository
 from webapp.core.search import contains_text
 from webapp.resources.posts.model import Post
 from webapp.resources.users.model import User
@@ -14,9 +16,6 @@ from webapp.resources.users.model import User
 
 class UserRepository(Repository[User]):
     model = User
-    lister = Lister(
-        {"id": User.id, "email": User.email, "full_name": User.full_name, "created_at": User.created_at}
-    )
 
     def get_by_email(self, email: str) -> User | None:
         stmt = select(User).where(func.lower(User.email) == email.lower(), User.deleted_at.is_(None))
@@ -51,6 +50,35 @@ class UserRepository(Repository[User]):
             stmt = select(email).where(email.in_(emails), User.deleted_at.is_(None))
         return set(self.session.scalars(stmt))
 
+    def set_password_hash(self, user_id: int, hashed_password: str) -> None:
+        """Replace a stored hash by one of the same password (not a change of the user's data:
+        no version bump, tokens stay valid)."""
+        stmt = update(User).where(User.id == user_id).values(hashed_password=hashed_password)
+        self.session.execute(stmt.execution_options(synchronize_session=False))
+
+
+# The read side selects Core columns of the tables (ReadRepository says why).
+users = User.__table__.c
+posts = Post.__table__.c
+
+
+class UserReadRepository(ReadRepository):
+    """Users as rows, for GET: the columns of UserSchema."""
+
+    model = User
+    lister = Lister(
+        {"id": users.id, "email": users.email, "full_name": users.full_name, "created_at": users.created_at}
+    )
+    columns = (
+        users.id,
+        users.email,
+        users.full_name,
+        users.is_active,
+        users.version,
+        users.created_at,
+        users.updated_at,
+    )
+
     def filtered(
         self,
         *,
@@ -59,28 +87,22 @@ class UserRepository(Repository[User]):
         q: str | None = None,
         post_title: str | None = None,
         q_matches_email: bool = False,
-    ) -> Select[tuple[User]]:
+    ) -> Select[Any]:
         stmt = self.live()
         if is_active is not None:
-            stmt = stmt.where(User.is_active.is_(is_active))
+            stmt = stmt.where(users.is_active.is_(is_active))
         if email is not None:
-            stmt = stmt.where(func.lower(User.email) == email.lower())
+            stmt = stmt.where(func.lower(users.email) == email.lower())
         if q:
-            in_name = contains_text(User.full_name, q)
-            stmt = stmt.where(in_name | contains_text(User.email, q) if q_matches_email else in_name)
+            in_name = contains_text(users.full_name, q)
+            stmt = stmt.where(in_name | contains_text(users.email, q) if q_matches_email else in_name)
         if post_title:
             # EXISTS, not a JOIN: a user with many matching posts is listed once.
             stmt = stmt.where(
                 exists().where(
-                    Post.user_id == User.id,
-                    Post.deleted_at.is_(None),
-                    contains_text(Post.title, post_title),
+                    posts.user_id == users.id,
+                    posts.deleted_at.is_(None),
+                    contains_text(posts.title, post_title),
                 )
             )
         return stmt
-
-    def set_password_hash(self, user_id: int, hashed_password: str) -> None:
-        """Replace a stored hash by one of the same password (not a change of the user's data:
-        no version bump, tokens stay valid)."""
-        stmt = update(User).where(User.id == user_id).values(hashed_password=hashed_password)
-        self.session.execute(stmt.execution_options(synchronize_session=False))

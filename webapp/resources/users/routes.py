@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import click
 from flask import Blueprint, Response, current_app, url_for
 from flask.cli import AppGroup
+from sqlalchemy import Row
 
 from webapp.core.auth import current_principal, public, require_principal
-from webapp.core.db import get_session, unit_of_work
+from webapp.core.db import get_reader, get_session, unit_of_work
 from webapp.core.dumpers import dumper_for
 from webapp.core.errors import NotFound
 from webapp.core.http import (
@@ -43,18 +45,18 @@ from webapp.resources.users.schemas import (
     UserSchema,
     UserUpdateSchema,
 )
-from webapp.resources.users.service import UserService
+from webapp.resources.users.service import UserReadService, UserService
 
 bp = Blueprint("users", __name__, url_prefix="/api/v1")
 
 ID = "<id:user_id>"  # see IdConverter: a 404, never a 405, for ids that cannot exist
-USERS = Listing("users", UserService.lister)
+USERS = Listing("users", UserReadService.lister)
 
 user_schema = UserSchema()
 dump_user = dumper_for(user_schema)  # schema.dump, generated once (core/dumpers.py)
 
 
-def _dump(user: User) -> dict[str, Any]:
+def _dump(user: User | Row[Any]) -> dict[str, Any]:
     """The representation the caller may see: the email only for the user and admins."""
     body = dump_user(user)
     viewer = current_principal()
@@ -63,7 +65,7 @@ def _dump(user: User) -> dict[str, Any]:
     return body
 
 
-def _dump_many(users: list[User]) -> list[dict[str, Any]]:
+def _dump_many(users: Sequence[User | Row[Any]]) -> list[dict[str, Any]]:
     return [_dump(user) for user in users]
 
 
@@ -71,7 +73,11 @@ def _service() -> UserService:
     return UserService(get_session(), password_method=current_app.config["PASSWORD_HASH_METHOD"])
 
 
-def _entity(user: User, status: int = 200) -> Response:
+def _reads() -> UserReadService:
+    return UserReadService(get_reader())
+
+
+def _entity(user: User | Row[Any], status: int = 200) -> Response:
     return entity_response(_dump(user), user.version, status)
 
 
@@ -134,7 +140,7 @@ def bulk_create_users(body: Any) -> Response:
     problems=(403,),
 )
 def list_users(query: Any, page: PageRequest) -> Response:
-    return list_response(USERS, _service().list(query, page, current_principal()), page, _dump_many)
+    return list_response(USERS, _reads().list(query, page, current_principal()), page, _dump_many)
 
 
 @bp.get(f"/users/{ID}")
@@ -148,7 +154,7 @@ def list_users(query: Any, page: PageRequest) -> Response:
     conditional=True,
 )
 def get_user(user_id: int) -> Response:
-    user = _service().get(user_id)
+    user = _reads().get(user_id)
     return not_modified(user.version) or _entity(user)
 
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Sequence
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal, authorize_change, require_admin
+from webapp.core.db import Reader
 from webapp.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from webapp.core.lists import Page, PageRequest
 from webapp.core.passwords import DEFAULT_METHOD, hash_password, hash_passwords
 from webapp.core.preconditions import check_precondition
 from webapp.resources.users.model import EMAIL_TAKEN, User
-from webapp.resources.users.repository import UserRepository
+from webapp.resources.users.repository import UserReadRepository, UserRepository
 
 
 class NewUser(TypedDict):
@@ -37,9 +39,36 @@ class UserFilters(TypedDict, total=False):
     post_title: NotRequired[str]
 
 
-class UserService:
+class UserReadService:
+    """What GET answers: users as rows (UserReadRepository), with the rules on who sees what."""
+
     # The sort allowlist, for the routes' list parsing (they never reach a repository).
-    lister = UserRepository.lister
+    lister = UserReadRepository.lister
+
+    def __init__(self, reader: Reader) -> None:
+        self.users = UserReadRepository(reader)
+
+    def get(self, user_id: int) -> Row[Any]:
+        user = self.users.get_live(user_id)
+        if user is None:
+            raise NotFound(f"User {user_id} does not exist.")
+        return user
+
+    def list(self, filters: UserFilters, request: PageRequest, viewer: Principal | None) -> Page[Row[Any]]:
+        """Emails are searchable by admins only: ``email`` and ``sort=email`` are refused,
+        ``q`` leaves them out."""
+        is_admin = viewer is not None and viewer.is_admin
+        if "email" in filters and not is_admin:
+            raise Forbidden("Only an admin may filter users by email.")
+        # Sorting by email would leak it too: through the order, and through the cursor,
+        # whose payload is signed, not encrypted, and carries the last email seen.
+        if any(key.name == "email" for key in request.sort) and not is_admin:
+            raise Forbidden("Only an admin may sort users by email.")
+        return self.users.page(self.users.filtered(**filters, q_matches_email=is_admin), request)
+
+
+class UserService:
+    """User changes: sign-up, bulk creation, updates, deletes, admin rights."""
 
     def __init__(self, session: Session, password_method: str = DEFAULT_METHOD) -> None:
         self.users = UserRepository(session)
@@ -100,18 +129,6 @@ class UserService:
         if user is None:
             raise NotFound(f"User {user_id} does not exist.")
         return user
-
-    def list(self, filters: UserFilters, request: PageRequest, viewer: Principal | None) -> Page[User]:
-        """Emails are searchable by admins only: ``email`` and ``sort=email`` are refused,
-        ``q`` leaves them out."""
-        is_admin = viewer is not None and viewer.is_admin
-        if "email" in filters and not is_admin:
-            raise Forbidden("Only an admin may filter users by email.")
-        # Sorting by email would leak it too: through the order, and through the cursor,
-        # whose payload is signed, not encrypted, and carries the last email seen.
-        if any(key.name == "email" for key in request.sort) and not is_admin:
-            raise Forbidden("Only an admin may sort users by email.")
-        return self.users.page(self.users.filtered(**filters, q_matches_email=is_admin), request)
 
     def update(
         self, user_id: int, changes: UserChanges, if_match: Collection[int] | None, actor: Principal
