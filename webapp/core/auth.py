@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from flask import current_app, request
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from webapp.core.db import current_database
 from webapp.core.errors import Forbidden, Unauthenticated
@@ -46,9 +46,10 @@ class Owned(Protocol):
 
 
 class Authenticator(Protocol):
-    """Turns a presented token into a Principal, in the request's session; None if it is not valid."""
+    """Turns a presented token into a Principal, read on ``reader`` (a connection of the
+    primary's read pool); None if it is not valid."""
 
-    def authenticate(self, session: Session, token: str) -> Principal | None: ...
+    def authenticate(self, reader: Connection, token: str) -> Principal | None: ...
 
 
 def public(view: ViewT) -> ViewT:
@@ -104,7 +105,7 @@ def current_principal() -> Principal | None:
             # transaction (and SQLite's write lock) before the view, which may first hash
             # passwords for seconds; and a replica may not have the token yet.
             principal = current_database().read_on_primary(
-                lambda session: authenticator.authenticate(session, token)
+                lambda reader: authenticator.authenticate(reader, token)
             )
         if principal is None:
             raise Unauthenticated(

@@ -247,28 +247,22 @@ class Database:
         """A session of its own, for code outside the request registry."""
         return self.session_factory(bind=self.read_engine if read_only else self.engine)
 
-    def primary_read_session(self) -> Session:
-        """A short read-only session on the primary, outside the request's transaction.
+    def read_on_primary(self, work: Callable[[Connection], T]) -> T:
+        """``work`` on a connection of the primary's read pool, outside the request's transaction.
 
         For lookups that must see the latest commit (a token issued a moment ago, which a
         lagging replica has not replayed) and must not open the request's transaction
-        early: on PostgreSQL the autocommit pool (no BEGIN), on SQLite a DEFERRED
-        transaction (no write lock).
+        early: on PostgreSQL the autocommit pool (no BEGIN), on SQLite a DEFERRED read (no
+        write lock). Once more on a fresh connection if the pooled one turned out dead:
+        that pool has no pre-ping (reads retry instead, read_retry.py), and a lookup that
+        failed there has written nothing.
         """
         self.engine  # noqa: B018 -- builds the engines on first use
         assert self._request_read_engine is not None
-        session = self.session_factory(bind=self._request_read_engine)
-        session.info[READ_ONLY] = True
-        return session
-
-    def read_on_primary(self, work: Callable[[Session], T]) -> T:
-        """``work`` on a primary_read_session, once more on a fresh connection if the pooled
-        one turned out dead: that pool has no pre-ping (reads retry instead, read_retry.py),
-        and a lookup that failed there has written nothing."""
         for attempt in (1, 2):
-            with self.primary_read_session() as session:
+            with self._request_read_engine.connect() as connection:
                 try:
-                    return work(session)
+                    return work(connection)
                 except sa_exc.DBAPIError as error:
                     if attempt == 2 or not error.connection_invalidated:
                         raise

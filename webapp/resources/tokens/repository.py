@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Row, select, update
 
+from webapp.core.db import Reader
 from webapp.core.repository import Repository
 from webapp.resources.tokens.model import AccessToken
 from webapp.resources.users.model import User
@@ -14,22 +15,34 @@ from webapp.resources.users.model import User
 class TokenRepository(Repository[AccessToken]):
     model = AccessToken
 
-    def holder(self, token_hash: str, now: datetime) -> Row[int, int, bool] | None:
-        """(token id, user id, is_admin) of a live token of a live, active user: one statement."""
-        stmt = (
-            select(AccessToken.id, User.id, User.is_admin)
-            .join(User, User.id == AccessToken.user_id)
-            .where(
-                AccessToken.token_hash == token_hash,
-                AccessToken.revoked_at.is_(None),
-                AccessToken.expires_at > now,
-                AccessToken.generation == User.token_generation,
-                User.deleted_at.is_(None),
-                User.is_active.is_(True),
-            )
-        )
-        return self.session.execute(stmt).first()
-
     def revoke(self, token_id: int, now: datetime) -> None:
         stmt = update(AccessToken).where(AccessToken.id == token_id).values(revoked_at=now)
         self.session.execute(stmt.execution_options(synchronize_session=False))
+
+
+# The read side selects Core columns of the tables (ReadRepository says why).
+tokens = AccessToken.__table__.c
+users = User.__table__.c
+
+
+class TokenReadRepository:
+    """Token checks on a read connection, outside any request transaction."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+
+    def holder(self, token_hash: str, now: datetime) -> Row[int, int, bool] | None:
+        """(token id, user id, is_admin) of a live token of a live, active user: one statement."""
+        stmt = (
+            select(tokens.id, users.id, users.is_admin)
+            .select_from(AccessToken.__table__.join(User.__table__, users.id == tokens.user_id))
+            .where(
+                tokens.token_hash == token_hash,
+                tokens.revoked_at.is_(None),
+                tokens.expires_at > now,
+                tokens.generation == users.token_generation,
+                users.deleted_at.is_(None),
+                users.is_active.is_(True),
+            )
+        )
+        return self.reader.execute(stmt).first()

@@ -62,7 +62,7 @@ def _service() -> TokenService:
 def create_token(body: Any) -> Response:
     refund = SIGN_IN_FAILURES.reserve()
     service = _service()
-    account = current_database().read_on_primary(lambda session: service.find_account(body["email"], session))
+    account = current_database().read_on_primary(lambda reader: service.find_account(body["email"], reader))
     issued = service.issue(account, body["password"])
     refund()
     response = json_response(token_schema.dump(issued), 201)

@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal
+from webapp.core.db import Reader
 from webapp.core.db.mixins import utcnow
 from webapp.core.errors import Unauthenticated
 from webapp.core.passwords import DEFAULT_METHOD, hash_password, verify_password
 from webapp.resources.tokens.model import AccessToken
-from webapp.resources.tokens.repository import TokenRepository
-from webapp.resources.users.repository import UserRepository
+from webapp.resources.tokens.repository import TokenReadRepository, TokenRepository
+from webapp.resources.users.repository import UserReadRepository, UserRepository
 
 # One answer for every failed sign-in: which part was wrong is not for a stranger to learn.
 BAD_CREDENTIALS = "The email or password is wrong, or the account is not active."
@@ -59,15 +61,15 @@ class TokenService:
         self.password_method = password_method
 
     @staticmethod
-    def find_account(email: str, credentials: Session) -> Account | None:
-        """The live user with this email, read in ``credentials``: a session outside the
+    def find_account(email: str, credentials: Reader) -> Account | None:
+        """The live user with this email, read on ``credentials``: a connection outside the
         request's transaction, because the password check that follows takes tens of
         milliseconds, and on SQLite the request's first statement takes the database's
         only write lock, which every other write would then wait on."""
-        user = UserRepository(credentials).get_by_email(email)
-        if user is None:
+        row = UserReadRepository(credentials).account_by_email(email)
+        if row is None:
             return None
-        return Account(user.id, user.hashed_password, user.is_active, user.token_generation)
+        return Account(row.id, row.hashed_password, row.is_active, row.token_generation)
 
     def issue(self, user: Account | None, password: str) -> IssuedToken:
         """A new token for a live, active user whose password matches; else one 401 for all cases."""
@@ -107,8 +109,8 @@ class TokenService:
 class TokenAuthenticator:
     """core/auth.py's Authenticator: a bearer token -> Principal, in one statement."""
 
-    def authenticate(self, session: Session, token: str) -> Principal | None:
-        row = TokenRepository(session).holder(token_hash(token), utcnow())
+    def authenticate(self, reader: Connection, token: str) -> Principal | None:
+        row = TokenReadRepository(reader).holder(token_hash(token), utcnow())
         if row is None:
             return None
         token_id, user_id, is_admin = row

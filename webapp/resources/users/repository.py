@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, String, column, exists, func, literal, select, update
+from sqlalchemy import Row, Select, String, column, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from webapp.core.lists.keyset import Lister
@@ -78,6 +78,13 @@ class UserReadRepository(ReadRepository):
         users.created_at,
         users.updated_at,
     )
+
+    def account_by_email(self, email: str) -> Row[int, str, bool, int] | None:
+        """What sign-in checks of the live user with this email (its hash included)."""
+        stmt = select(users.id, users.hashed_password, users.is_active, users.token_generation).where(
+            func.lower(users.email) == email.lower(), users.deleted_at.is_(None)
+        )
+        return self.reader.execute(stmt).first()
 
     def filtered(
         self,
