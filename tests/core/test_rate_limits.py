@@ -118,6 +118,35 @@ def test_sign_ups_are_limited_per_address(limited_app: Callable[..., Flask]) -> 
     assert statuses == [201, 201, 201, 429, 429]
 
 
+def test_a_limited_route_says_its_limit_and_a_refusal_says_when_to_retry(
+    limited_app: Callable[..., Flask],
+) -> None:
+    client = limited_app(RATELIMIT_SIGNUP="2 per minute").test_client()
+    payload = {"full_name": "Limited", "password": PASSWORD}
+
+    first = client.post("/api/v1/users", json={**payload, "email": "h1@example.com"})
+    client.post("/api/v1/users", json={**payload, "email": "h2@example.com"})
+    refused = client.post("/api/v1/users", json={**payload, "email": "h3@example.com"})
+
+    assert first.status_code == 201
+    assert first.headers["X-RateLimit-Limit"] == "2"
+    assert first.headers["X-RateLimit-Remaining"] == "1"
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+
+
+def test_a_route_without_a_limit_pays_for_no_limiter_hook(limited_app: Callable[..., Flask]) -> None:
+    app = limited_app()
+    client = app.test_client()
+    # No default or application-wide limits: nothing of Flask-Limiter runs before a view.
+    assert not [hook for hook in app.before_request_funcs[None] if "limiter" in repr(hook).lower()]
+
+    response = client.get("/api/v1/users")
+
+    assert response.status_code == 200
+    assert "X-RateLimit-Limit" not in response.headers
+
+
 def test_ratelimit_enabled_false_turns_every_limit_off(limited_app: Callable[..., Flask]) -> None:
     client = limited_app(RATELIMIT_ENABLED=False, RATELIMIT_SIGNUP="1 per minute").test_client()
 

@@ -85,8 +85,37 @@ def install_rate_limits(app: Flask) -> Limiter:
     # warning in the log, and fall back to per-process memory until storage is back.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    hooks: tuple[dict[Any, list[Any]], ...] = (
+        app.before_request_funcs,
+        app.after_request_funcs,
+        app.teardown_request_funcs,
+    )
+    already = [len(registry.get(None, [])) for registry in hooks]
     limiter = Limiter(key_func=client_address, default_limits=[], app=app)
     app.extensions["webapp_limiter"] = limiter
+    limited: set[str] = set()
+    app.extensions["webapp_limited_endpoints"] = limited
+    # Flask-Limiter hooks every request, for default and application-wide limits. This
+    # app declares none: a limited view checks its own limits in its wrapper. Its
+    # before_request alone cost a GET by id 366 thousand instructions of 1,834 with
+    # nothing to check (callgrind), so it goes, and the header and clean-up hooks run
+    # only for the endpoints that declared a limit (apply_rate_limits).
+    before, after, teardown = (registry[None][count:] for registry, count in zip(hooks, already, strict=True))
+    for registry, count in zip(hooks, already, strict=True):
+        del registry[None][count:]
+
+    def for_limited_endpoints(hook: Callable[..., Any]) -> Callable[..., Any]:
+        def gated(value: Any) -> Any:
+            return hook(value) if request.endpoint in limited else value
+
+        return gated
+
+    for hook in after:
+        app.after_request(for_limited_endpoints(hook))
+    for hook in teardown:
+        app.teardown_request(for_limited_endpoints(hook))
+    if len(before) > 1:  # none at all when RATELIMIT_ENABLED is false
+        raise RuntimeError("Flask-Limiter's request hooks changed: review install_rate_limits")
     return limiter
 
 
@@ -97,6 +126,8 @@ def apply_rate_limits(app: Flask, blueprint_name: str) -> None:
         if not endpoint.startswith(f"{blueprint_name}."):
             continue
         wrapped: Any = view
+        if declared_limits(view):
+            app.extensions["webapp_limited_endpoints"].add(endpoint)
         for declared in declared_limits(view):
             wrapped = limiter.limit(
                 _rate_of(declared.setting),
