@@ -310,7 +310,13 @@ def test_with_the_replica_stopped_reads_fall_back_to_the_primary(
     monkeypatch.setattr(replicas_module, "REPLICA_BACKOFF_S", 0.5)
     post = new_post(client, sign_up(client))
     reader = app.test_client()
-    assert reader.get(f"/api/v1/posts/{post['id']}").status_code == 200  # pools a replica connection
+    # A client with no position reads the replica, which may not have replayed the post yet
+    # under load; once it has, a replica connection is pooled.
+    wait_until(
+        lambda: reader.get(f"/api/v1/posts/{post['id']}").status_code == 200,
+        timeout=15,
+        what="the replica replaying the new post",
+    )
 
     cluster.run("stop-replica")
     try:
