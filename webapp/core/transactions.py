@@ -1,4 +1,4 @@
-"""Per-request transaction: opened before the view, committed before the response leaves.
+"""Per-request transaction: begun by the first statement, committed before the response leaves.
 
 Flask runs ``after_request`` functions before the WSGI server sees the status, and
 ``teardown_request`` after it (docs/architecture.md, "Transaction rules"). So the commit lives in

@@ -11,7 +11,7 @@ from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.default import DefaultExecutionContext
-from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from webapp.core.db.base import Base
 from webapp.core.db.engine import READ_ONLY_ENGINE, SQLITE_BEGIN, build_engine, build_probe_engine
@@ -27,8 +27,13 @@ T = TypeVar("T")
 READ_ONLY = "webapp.read_only"
 # Session.info key: a safe-method request's session picks its replica on first use.
 ROUTE_TO_REPLICA = "webapp.route_to_replica"
-# request.environ keys: a safe-method request's read connection (request_reader()), and
-# the mark of a request whose view is running (set by the app's dispatch).
+# request.environ keys: the request's Session (request_session()), a safe-method
+# request's read connection (request_reader()), and the mark of a request whose view is
+# running (set by the app's dispatch). One per request, not per thread: gthread workers
+# reuse threads and gevent runs many requests on one; the environ is made per request and
+# outlives nothing but its request. (A scoped_session keyed by the request went through
+# a LocalProxy on every lookup: ~100 thousand instructions a request, bench/README.md.)
+SESSION = "webapp.session"
 READER = "webapp.reader"
 IN_VIEW = "webapp.in_view"
 
@@ -92,13 +97,6 @@ class RoutingSession(Session):
         return super().get_bind(mapper, **kw)
 
 
-def _request_key() -> int:
-    # One session per request, not per thread: gthread workers reuse threads and
-    # gevent runs many requests on one. The WSGI environ is created per request and
-    # outlives nothing but its request; the registry entry is removed at teardown.
-    return id(request.environ)
-
-
 class Database:
     """Owns the engine (built on first use), the session factory and the request registry.
 
@@ -126,9 +124,6 @@ class Database:
             class_=RoutingSession, expire_on_commit=False
         )
         forbid_writes_in_read_only_sessions(self.session_factory)
-        self.request_sessions: scoped_session[Session] = scoped_session(
-            self.session_factory, scopefunc=_request_key
-        )
 
     def init_app(self, app: Flask) -> None:
         self._settings = app.config
@@ -275,17 +270,20 @@ class Database:
         It is read-only (writes raise) when ``read_only`` says so or, by default, when the
         request's method is safe; ``read_only`` only applies when this call creates it.
         """
-        if self.request_sessions.registry.has():
-            return self.request_sessions()
+        environ = request.environ
+        session: Session | None = environ.get(SESSION)
+        if session is not None:
+            return session
         if read_only is None:
             read_only = request.method in SAFE_METHODS
         engine = self.engine
-        session = self.request_sessions(bind=self._request_read_engine if read_only else engine)
+        session = self.session_factory(bind=self._request_read_engine if read_only else engine)
         if read_only:
             session.info[READ_ONLY] = True
             replicas = self._replicas
             if replicas is not None:
                 session.info[ROUTE_TO_REPLICA] = lambda: replicas.choose(self.required_position())
+        environ[SESSION] = session
         return session
 
     def request_reader(self) -> Reader:
@@ -329,20 +327,20 @@ class Database:
 
     def active_request_session(self) -> Session | None:
         """The request's session if this request has opened one, else None."""
-        if has_request_context() and self.request_sessions.registry.has():
-            return self.request_sessions()
+        if has_request_context():
+            session: Session | None = request.environ.get(SESSION)
+            return session
         return None
 
     def discard_request_session(self) -> None:
         """Roll back and drop the request's session (e.g. its connection died); never raises."""
+        session: Session | None = request.environ.pop(SESSION, None)
+        if session is None:
+            return
         try:
-            self.request_sessions.remove()
+            session.close()
         except Exception:  # teardown must never raise: the response has been sent
             log.warning("discarding the request session failed", exc_info=True)
-        finally:
-            # remove() skips this when close() raises; the entry would then outlive its
-            # request under an id() that a later request's environ can reuse.
-            self.request_sessions.registry.clear()
 
     def dispose(self) -> None:
         for engine in self._engines:
