@@ -116,7 +116,9 @@ def create_user(body: Any) -> Response:
 )
 def bulk_create_users(body: Any) -> Response:
     users = _service().bulk_create(body["items"], require_principal())
-    return json_response({"items": _dump_many(users)}, 201)
+    # Only admins get this far (the service refuses anyone else), and admins see every
+    # email: no per-user viewer check, which cost 5 ms per 1,000 users.
+    return json_response({"items": [dump_user(user) for user in users]}, 201)
 
 
 @bp.get("/users")
