@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from webapp.core.db import Database, unit_of_work
@@ -107,6 +108,11 @@ def test_emails_of_live_users_are_left_out_as_taken(database: Database, form: st
 
         # The case differs from the stored email: the unique index is on lower(email).
         assert inserted.taken == {"ada@example.com"}
+        assert inserted.created == []
+        # Nothing written, and the transaction is still usable.
+        assert (
+            session.scalar(select(func.count()).select_from(User).where(User.email == "new@example.com")) == 0
+        )
     finally:
         session.rollback()
         session.close()
@@ -123,14 +129,19 @@ def test_an_email_another_transaction_commits_first_is_taken(database: Database,
             target=lambda: outcome.append(UserRepository(second).insert_new(_rows("race-", 3), NOW))
         )
         waiting.start()
-        # The second INSERT waits on the first's uncommitted index entry.
+        # The second INSERT waits on the first's uncommitted index entry. pg_stat_activity
+        # is read once per transaction: one transaction per look.
         deadline = time.monotonic() + 10
-        with engine.connect() as observer:
-            while not observer.scalar(
-                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            ):
-                assert time.monotonic() < deadline, "the second INSERT never waited"
-                time.sleep(0.01)
+        waiting_sql = text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        while True:
+            with engine.connect() as observer:
+                if observer.scalar(waiting_sql):
+                    break
+            assert time.monotonic() < deadline, "the second INSERT never waited"
+            time.sleep(0.01)
         first.commit()
         waiting.join(timeout=10)
     finally:
@@ -139,3 +150,15 @@ def test_an_email_another_transaction_commits_first_is_taken(database: Database,
         first.close()
 
     assert outcome[0].taken == {"race-000@example.com"}
+
+
+def test_a_row_another_constraint_refuses_raises(database: Database) -> None:
+    session = database.new_session()
+    try:
+        rows: list[Any] = [{"email": "nameless@example.com", "full_name": None, "hashed_password": "x"}]
+
+        with pytest.raises(IntegrityError):
+            UserRepository(session).insert_new(rows, NOW)
+    finally:
+        session.rollback()
+        session.close()

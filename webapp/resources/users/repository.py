@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, TypedDict, cast
+from typing import NamedTuple, TypedDict, cast
 
 from sqlalchemy import (
     Insert,
@@ -22,13 +22,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 
 from webapp.core.lists.keyset import Lister
+from webapp.core.problems import constraint_name
 from webapp.core.repository import Repository
 from webapp.core.search import contains_text
 from webapp.resources.posts.model import Post
-from webapp.resources.users.model import User
+from webapp.resources.users.model import USERS_EMAIL_UNIQUE_INDEX, User
 
 
 class NewUserRow(TypedDict):
@@ -50,14 +51,15 @@ CREATED_COLUMNS = (
 )
 
 
+# One of CREATED_COLUMNS' rows.
+CreatedUser = Row[int, str, str, bool, int, datetime, datetime]
+
+
 class InsertedUsers(NamedTuple):
-    """The rows written (any order), and the emails left out because live users have them.
+    """The rows written (any order); or, if live users have some of the emails, those
+    emails and no rows: then nothing was written."""
 
-    When ``taken`` is not empty the other rows may be written: the caller must fail the
-    transaction (raise), or the batch is no longer all or nothing.
-    """
-
-    created: list[Row[Any]]
+    created: list[CreatedUser]
     taken: set[str]
 
 
@@ -71,10 +73,7 @@ def _insert_from_arrays() -> Insert:
     adapt three lists instead of a dict of 9,000 values, and the statement text is the
     same for every batch, so it is compiled once. Rows go in in the order of the arrays
     (WITH ORDINALITY), which the caller sorts by email, so that two batches sharing
-    emails take the unique index's locks in the same order. ON CONFLICT DO NOTHING on
-    the unique index of live emails makes the INSERT its own "taken" check: an email
-    held by a live user, or by a concurrent batch that commits first, comes back
-    missing instead of raising.
+    emails take the unique index's locks in the same order.
     """
     new = (
         func.unnest(
@@ -90,11 +89,8 @@ def _insert_from_arrays() -> Insert:
         new.c.position
     )
     return (
-        pg_insert(cast(Table, User.__table__))  # Core, not ORM: nothing to build but rows
+        insert(cast(Table, User.__table__))  # Core, not ORM: nothing to build but rows
         .from_select(_INSERTED_FROM, rows, include_defaults=False)
-        .on_conflict_do_nothing(
-            index_elements=[func.lower(User.email)], index_where=User.deleted_at.is_(None)
-        )
         .returning(*CREATED_COLUMNS)
     )
 
@@ -143,38 +139,48 @@ class UserRepository(Repository[User]):
         return set(self.session.scalars(stmt))
 
     def insert_new(self, rows: Sequence[NewUserRow], now: datetime) -> InsertedUsers:
-        """Insert these users, in this order, unless a live user has the email (see InsertedUsers).
+        """Insert these users, in this order, unless a live user has one of the emails.
 
         The emails must be distinct. ``now`` is every row's created_at and updated_at:
         one statement creates them all.
         """
         if not rows:
             return InsertedUsers([], set())
-        if self.session.get_bind().dialect.name == "postgresql":
-            created = list(
-                self.session.execute(
-                    _INSERT_FROM_ARRAYS,
-                    {
-                        "emails": [row["email"] for row in rows],
-                        "full_names": [row["full_name"] for row in rows],
-                        "hashed_passwords": [row["hashed_password"] for row in rows],
-                        "now": now,
-                    },
-                )
-            )
-            if len(created) == len(rows):
-                return InsertedUsers(created, set())
-            return InsertedUsers(created, {row["email"] for row in rows} - {row.email for row in created})
-        return self.insert_new_portable(rows, now)
+        if self.session.get_bind().dialect.name != "postgresql":
+            return self.insert_new_portable(rows, now)
+        emails = [row["email"] for row in rows]
+        parameters = {
+            "emails": emails,
+            "full_names": [row["full_name"] for row in rows],
+            "hashed_passwords": [row["hashed_password"] for row in rows],
+            "now": now,
+        }
+        # No taken check first: the unique index checks every row anyway. Inside a
+        # savepoint, so that when it refuses one the transaction can still ask which
+        # emails are taken. Measured per 1,000 rows on a busy machine: the SELECT first
+        # cost ~18 ms, ON CONFLICT DO NOTHING (a speculative insertion per row) ~6 ms,
+        # the savepoint's two extra round trips well under 1 ms.
+        try:
+            with self.session.begin_nested():
+                created = self.session.execute(_INSERT_FROM_ARRAYS, parameters).all()
+        except IntegrityError as error:
+            if constraint_name(error) != USERS_EMAIL_UNIQUE_INDEX:
+                raise
+            taken = self.emails_taken(emails)
+            if not taken:
+                raise  # the user who had it is gone again: the constraint's own 409
+            return InsertedUsers([], taken)
+        return InsertedUsers(list(created), set())
 
     def insert_new_portable(self, rows: Sequence[NewUserRow], now: datetime) -> InsertedUsers:
         """``insert_new`` on any database: the taken check first, then an INSERT of bound rows
-        (insertmanyvalues). PostgreSQL's form is tested equal to this one."""
+        (insertmanyvalues). PostgreSQL's form is tested equal to this one. A race with
+        another writer is the unique index's IntegrityError (409 by constraint name)."""
         taken = self.emails_taken([row["email"] for row in rows])
         if taken:
             return InsertedUsers([], taken)
         values = [{**row, "version": 1, "created_at": now, "updated_at": now} for row in rows]
-        return InsertedUsers(list(self.session.execute(_INSERT_ROWS, values)), set())
+        return InsertedUsers(list(self.session.execute(_INSERT_ROWS, values).all()), set())
 
     def filtered(
         self,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Sequence
-from typing import Any, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal, authorize_change, require_admin
@@ -16,7 +15,7 @@ from webapp.core.lists import Page, PageRequest
 from webapp.core.passwords import DEFAULT_METHOD, hash_password, hash_passwords
 from webapp.core.preconditions import check_precondition
 from webapp.resources.users.model import EMAIL_TAKEN, User
-from webapp.resources.users.repository import NewUserRow, UserRepository
+from webapp.resources.users.repository import CreatedUser, NewUserRow, UserRepository
 
 
 class NewUser(TypedDict):
@@ -54,7 +53,7 @@ class UserService:
         self.users.flush()
         return user
 
-    def bulk_create(self, items: Sequence[NewUser], actor: Principal) -> list[Row[Any]]:
+    def bulk_create(self, items: Sequence[NewUser], actor: Principal) -> list[CreatedUser]:
         """Admins only. All or nothing: any duplicate means nothing is written (one INSERT).
 
         The new users come back as rows of the columns a user is shown with, in the order
@@ -87,8 +86,7 @@ class UserService:
         ]
         created, taken = self.users.insert_new(rows, utcnow())
         if taken:
-            # Raising rolls the transaction back, with whatever rows were written. A 409
-            # carries no per-field "errors" (only 422 does): the detail names the items.
+            # A 409 carries no per-field "errors" (only 422 does): the detail names the items.
             indexes = ", ".join(str(index) for index, email in enumerate(emails) if email in taken)
             raise Conflict(
                 f"The emails of items {indexes} already belong to users; nothing was created.",
