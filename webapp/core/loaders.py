@@ -35,10 +35,11 @@ _HOOKS = ("pre_load", "post_load", "validates", "validates_schema")
 
 
 class _Compiler:
-    """The source of one function per schema and per field, sharing one namespace.
+    """The source of one function per schema (and per list item), sharing one namespace.
 
-    The functions raise Declined, or let a validator's ValidationError out, for
-    anything they do not accept; the caller then asks marshmallow.
+    Each field's checks are inlined into its schema's function. The functions raise
+    Declined, or let a validator's ValidationError out, for anything they do not
+    accept; the caller then asks marshmallow.
     """
 
     def __init__(self) -> None:
@@ -68,16 +69,18 @@ class _Compiler:
             target = field.attribute or attr_name
             if "." in target or field.load_default is not fields.missing_:  # type: ignore[attr-defined]
                 return None
-            check = self.field(field, key)
+            check = self.field(field, key, "data")
             if check is None:
                 return None
             keys.append(key)
             if field.required:
                 required.append(key)
-                lines.append(f"    body[{target!r}] = {check}(data[{key!r}], data)")
+                lines += [f"v = data[{key!r}]", *check, f"body[{target!r}] = out"]
             else:
-                lines.append(f"    if (v := data.get({key!r}, _missing)) is not _missing:")
-                lines.append(f"        body[{target!r}] = {check}(v, data)")
+                lines += [
+                    f"if (v := data.get({key!r}, _missing)) is not _missing:",
+                    *_indent([*check, f"body[{target!r}] = out"]),
+                ]
         known = self.name("keys", frozenset(keys))
         needed = self.name("required", frozenset(required))
         function = self.name("load")
@@ -92,58 +95,95 @@ class _Compiler:
                     f"    if not (given <= {known} and {needed} <= given):",  # unknown=RAISE, required
                     "        raise Declined",
                     "    body = {}",
-                    *lines,
+                    *_indent(lines),
                     "    return body",
                 ]
             )
         )
         return function
 
-    def field(self, field: fields.Field[Any], key: str | None) -> str | None:
-        """The name of a function ``(raw value, parent data) -> loaded value``, or None."""
+    def field(self, field: fields.Field[Any], key: str | None, data: str) -> list[str] | None:
+        """Statements turning the raw value ``v`` into the loaded ``out``, or None if this
+        field cannot be compiled exactly. ``data`` names the parent object."""
         if field.pre_load or field.post_load:
             return None
-        # Field.deserialize: None is None if allowed (no validators run), else invalid.
-        lines = [
-            "    if v is None:",
-            "        return None" if field.allow_none else "        raise Declined",
-        ]
-        kind = type(field)
-        if isinstance(field, fields.List) and kind._deserialize is fields.List._deserialize:
-            inner = self.field(field.inner, None)  # List passes neither attr nor data on
-            if inner is None:
-                return None
-            # is_collection() also admits tuples, sets, generators; JSON has lists only.
-            lines += [
-                "    if type(v) is not list:",
-                "        raise Declined",
-                f"    out = [{inner}(x, None) for x in v]",
-            ]
-        elif isinstance(field, fields.Nested) and kind._deserialize is fields.Nested._deserialize:
-            nested = field.schema
-            if field.many or field.unknown is not None or type(nested).load not in _PLAIN_LOADS:
-                return None
-            load = self.schema(nested)
-            if load is None:
-                return None
-            lines.append(f"    out = {load}(v)")
-        elif isinstance(field, (fields.List, fields.Nested)):
+        conversion = self.conversion(field, key, data)
+        if conversion is None:
             return None
-        elif kind._deserialize is fields.String._deserialize:
+        lines = conversion + self.validation(field)
+        # Field.deserialize: None is None if allowed (no validators run), else invalid.
+        if field.allow_none:
+            return ["if v is None:", "    out = None", "else:", *_indent(lines)]
+        return ["if v is None:", "    raise Declined", *lines]
+
+    def conversion(self, field: fields.Field[Any], key: str | None, data: str) -> list[str] | None:
+        """What the field's _deserialize does to ``v`` (not None), as statements."""
+        kind = type(field)
+        if isinstance(field, fields.List):
+            item = self.item(field.inner) if kind._deserialize is fields.List._deserialize else None
+            # is_collection() also admits tuples, sets, generators; JSON has lists only.
+            return (
+                None
+                if item is None
+                else ["if type(v) is not list:", "    raise Declined", f"out = [{item}(x) for x in v]"]
+            )
+        if isinstance(field, fields.Nested):
+            nested = _plain_nested(field)
+            load = None if nested is None else self.schema(nested)
+            return None if load is None else [f"out = {load}(v)"]
+        if kind._deserialize is fields.String._deserialize:
             # What String._deserialize does with what JSON gives: a str is itself.
-            lines += ["    if type(v) is not str:", "        raise Declined", "    out = v"]
-        else:
-            deserialize = self.name("deserialize", field._deserialize)
-            lines.append(f"    out = {deserialize}(v, {key!r}, data)")
+            return ["if type(v) is not str:", "    raise Declined", "out = v"]
+        deserialize = self.name("deserialize", field._deserialize)
+        return [f"out = {deserialize}(v, {key!r}, {data})"]
+
+    def validation(self, field: fields.Field[Any]) -> list[str]:
+        """The field's validators on ``out``, in order; a failure raises."""
+        lines: list[str] = []
         for validator in field.validators:
+            if type(validator) is validate.Length and validator.equal is None:
+                # Length.__call__, inlined: the length against each bound given.
+                bounds = [f"n < {validator.min}"] if validator.min is not None else []
+                bounds += [f"n > {validator.max}"] if validator.max is not None else []
+                lines += (
+                    ["n = len(out)", f"if {' or '.join(bounds)}:", "    raise Declined"] if bounds else []
+                )
+                continue
             name = self.name("validator", validator)
             if isinstance(validator, validate.Validator):
-                lines.append(f"    {name}(out)")
+                lines.append(f"{name}(out)")
             else:  # validate.And's rule: a plain function also fails by returning False
-                lines += [f"    if {name}(out) is False:", "        raise Declined"]
-        function = self.name("field")
-        self.functions.append("\n".join([f"def {function}(v, data):", *lines, "    return out"]))
+                lines += [f"if {name}(out) is False:", "    raise Declined"]
+        return lines
+
+    def item(self, field: fields.Field[Any]) -> str | None:
+        """The name of a function ``raw item -> loaded item`` for a list's items."""
+        nested = _plain_nested(field)
+        if nested is not None and not (
+            field.allow_none or field.validators or field.pre_load or field.post_load
+        ):
+            # The schema's function refuses None, and whatever is not a dict, itself.
+            return self.schema(nested)
+        check = self.field(field, None, "None")  # List passes neither attr nor data on
+        if check is None:
+            return None
+        function = self.name("item")
+        self.functions.append("\n".join([f"def {function}(v):", *_indent([*check, "return out"])]))
         return function
+
+
+def _plain_nested(field: fields.Field[Any]) -> Schema | None:
+    """The schema of a Nested field that loads one object as its schema's load() does."""
+    if not isinstance(field, fields.Nested) or type(field)._deserialize is not fields.Nested._deserialize:
+        return None
+    nested = field.schema
+    if field.many or field.unknown is not None or type(nested).load not in _PLAIN_LOADS:
+        return None
+    return nested
+
+
+def _indent(lines: list[str]) -> list[str]:
+    return ["    " + line for line in lines]
 
 
 def compile_acceptor(schema: Schema) -> Load | None:
