@@ -84,6 +84,28 @@ def test_the_arrays_insert_writes_the_rows_in_the_order_given(
     assert by_id == [row["email"] for row in rows]
 
 
+def test_text_with_quotes_backslashes_and_array_syntax_is_stored_as_given(
+    database: Database, db_session: Session
+) -> None:
+    # PostgreSQL's form sends each column as one array literal: nothing may be read as syntax.
+    names = ['say "hi"', "back\\slash", "a,b", "{braces}", "NULL", " spaced ", "", 'Zoë ☃ \\"', "\\"]
+    rows: list[NewUserRow] = [
+        {"email": f'q{n}"\\@example.com', "full_name": name, "hashed_password": name[::-1]}
+        for n, name in enumerate(names)
+    ]
+
+    with unit_of_work(database) as uow:
+        created = UserRepository(uow.session).insert_new(rows, NOW).created
+
+    assert sorted((row.email, row.full_name) for row in created) == sorted(
+        (row["email"], row["full_name"]) for row in rows
+    )
+    stored = db_session.execute(select(User.email, User.full_name, User.hashed_password)).all()
+    assert sorted(tuple(row) for row in stored) == sorted(
+        (row["email"], row["full_name"], row["hashed_password"]) for row in rows
+    )
+
+
 @pytest.mark.parametrize("form", ["insert_new", "insert_new_portable"])
 def test_emails_of_live_users_are_left_out_as_taken(database: Database, form: str) -> None:
     with unit_of_work(database) as uow:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
@@ -69,17 +70,19 @@ _INSERTED_FROM = ("email", "full_name", "hashed_password", "version", "created_a
 def _insert_from_arrays() -> Insert:
     """PostgreSQL: one INSERT of the rows unnested from one array per column.
 
-    Three array parameters instead of 1,000 rows of bound values: SQLAlchemy and psycopg2
-    adapt three lists instead of a dict of 9,000 values, and the statement text is the
-    same for every batch, so it is compiled once. Rows go in in the order of the arrays
-    (WITH ORDINALITY), which the caller sorts by email, so that two batches sharing
-    emails take the unique index's locks in the same order.
+    Three parameters instead of 1,000 rows of bound values: no dict of 9,000 values to
+    build and interpolate, and the statement text is the same for every batch, so it is
+    compiled once. Each is one string in PostgreSQL's array syntax (_array_literal)
+    cast to varchar[]: psycopg2 quotes one string instead of adapting 1,000 (2 ms of CPU
+    for the three lists). Rows go in in the order of the arrays (WITH ORDINALITY), which
+    the caller sorts by email, so that two batches sharing emails take the unique
+    index's locks in the same order.
     """
     new = (
         func.unnest(
-            bindparam("emails", type_=ARRAY(String)),
-            bindparam("full_names", type_=ARRAY(String)),
-            bindparam("hashed_passwords", type_=ARRAY(String)),
+            sql_cast(bindparam("emails", type_=String), ARRAY(String)),
+            sql_cast(bindparam("full_names", type_=String), ARRAY(String)),
+            sql_cast(bindparam("hashed_passwords", type_=String), ARRAY(String)),
         )
         .table_valued("email", "full_name", "hashed_password", with_ordinality="position")
         .render_derived(name="new")
@@ -96,6 +99,22 @@ def _insert_from_arrays() -> Insert:
 
 
 _INSERT_FROM_ARRAYS = _insert_from_arrays()
+
+
+def _array_literal(values: Sequence[str | None]) -> str:
+    """The text form of a PostgreSQL array of these strings (``{"a","b \\" c",NULL}``).
+
+    Every string double-quoted, its backslashes and double quotes escaped: nothing else
+    is special inside quotes (commas, braces, spaces, the word NULL are plain text).
+    None is NULL, as psycopg2 sends it in a list.
+    """
+    quoted = (
+        "NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for value in values
+    )
+    return "{" + ",".join(quoted) + "}"
+
+
 _INSERT_ROWS = insert(User).returning(*CREATED_COLUMNS)
 
 
@@ -150,9 +169,9 @@ class UserRepository(Repository[User]):
             return self.insert_new_portable(rows, now)
         emails = [row["email"] for row in rows]
         parameters = {
-            "emails": emails,
-            "full_names": [row["full_name"] for row in rows],
-            "hashed_passwords": [row["hashed_password"] for row in rows],
+            "emails": _array_literal(emails),
+            "full_names": _array_literal([row["full_name"] for row in rows]),
+            "hashed_passwords": _array_literal([row["hashed_password"] for row in rows]),
             "now": now,
         }
         # No taken check first: the unique index checks every row anyway. Inside a
