@@ -8,6 +8,7 @@ and warm-up cancel out.
 
     python -m bench.instructions user app raw peer
     python -m bench.instructions posts app raw peer
+    python -m bench.instructions bulk app --requests 3    # POST /users/bulk, 1,000 users
 """
 
 from __future__ import annotations
@@ -22,10 +23,19 @@ import sys
 import tempfile
 from typing import Any
 
-from bench.run import CHEAP_HASH, DEFAULT_URL, dsn
+from bench.run import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    CHEAP_HASH,
+    DEFAULT_URL,
+    admin_token,
+    bulk_items,
+    delete_bulk_rows,
+    dsn,
+)
 from config import normalize_database_url
 
-PATHS = {"user": "/api/v1/users/{id}", "posts": "/api/v1/posts?per_page=20"}
+PATHS = {"user": "/api/v1/users/{id}", "posts": "/api/v1/posts?per_page=20", "bulk": "/api/v1/users/bulk"}
 
 
 def build(target: str, url: str) -> Any:
@@ -57,6 +67,9 @@ def build(target: str, url: str) -> Any:
 def serve(route: str, target: str, url: str, count: int) -> None:
     """The child: warm up, then send ``count`` requests."""
     client = build(target, url).test_client()
+    if route == "bulk":
+        serve_bulk(client, url, count)
+        return
     rng = random.Random(1)
     for n in range(50 + count):
         path = PATHS[route].format(id=rng.randint(1, 10_000))
@@ -65,6 +78,20 @@ def serve(route: str, target: str, url: str, count: int) -> None:
         if n == 49:
             # As wsgi.py does after start-up; without it a full collection falling in one
             # run and not the other moved the figure by hundreds of thousands.
+            gc.collect()
+            gc.freeze()
+
+
+def serve_bulk(client: Any, url: str, count: int) -> None:
+    """The app's bulk create as an admin: two warm-up requests, then ``count``."""
+    admin_token(None, url)
+    signed_in = client.post("/api/v1/tokens", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    bearer = {"Authorization": f"Bearer {signed_in.get_json()['token']}"}
+    bodies = [{"items": bulk_items(1000)} for _ in range(2 + count)]  # made before counting starts
+    for n, body in enumerate(bodies):
+        status = client.post("/api/v1/users/bulk", json=body, headers=bearer).status_code
+        assert status == 201, status
+        if n == 1:
             gc.collect()
             gc.freeze()
 
@@ -112,6 +139,8 @@ def main() -> None:
     for target in args.targets:
         low = instructions(args.route, target, args.url, args.requests)
         high = instructions(args.route, target, args.url, 2 * args.requests)
+        if args.route == "bulk":
+            delete_bulk_rows(args.url)
         per_request = (high - low) / args.requests / 1000
         print(f"{args.route} {target}: {per_request:,.0f} thousand instructions per request")
 

@@ -79,17 +79,6 @@ class Repository(Generic[ModelT]):
         stmt = insert(self.model).returning(self.model.id, sort_by_parameter_order=True)
         return list(self.session.scalars(stmt, rows))
 
-    def bulk_insert_returning(self, rows: Sequence[Mapping[str, Any]]) -> list[ModelT]:
-        """``bulk_insert_rows``, answering the new objects (every column), in the order of ``rows``.
-
-        The objects are persistent in the session, as after add_all + flush, at a third
-        of the CPU: no unit-of-work bookkeeping per object (bench/profile.py bulk).
-        """
-        if not rows:
-            return []
-        stmt = insert(self.model).returning(self.model, sort_by_parameter_order=True)
-        return list(self.session.scalars(stmt, rows))
-
     def bulk_insert_rows_without_ids(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """``bulk_insert_rows`` for rows nobody refers to: the ordered RETURNING costs ~15% more."""
         if rows:

@@ -202,6 +202,30 @@ def test_bulk_create_writes_every_item(
     assert db_session.scalar(select(func.count()).select_from(User)) == 51  # the 50 and the admin
 
 
+def test_bulk_create_answers_each_user_as_a_get_of_it_does(
+    client: FlaskClient, admin_user: CreatedUser
+) -> None:
+    # The bulk answer is dumped from rows of a few columns, a GET from the ORM object.
+    items = [
+        {"email": f"Same{n}@Example.com", "full_name": f"Same {n}", "password": "password123"}
+        for n in (3, 1, 2)
+    ]
+
+    created = client.post("/api/v1/users/bulk", json={"items": items}, headers=admin_user.auth).get_json()
+
+    fetched = [
+        client.get(f"/api/v1/users/{user['id']}", headers=admin_user.auth).get_json()
+        for user in created["items"]
+    ]
+    assert list(created) == ["items"]
+    assert created["items"] == fetched
+    assert [user["email"] for user in fetched] == [
+        "same3@example.com",
+        "same1@example.com",
+        "same2@example.com",
+    ]
+
+
 def test_bulk_create_rejects_duplicates_within_the_batch(
     client: FlaskClient, admin_user: CreatedUser
 ) -> None:

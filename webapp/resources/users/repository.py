@@ -2,16 +2,120 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NamedTuple, TypedDict, cast
 
-from sqlalchemy import Row, Select, String, column, exists, func, literal, select, update
+from sqlalchemy import (
+    Insert,
+    Row,
+    Select,
+    String,
+    Table,
+    bindparam,
+    column,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 
 from webapp.core.lists.keyset import Lister
+from webapp.core.problems import constraint_name
 from webapp.core.repository import ReadRepository, Repository
 from webapp.core.search import contains_text
 from webapp.resources.posts.model import Post
-from webapp.resources.users.model import User
+from webapp.resources.users.model import USERS_EMAIL_UNIQUE_INDEX, User
+
+
+class NewUserRow(TypedDict):
+    email: str
+    full_name: str
+    hashed_password: str
+
+
+# What a created user is answered with (UserSchema's fields): RETURNING these, as rows,
+# costs a fraction of building ORM objects of every column (bench/profile.py bulk).
+CREATED_COLUMNS = (
+    User.id,
+    User.email,
+    User.full_name,
+    User.is_active,
+    User.version,
+    User.created_at,
+    User.updated_at,
+)
+
+
+# One of CREATED_COLUMNS' rows.
+CreatedUser = Row[int, str, str, bool, int, datetime, datetime]
+
+
+class InsertedUsers(NamedTuple):
+    """The rows written (any order); or, if live users have some of the emails, those
+    emails and no rows: then nothing was written."""
+
+    created: list[CreatedUser]
+    taken: set[str]
+
+
+_INSERTED_FROM = ("email", "full_name", "hashed_password", "version", "created_at", "updated_at")
+
+
+def _insert_from_arrays() -> Insert:
+    """PostgreSQL: one INSERT of the rows unnested from one array per column.
+
+    Three parameters instead of 1,000 rows of bound values: no dict of 9,000 values to
+    build and interpolate, and the statement text is the same for every batch, so it is
+    compiled once. Each is one string in PostgreSQL's array syntax (_array_literal)
+    cast to varchar[]: psycopg2 quotes one string instead of adapting 1,000 (2 ms of CPU
+    for the three lists). Rows go in in the order of the arrays (WITH ORDINALITY), which
+    the caller sorts by email, so that two batches sharing emails take the unique
+    index's locks in the same order.
+    """
+    new = (
+        func.unnest(
+            sql_cast(bindparam("emails", type_=String), ARRAY(String)),
+            sql_cast(bindparam("full_names", type_=String), ARRAY(String)),
+            sql_cast(bindparam("hashed_passwords", type_=String), ARRAY(String)),
+        )
+        .table_valued("email", "full_name", "hashed_password", with_ordinality="position")
+        .render_derived(name="new")
+    )
+    now = bindparam("now", type_=User.created_at.type)
+    rows = select(new.c.email, new.c.full_name, new.c.hashed_password, literal(1), now, now).order_by(
+        new.c.position
+    )
+    return (
+        insert(cast(Table, User.__table__))  # Core, not ORM: nothing to build but rows
+        .from_select(_INSERTED_FROM, rows, include_defaults=False)
+        .returning(*CREATED_COLUMNS)
+    )
+
+
+_INSERT_FROM_ARRAYS = _insert_from_arrays()
+
+
+def _array_literal(values: Sequence[str | None]) -> str:
+    """The text form of a PostgreSQL array of these strings (``{"a","b \\" c",NULL}``).
+
+    Every string double-quoted, its backslashes and double quotes escaped: nothing else
+    is special inside quotes (commas, braces, spaces, the word NULL are plain text).
+    None is NULL, as psycopg2 sends it in a list.
+    """
+    quoted = (
+        "NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for value in values
+    )
+    return "{" + ",".join(quoted) + "}"
+
+
+_INSERT_ROWS = insert(User).returning(*CREATED_COLUMNS)
 
 
 class UserRepository(Repository[User]):
@@ -49,6 +153,50 @@ class UserRepository(Repository[User]):
         else:
             stmt = select(email).where(email.in_(emails), User.deleted_at.is_(None))
         return set(self.session.scalars(stmt))
+
+    def insert_new(self, rows: Sequence[NewUserRow], now: datetime) -> InsertedUsers:
+        """Insert these users, in this order, unless a live user has one of the emails.
+
+        The emails must be distinct. ``now`` is every row's created_at and updated_at:
+        one statement creates them all.
+        """
+        if not rows:
+            return InsertedUsers([], set())
+        if self.session.get_bind().dialect.name != "postgresql":
+            return self.insert_new_portable(rows, now)
+        emails = [row["email"] for row in rows]
+        parameters = {
+            "emails": _array_literal(emails),
+            "full_names": _array_literal([row["full_name"] for row in rows]),
+            "hashed_passwords": _array_literal([row["hashed_password"] for row in rows]),
+            "now": now,
+        }
+        # No taken check first: the unique index checks every row anyway. Inside a
+        # savepoint, so that when it refuses one the transaction can still ask which
+        # emails are taken. Measured per 1,000 rows on a busy machine: the SELECT first
+        # cost ~18 ms, ON CONFLICT DO NOTHING (a speculative insertion per row) ~6 ms,
+        # the savepoint's two extra round trips well under 1 ms.
+        try:
+            with self.session.begin_nested():
+                created = self.session.execute(_INSERT_FROM_ARRAYS, parameters).all()
+        except IntegrityError as error:
+            if constraint_name(error) != USERS_EMAIL_UNIQUE_INDEX:
+                raise
+            taken = self.emails_taken(emails)
+            if not taken:
+                raise  # the user who had it is gone again: the constraint's own 409
+            return InsertedUsers([], taken)
+        return InsertedUsers(list(created), set())
+
+    def insert_new_portable(self, rows: Sequence[NewUserRow], now: datetime) -> InsertedUsers:
+        """``insert_new`` on any database: the taken check first, then an INSERT of bound rows
+        (insertmanyvalues). PostgreSQL's form is tested equal to this one. A race with
+        another writer is the unique index's IntegrityError (409 by constraint name)."""
+        taken = self.emails_taken([row["email"] for row in rows])
+        if taken:
+            return InsertedUsers([], taken)
+        values = [{**row, "version": 1, "created_at": now, "updated_at": now} for row in rows]
+        return InsertedUsers(list(self.session.execute(_INSERT_ROWS, values).all()), set())
 
     def set_password_hash(self, user_id: int, hashed_password: str) -> None:
         """Replace a stored hash by one of the same password (not a change of the user's data:

@@ -28,6 +28,7 @@ from webapp.core.lists.http import Listing, list_response
 from webapp.core.operations import operation
 from webapp.core.ratelimits import rate_limit
 from webapp.core.resource import Resource
+from webapp.core.row_dumpers import dump_rows
 from webapp.resources.users.model import EMAIL_TAKEN, User
 from webapp.resources.users.schemas import (
     USER_BULK_CREATE_EXAMPLE,
@@ -122,7 +123,9 @@ def create_user(body: Any) -> Response:
 )
 def bulk_create_users(body: Any) -> Response:
     users = _service().bulk_create(body["items"], require_principal())
-    return json_response({"items": _dump_many(users)}, 201)
+    # Only admins get this far (the service refuses anyone else), and admins see every
+    # email: no per-user viewer check, which cost 5 ms per 1,000 users.
+    return json_response({"items": dump_rows(user_schema, users)}, 201)
 
 
 @bp.get("/users")

@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal, authorize_change, require_admin
 from webapp.core.db import Reader
+from webapp.core.db.mixins import utcnow
 from webapp.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from webapp.core.lists import Page, PageRequest
 from webapp.core.passwords import DEFAULT_METHOD, hash_password, hash_passwords
 from webapp.core.preconditions import check_precondition
 from webapp.resources.users.model import EMAIL_TAKEN, User
-from webapp.resources.users.repository import UserReadRepository, UserRepository
+from webapp.resources.users.repository import CreatedUser, NewUserRow, UserReadRepository, UserRepository
 
 
 class NewUser(TypedDict):
@@ -81,8 +82,11 @@ class UserService:
         self.users.flush()
         return user
 
-    def bulk_create(self, items: Sequence[NewUser], actor: Principal) -> list[User]:
-        """Admins only. All or nothing: any duplicate means nothing is written (one INSERT batch)."""
+    def bulk_create(self, items: Sequence[NewUser], actor: Principal) -> list[CreatedUser]:
+        """Admins only. All or nothing: any duplicate means nothing is written (one INSERT).
+
+        The new users come back as rows of the columns a user is shown with, in the order
+        of ``items``."""
         require_admin(actor)
         emails = [item["email"] for item in items]
         repeated = {email for email, count in Counter(emails).items() if count > 1}
@@ -98,7 +102,18 @@ class UserService:
         # Hashed before the first statement: no transaction, row lock or SQLite write
         # lock is held while scrypt runs (1,000 hashes are tens of seconds).
         hashes = hash_passwords([item["password"] for item in items], self.password_method)
-        taken = self.users.emails_taken(emails)
+        # Inserted in email order: two batches that share emails then take the unique
+        # index's locks in the same order, so one waits and gets a 409 instead of both
+        # deadlocking. The answer keeps the order of the request.
+        rows: list[NewUserRow] = [
+            {
+                "email": items[index]["email"],
+                "full_name": items[index]["full_name"],
+                "hashed_password": hashes[index],
+            }
+            for index in sorted(range(len(items)), key=emails.__getitem__)
+        ]
+        created, taken = self.users.insert_new(rows, utcnow())
         if taken:
             # A 409 carries no per-field "errors" (only 422 does): the detail names the items.
             indexes = ", ".join(str(index) for index, email in enumerate(emails) if email in taken)
@@ -106,23 +121,8 @@ class UserService:
                 f"The emails of items {indexes} already belong to users; nothing was created.",
                 problem_type=EMAIL_TAKEN,
             )
-        # Inserted in email order: two batches that share emails then take the unique
-        # index's locks in the same order, so one waits and gets a 409 instead of both
-        # deadlocking. The answer keeps the order of the request.
-        order = sorted(range(len(items)), key=emails.__getitem__)
-        rows = [
-            {
-                "email": items[index]["email"],
-                "full_name": items[index]["full_name"],
-                "hashed_password": hashes[index],
-            }
-            for index in order
-        ]
-        users = self.users.bulk_insert_returning(rows)
-        by_request_order: list[User] = [users[0]] * len(users)
-        for position, index in enumerate(order):
-            by_request_order[index] = users[position]
-        return by_request_order
+        by_email = {row.email: row for row in created}
+        return [by_email[email] for email in emails]
 
     def get(self, user_id: int) -> User:
         user = self.users.get_live(user_id)
