@@ -68,8 +68,9 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     # Order matters: after_request hooks run in reverse, so the request log (registered
     # first) sees the status the transaction hook settled on.
     register_request_logging(app)
-    # Before the transaction hooks, so they run after the commit: a 503 that replaces a
-    # 2xx whose commit failed still gets the security and CORS headers.
+    # Before the transaction hooks, so CORS's after_request runs after the commit: a 503
+    # that replaces a 2xx whose commit failed still gets the CORS headers (the hardening
+    # headers are added outside Flask, to every answer).
     register_response_headers(app)
     install_read_your_writes(app, database)  # reads the WAL position after the commit below
     register_request_hooks(app, database)
