@@ -65,8 +65,8 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     database.init_app(app)
     Migrate(app, database, directory=migrations_dir)
 
-    # Order matters: after_request hooks run in reverse, so the request log (registered
-    # first) sees the status the transaction hook settled on.
+    # WSGI middlewares, outside every hook: the request log sees the status the
+    # transaction hook settled on, and its duration includes the commit.
     register_request_logging(app)
     # Before the transaction hooks, so CORS's after_request runs after the commit: a 503
     # that replaces a 2xx whose commit failed still gets the CORS headers (the hardening
