@@ -9,7 +9,14 @@ from collections.abc import Iterator
 import pytest
 
 from config import Config
-from webapp.core.observability import JsonFormatter, log_event, logfmt, loggable_statement
+from webapp.core.observability import (
+    TEXT_FORMAT,
+    JsonFormatter,
+    TextFormatter,
+    log_event,
+    logfmt,
+    loggable_statement,
+)
 
 
 class _Keep(logging.Handler):
@@ -67,6 +74,25 @@ def test_json_format_keeps_plain_messages_and_tracebacks(kept: list[logging.LogR
 
     assert line["message"] == "it failed: badly"
     assert "ValueError: boom" in line["exc_info"]
+
+
+def test_text_lines_are_the_standard_formatters_lines(kept: list[logging.LogRecord]) -> None:
+    logger = logging.getLogger("tests.log_format")
+    logger.info("first %s", "line")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logger.exception("it failed")
+    kept[1].created += 1.5  # the next second: its time is formatted afresh
+    kept[1].msecs = 7.0
+    standard, ours = logging.Formatter(TEXT_FORMAT), TextFormatter()
+
+    for record in (kept[0], kept[0], kept[1], kept[1]):  # each second: formatted, then cached
+        record.exc_text = None
+        expected = standard.format(record)
+        record.exc_text = None
+        assert ours.format(record) == expected
+    assert "ValueError: boom" in ours.format(kept[1])
 
 
 def test_log_format_is_text_json_or_an_error() -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import make_app
 from tests.support.server import LiveServer
-from webapp.core.observability import current_sql_stats
+from webapp.core.observability import current_sql_stats, logfmt, sql_stats_scope
 
 
 def _request_lines(caplog: pytest.LogCaptureFixture, path: str) -> list[dict[str, Any]]:
@@ -212,6 +212,18 @@ def test_an_error_line_says_which_problem_and_why(
     assert line["reason"]
 
 
+@pytest.mark.parametrize(
+    "path", ["/api/v1/users?per_page=2", '/no such/"route"?q=a%20b', "/api/v1/users/999999"]
+)
+def test_the_text_line_is_the_logfmt_of_its_fields(
+    client: FlaskClient, request_log: pytest.LogCaptureFixture, path: str
+) -> None:
+    client.get(path, headers={"X-Request-ID": "trace-7"})
+
+    [record] = [r for r in request_log.records if r.name == "webapp.request"]
+    assert record.getMessage() == "request " + logfmt(record.fields)  # type: ignore[attr-defined]
+
+
 def test_a_success_line_names_no_problem(client: FlaskClient, request_log: pytest.LogCaptureFixture) -> None:
     client.get("/api/v1/users")
 
@@ -251,13 +263,10 @@ def test_a_statement_the_database_refuses_is_counted_timed_and_its_error_kept(
     slow_app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="webapp.sql")
-    with slow_app.test_request_context("/"):
-        slow_app.preprocess_request()
+    with sql_stats_scope() as stats:
         engine = slow_app.extensions["database"].engine
         with pytest.raises(DBAPIError), engine.connect() as connection:
             connection.execute(text("SELECT * FROM no_such_table"))
-        stats = current_sql_stats()
-        assert stats is not None
         assert stats.count >= 1
 
     warned = [r.fields["statement"] for r in caplog.records if r.name == "webapp.sql"]  # type: ignore[attr-defined]

@@ -8,9 +8,12 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import Client
+from werkzeug.wrappers import Response
 
 from config import Config
 from tests.conftest import make_app
+from webapp.core.headers import HardeningHeaders
 
 ORIGIN = "https://app.example.com"
 
@@ -73,6 +76,24 @@ def test_an_answer_to_an_authorized_request_is_never_stored_by_caches(
 
 def test_an_answer_without_authorization_keeps_its_caching(client: FlaskClient) -> None:
     assert "no-store" not in client.get("/api/v1/users").headers.get("Cache-Control", "")
+
+
+def test_headers_an_answer_set_itself_give_way_to_the_hardening_ones() -> None:
+    """Whatever built the answer: the middleware sees only the WSGI headers, in any case."""
+    answer = Response(
+        b"{}",
+        headers=[("server", "lib/1.2"), ("X-Frame-Options", "SAMEORIGIN"), ("cache-control", "max-age=60")],
+    )
+    client = Client(HardeningHeaders(answer))
+
+    authorized = client.get("/", headers={"Authorization": "Bearer abc"}).headers
+    anonymous = client.get("/").headers
+
+    assert "Server" not in authorized
+    assert authorized.getlist("X-Frame-Options") == ["DENY"]
+    assert authorized.getlist("Cache-Control") == ["no-store"]
+    assert anonymous.getlist("Cache-Control") == ["max-age=60"]
+    assert anonymous["Content-Security-Policy"].startswith("default-src 'none'")
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Flask, Request, Response, request
 from flask.sessions import NullSession, SessionInterface
 from flask.typing import ResponseReturnValue
@@ -40,15 +43,42 @@ class NoCookieSessions(SessionInterface):
         return None
 
 
+# Far more than the hooks, views and handlers an app registers: a caller that hands
+# ensure_sync a new closure per request must not grow the set without bound.
+_MAX_REMEMBERED_SYNC = 4096
+
+
 class CoreApp(Flask):
     """Flask, with one retry of a GET/HEAD whose database connection died (read_retry.py),
-    and no cookie sessions (NoCookieSessions).
+    no cookie sessions (NoCookieSessions), and ensure_sync remembered per function.
 
     Dispatch is the one place that wraps every view, test routes included, after the
     request's session exists and before error handlers turn the failure into a 503.
     """
 
     session_interface = NoCookieSessions()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_functions: set[Callable[..., Any]] = set()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Flask's answer, remembered for plain functions.
+
+        Flask asks inspect.iscoroutinefunction about every hook, the view and each error
+        handler on every request (~4k instructions a call, 7 or more calls a GET). Whether
+        a function is a coroutine function does not change; coroutine functions still
+        take Flask's path each time (its wrapper, or its error without asgiref).
+        """
+        try:
+            if func in self._sync_functions:
+                return func
+        except TypeError:  # an unhashable callable: nothing to remember it by
+            return super().ensure_sync(func)
+        checked = super().ensure_sync(func)
+        if checked is func and len(self._sync_functions) < _MAX_REMEMBERED_SYNC:
+            self._sync_functions.add(func)
+        return checked
 
     def dispatch_request(self) -> ResponseReturnValue:
         environ = request.environ
@@ -71,11 +101,12 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     database.init_app(app)
     Migrate(app, database, directory=migrations_dir)
 
-    # Order matters: after_request hooks run in reverse, so the request log (registered
-    # first) sees the status the transaction hook settled on.
+    # WSGI middlewares, outside every hook: the request log sees the status the
+    # transaction hook settled on, and its duration includes the commit.
     register_request_logging(app)
-    # Before the transaction hooks, so they run after the commit: a 503 that replaces a
-    # 2xx whose commit failed still gets the security and CORS headers.
+    # Before the transaction hooks, so CORS's after_request runs after the commit: a 503
+    # that replaces a 2xx whose commit failed still gets the CORS headers (the hardening
+    # headers are added outside Flask, to every answer).
     register_response_headers(app)
     install_read_your_writes(app, database)  # reads the WAL position after the commit below
     register_request_hooks(app, database)
