@@ -567,6 +567,9 @@ def _wait_until_a_backend_waits_for_a_lock(engine: Engine) -> None:
             )
             if waiting:
                 return
+            # pg_stat_activity is a snapshot taken once per transaction: end it, or every
+            # later poll sees the first one's answer.
+            connection.rollback()
             time.sleep(0.02)
     raise AssertionError("the request never waited for the user's row lock")
 
