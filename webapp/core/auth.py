@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from flask import current_app, request
+from flask import Request, current_app, request
 from sqlalchemy import Connection
 
 from webapp.core.db import current_database
 from webapp.core.errors import Forbidden, Unauthenticated
+from webapp.core.http import current_request
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REALM = 'Bearer realm="api"'
@@ -146,18 +147,29 @@ def require_admin(actor: Principal) -> None:
 def enforce_authentication() -> None:
     """before_request: a presented token is checked on every request (a dead one is a 401,
     even on a read); a write without one is refused unless its view is declared public."""
-    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
-    if "Authorization" in request.headers:
+    # Read once, from the environ: each flask.request attribute costs a LocalProxy
+    # lookup, and werkzeug's header lookup raises and catches a KeyError when absent.
+    current = current_request()
+    if "HTTP_AUTHORIZATION" in current.environ:
+        view = _view_of(current)
         if view is not None and is_public(view):
             # Sign-in and sign-up need no token: a stale one a client still sends must
             # not lock it out of getting a new one. The caller is then anonymous.
             try:
                 current_principal()
             except Unauthenticated:
-                request.environ[_PRINCIPAL] = None
+                current.environ[_PRINCIPAL] = None
             return
         current_principal()
         return
-    if request.method in SAFE_METHODS or view is None or is_public(view):
+    if current.method in SAFE_METHODS:
+        return  # an anonymous read: nothing to check, no view to look up
+    view = _view_of(current)
+    if view is None or is_public(view):
         return
     require_principal()
+
+
+def _view_of(current: Request) -> Callable[..., Any] | None:
+    endpoint = current.endpoint
+    return current_app.view_functions.get(endpoint) if endpoint else None
