@@ -322,7 +322,7 @@ class Database:
             return
         try:
             reader.close()
-        except Exception:  # a dead connection must not mask the response (FACTS: close can raise)
+        except Exception:  # close() can raise on a connection the server dropped: not the answer's concern
             log.warning("releasing the read connection failed; it is discarded", exc_info=True)
 
     def active_request_session(self) -> Session | None:
