@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -271,3 +272,15 @@ def test_a_statement_the_database_refuses_is_counted_timed_and_its_error_kept(
 
     warned = [r.fields["statement"] for r in caplog.records if r.name == "webapp.sql"]  # type: ignore[attr-defined]
     assert "SELECT * FROM no_such_table" in warned
+
+
+def test_a_request_id_with_a_trailing_newline_is_replaced(
+    client: FlaskClient, request_log: pytest.LogCaptureFixture
+) -> None:
+    # "$" in a regex also matches before a final newline; the id goes back out in a header.
+    response = client.get("/no-such-route", environ_overrides={"HTTP_X_REQUEST_ID": "trace-9\n"})
+
+    line = _only_line(request_log, "/no-such-route")
+    assert response.status_code == 404
+    assert line["request_id"] == response.headers["X-Request-ID"] == response.get_json()["request_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", line["request_id"])

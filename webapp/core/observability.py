@@ -38,7 +38,9 @@ log = logging.getLogger("webapp.request")
 sql_log = logging.getLogger("webapp.sql")
 database_log = logging.getLogger("webapp.database")
 
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Matched whole (fullmatch): "$" would also accept a final newline, in an id that goes
+# back out in a response header.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _NEEDS_QUOTES = re.compile(r'[\s"=\\]')
 # insertmanyvalues batches: "VALUES (...), (...), ..." with up to 1,000 rows.
 _ROW = r"\((?:[^()%]|%\([^()]*\)s|%)*\)"  # a row of placeholders, psycopg2's %(name)s included
@@ -166,7 +168,7 @@ class RequestLog:
         started_at = time.perf_counter()
         supplied = environ.get("HTTP_X_REQUEST_ID")
         # 32 hex digits, as uuid4().hex gave, for a seventh of its cost.
-        request_id = supplied if supplied and _CLIENT_REQUEST_ID.match(supplied) else os.urandom(16).hex()
+        request_id = supplied if supplied and _CLIENT_REQUEST_ID.fullmatch(supplied) else os.urandom(16).hex()
         stats = SqlStats(request_id=request_id, started_at=started_at)
         token = _sql_stats.set(stats)
 
