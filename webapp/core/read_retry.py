@@ -77,8 +77,9 @@ def dispatch_with_read_retry(database: Database, dispatch: Callable[[], T]) -> T
             current_request_id(),
             exc_info=True,
         )
-    # SQLAlchemy invalidated the pool on the disconnect, so the new session's first
-    # statement checks out a new connection, not a sibling of the dead one.
+    # SQLAlchemy invalidated the pool on the disconnect, so the second run's first
+    # statement (on a new read connection or session) checks out a new connection, not
+    # a sibling of the dead one.
     database.release_request_reader()
     database.discard_request_session()
     return dispatch()

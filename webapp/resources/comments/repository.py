@@ -13,7 +13,8 @@ from webapp.resources.comments.model import Comment
 from webapp.resources.posts.model import Post
 from webapp.resources.users.model import User
 
-# Many-to-one: a JOIN keeps a page of comments with their authors ONE statement.
+# The write side loads a comment with its author (a change answers it embedded): many-to-one,
+# so a JOIN keeps that ONE statement. Reads for GET join in CommentReadRepository.
 WITH_AUTHOR = joinedload(Comment.author, innerjoin=True)
 
 

@@ -13,10 +13,10 @@ from webapp.core.search import contains_text
 from webapp.resources.posts.model import Post
 from webapp.resources.users.model import User
 
-# joinedload, not selectinload: the author is many-to-one, so a JOIN adds one user's
-# columns to each post row and the page stays ONE statement. selectinload pays off for
-# collections (no row multiplication) but would add a second SELECT ... IN (...) here.
-# innerjoin: posts.user_id is NOT NULL with a foreign key, so every post has its row.
+# The write side loads a post with its author, because a change answers the post with
+# the author embedded: joinedload, not selectinload, since the author is many-to-one and
+# a JOIN keeps it ONE statement (selectinload would add a SELECT ... IN). innerjoin:
+# posts.user_id is NOT NULL with a foreign key. Reads for GET join in PostReadRepository.
 WITH_AUTHOR = joinedload(Post.author, innerjoin=True)
 
 
