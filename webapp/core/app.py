@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Request, Response, request
+from flask import Flask, Request, Response
 from flask.sessions import NullSession, SessionInterface
 from flask.typing import ResponseReturnValue
 from flask_migrate import Migrate
@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.core import health, openapi
 from webapp.core.auth import enforce_authentication
+from webapp.core.context import current_request
 from webapp.core.db import Database
 from webapp.core.db.database import IN_VIEW
 from webapp.core.headers import register_response_headers
@@ -81,7 +82,7 @@ class CoreApp(Flask):
         return checked
 
     def dispatch_request(self) -> ResponseReturnValue:
-        environ = request.environ
+        environ = current_request().environ
         environ[IN_VIEW] = True
         try:
             return dispatch_with_read_retry(self.extensions["database"], super().dispatch_request)

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from flask import Request, current_app, request
+from flask import Request
 from sqlalchemy import Connection
 
+from webapp.core.context import current_flask_app, current_request
 from webapp.core.db import current_database
 from webapp.core.errors import Forbidden, Unauthenticated
-from webapp.core.http import current_request
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REALM = 'Bearer realm="api"'
@@ -72,8 +72,10 @@ def _challenge(error: str | None = None, description: str | None = None) -> dict
     return {"WWW-Authenticate": value}
 
 
-def _presented_token() -> str | None:
-    header = request.headers.get("Authorization")
+def _presented_token(environ: dict[str, Any]) -> str | None:
+    # The environ's key, as request.headers would read it, without two lookups' worth of
+    # LocalProxy and header-name folding on every request.
+    header = environ.get("HTTP_AUTHORIZATION")
     if header is None:
         return None
     match = _BEARER.match(header)
@@ -93,14 +95,14 @@ def current_principal() -> Principal | None:
     """
     # Kept in the WSGI environ, not flask.g: g belongs to the app context, which a test
     # (or a CLI command) may keep open across several requests.
-    environ = request.environ
+    environ = current_request().environ
     if _PRINCIPAL in environ:
         found: Principal | None = environ[_PRINCIPAL]
         return found
-    token = _presented_token()
+    token = _presented_token(environ)
     principal: Principal | None = None
     if token is not None:
-        authenticator: Authenticator | None = current_app.extensions.get("authenticator")
+        authenticator: Authenticator | None = current_flask_app().extensions.get("authenticator")
         if authenticator is not None:
             # Not the request's session: its first statement would open the write
             # transaction (and SQLite's write lock) before the view, which may first hash
@@ -172,4 +174,4 @@ def enforce_authentication() -> None:
 
 def _view_of(current: Request) -> Callable[..., Any] | None:
     endpoint = current.endpoint
-    return current_app.view_functions.get(endpoint) if endpoint else None
+    return current_flask_app().view_functions.get(endpoint) if endpoint else None

@@ -7,12 +7,13 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, has_request_context
 from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
+from webapp.core.context import current_flask_app, current_request
 from webapp.core.db.base import Base
 from webapp.core.db.engine import READ_ONLY_ENGINE, SQLITE_BEGIN, build_engine, build_probe_engine
 from webapp.core.db.replicas import ReplicaSet
@@ -270,12 +271,13 @@ class Database:
         It is read-only (writes raise) when ``read_only`` says so or, by default, when the
         request's method is safe; ``read_only`` only applies when this call creates it.
         """
-        environ = request.environ
+        current = current_request()
+        environ = current.environ
         session: Session | None = environ.get(SESSION)
         if session is not None:
             return session
         if read_only is None:
-            read_only = request.method in SAFE_METHODS
+            read_only = current.method in SAFE_METHODS
         engine = self.engine
         session = self.session_factory(bind=self._request_read_engine if read_only else engine)
         if read_only:
@@ -294,11 +296,12 @@ class Database:
         no Session, no ORM objects, one transaction owner (nobody: it cannot write). A
         request that writes reads through its Session, so it sees its own changes.
         """
-        environ = request.environ
+        current = current_request()
+        environ = current.environ
         reader: Connection | None = environ.get(READER)
         if reader is not None:
             return reader
-        if request.method not in SAFE_METHODS:
+        if current.method not in SAFE_METHODS:
             return self.request_session()
         self.engine  # noqa: B018 -- builds every engine on first use
         assert self._request_read_engine is not None
@@ -311,13 +314,13 @@ class Database:
     def active_request_reader(self) -> Connection | None:
         """The safe request's read connection if it has checked one out, else None."""
         if has_request_context():
-            reader: Connection | None = request.environ.get(READER)
+            reader: Connection | None = current_request().environ.get(READER)
             return reader
         return None
 
     def release_request_reader(self) -> None:
         """Hand the request's read connection back to its pool; never raises."""
-        reader: Connection | None = request.environ.pop(READER, None)
+        reader: Connection | None = current_request().environ.pop(READER, None)
         if reader is None:
             return
         try:
@@ -328,13 +331,13 @@ class Database:
     def active_request_session(self) -> Session | None:
         """The request's session if this request has opened one, else None."""
         if has_request_context():
-            session: Session | None = request.environ.get(SESSION)
+            session: Session | None = current_request().environ.get(SESSION)
             return session
         return None
 
     def discard_request_session(self) -> None:
         """Roll back and drop the request's session (e.g. its connection died); never raises."""
-        session: Session | None = request.environ.pop(SESSION, None)
+        session: Session | None = current_request().environ.pop(SESSION, None)
         if session is None:
             return
         try:
@@ -353,11 +356,11 @@ class Database:
 
 def in_view() -> bool:
     """Whether a view of this app is running (not a bare request context, as tests push)."""
-    return has_request_context() and bool(request.environ.get(IN_VIEW))
+    return has_request_context() and bool(current_request().environ.get(IN_VIEW))
 
 
 def current_database() -> Database:
-    database: Database = current_app.extensions["database"]
+    database: Database = current_flask_app().extensions["database"]
     return database
 
 
