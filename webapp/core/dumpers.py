@@ -12,7 +12,7 @@ resource's output schema over real rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -22,15 +22,17 @@ from webapp.core.fields import UtcDateTime
 
 Dump = Callable[[Any], dict[str, Any]]
 
-_cache: dict[tuple[int, bool], tuple[Schema, Dump]] = {}
+_cache: dict[tuple[int, tuple[str, ...] | None], tuple[Schema, Dump]] = {}
 
 
 def _utc(value: Any) -> str | None:
     # UtcDateTime._serialize, inlined: RFC 3339 in UTC with microseconds.
     if value is None:
         return None
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return str(aware.isoformat(timespec="microseconds"))
+    tzinfo = value.tzinfo
+    if tzinfo is not UTC:  # psycopg2 hands UTC timestamps over already in UTC
+        value = value.replace(tzinfo=UTC) if tzinfo is None else value.astimezone(UTC)
+    return str(value.isoformat(timespec="microseconds"))
 
 
 def _exact(field: fields.Field[Any], kind: type) -> bool:
@@ -42,8 +44,18 @@ def _has_hooks(schema: Schema) -> bool:
     return any(hooks.get(name) for name in ("pre_dump", "post_dump"))
 
 
+def _reader(obj: str, labels: Sequence[str] | None) -> Callable[[str], str | None]:
+    """How generated code reads a value: ``obj.name`` of an object, or ``obj[i]`` of a row
+    whose labels are known (a Row's attribute access costs ~15x its index); None when a
+    row has no such column."""
+    if labels is None:
+        return lambda name: f"{obj}.{name}"
+    position = {label: index for index, label in enumerate(labels)}
+    return lambda name: f"{obj}[{position[name]}]" if name in position else None
+
+
 def _entries(
-    schema: Schema, obj: str, prefix: str, namespace: dict[str, Any], indent: str
+    schema: Schema, read: Callable[[str], str | None], prefix: str, namespace: dict[str, Any], indent: str
 ) -> list[str] | None:
     """Statements that fill ``body`` from ``obj``; None when a field cannot be inlined.
 
@@ -56,7 +68,9 @@ def _entries(
         key = field.data_key or name
         if not attribute.isidentifier() or field.dump_default is not fields.missing_:  # type: ignore[attr-defined]
             return None
-        value = f"{obj}.{prefix}{attribute}"
+        value = read(f"{prefix}{attribute}")
+        if value is None and not (isinstance(field, fields.Nested) and namespace["_flat"]):
+            return None  # a row without this column (a nested object is read from its own)
         if _exact(field, fields.Integer) and not field.as_string:  # type: ignore[attr-defined]
             expression = f"(None if (v := {value}) is None else int(v))"
         elif _exact(field, fields.String):
@@ -66,19 +80,10 @@ def _entries(
         elif _exact(field, UtcDateTime):
             expression = f"_utc({value})"
         elif isinstance(field, fields.Nested) and not field.many and prefix == "" and namespace["_flat"]:
-            nested_schema = field.schema
-            if _has_hooks(nested_schema) or "id" not in nested_schema.dump_fields:
+            flat_nested = _flat_nested_entries(field.schema, attribute, key, read, namespace, indent=indent)
+            if flat_nested is None:
                 return None
-            inner = _entries(nested_schema, obj, f"{attribute}_", namespace, indent + "    ")
-            if inner is None:
-                return None
-            # The nested object is absent when its id is (a LEFT JOIN that found nothing).
-            entries.append(f"{indent}if {obj}.{attribute}_id is None:")
-            entries.append(f"{indent}    body[{key!r}] = None")
-            entries.append(f"{indent}else:")
-            entries.append(f"{indent}    outer, body = body, {{}}")
-            entries.extend(inner)
-            entries.append(f"{indent}    outer[{key!r}], body = body, outer")
+            entries.extend(flat_nested)
             continue
         elif isinstance(field, fields.Nested) and not field.many and not namespace["_flat"]:
             nested = f"_nested_{name}"
@@ -90,7 +95,7 @@ def _entries(
         else:
             serialize = f"_serialize_{name}"
             namespace[serialize] = field.serialize
-            expression = f"{serialize}({attribute!r}, {obj})"
+            expression = f"{serialize}({attribute!r}, obj)"
             # marshmallow leaves a key out when the attribute is missing: keep that.
             entries.append(f"{indent}if (x := {expression}) is not _missing: body[{key!r}] = x")
             namespace["_missing"] = fields.missing_  # type: ignore[attr-defined]
@@ -99,19 +104,49 @@ def _entries(
     return entries
 
 
-def compile_dumper(schema: Schema, *, flat: bool = False) -> Dump:
+def _flat_nested_entries(
+    schema: Schema,
+    attribute: str,
+    key: str,
+    read: Callable[[str], str | None],
+    namespace: dict[str, Any],
+    *,
+    indent: str,
+) -> list[str] | None:
+    """Statements that fill ``body[key]`` from a row's ``<attribute>_*`` columns."""
+    nested_id = read(f"{attribute}_id")
+    if _has_hooks(schema) or "id" not in schema.dump_fields or nested_id is None:
+        return None
+    inner = _entries(schema, read, f"{attribute}_", namespace, indent + "    ")
+    if inner is None:
+        return None
+    # The nested object is absent when its id is (a LEFT JOIN that found nothing).
+    return [
+        f"{indent}if {nested_id} is None:",
+        f"{indent}    body[{key!r}] = None",
+        f"{indent}else:",
+        f"{indent}    outer, body = body, {{}}",
+        *inner,
+        f"{indent}    outer[{key!r}], body = body, outer",
+    ]
+
+
+def compile_dumper(schema: Schema, *, labels: Sequence[str] | None = None) -> Dump:
     """One function ``obj -> dict`` equal to ``schema.dump(obj)`` for a single object.
 
-    ``flat``: for rows of a SELECT rather than objects: a nested field ``author`` is read
-    from the row's ``author_id``, ``author_full_name``... (core/repository.py
-    ReadRepository labels joined columns so). Raises ValueError for a schema it cannot
-    compile that way: a row cannot go through schema.dump instead.
+    ``labels``: for rows of a SELECT with these column labels, in this order, rather than
+    objects: values are read by position, and a nested field ``author`` from the row's
+    ``author_id``, ``author_full_name``... (core/repository.py ReadRepository labels
+    joined columns so). Raises ValueError for a schema it cannot compile that way: a row
+    cannot go through schema.dump instead.
     """
+    flat = labels is not None
     namespace: dict[str, Any] = {"_utc": _utc, "Mapping": Mapping, "_schema_dump": schema.dump, "_flat": flat}
-    entries = None if schema.many or _has_hooks(schema) else _entries(schema, "obj", "", namespace, "    ")
+    read = _reader("obj", labels)
+    entries = None if schema.many or _has_hooks(schema) else _entries(schema, read, "", namespace, "    ")
     if entries is None:
         if flat:
-            raise ValueError(f"{type(schema).__name__} cannot be dumped from flat rows")
+            raise ValueError(f"{type(schema).__name__} cannot be dumped from rows of {tuple(labels or ())}")
         return schema.dump
     head = [] if flat else ["    if isinstance(obj, Mapping):", "        return _schema_dump(obj)"]
     source = "\n".join(["def dump(obj):", *head, "    body = {}", *entries, "    return body"])
@@ -120,17 +155,19 @@ def compile_dumper(schema: Schema, *, flat: bool = False) -> Dump:
     return dump
 
 
-def dumper_for(schema: Schema, *, flat: bool = False) -> Dump:
-    """The generated dumper of this schema instance (for rows: ``flat``), compiled on first use."""
-    cache_key = (id(schema), flat)
+def dumper_for(schema: Schema, *, labels: Sequence[str] | None = None) -> Dump:
+    """The generated dumper of this schema instance (for rows: their ``labels``), compiled on first use."""
+    cache_key = (id(schema), None if labels is None else tuple(labels))
     entry = _cache.get(cache_key)
     if entry is None or entry[0] is not schema:
-        entry = (schema, compile_dumper(schema, flat=flat))
+        entry = (schema, compile_dumper(schema, labels=labels))
         _cache[cache_key] = entry
     return entry[1]
 
 
-def dump_many(schema: Schema, *, flat: bool = False) -> Callable[[list[Any]], list[dict[str, Any]]]:
+def dump_many(
+    schema: Schema, *, labels: Sequence[str] | None = None
+) -> Callable[[list[Any]], list[dict[str, Any]]]:
     """A list dumper for a page's items."""
-    dump = dumper_for(schema, flat=flat)
+    dump = dumper_for(schema, labels=labels)
     return lambda items: [dump(item) for item in items]

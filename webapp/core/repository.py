@@ -118,10 +118,9 @@ class ReadRepository:
 
     A GET reads on its request's read connection (Database.request_reader): no Session,
     no ORM objects, which cost a GET by id more than everything else it does
-    (bench/README.md). Rows answer attribute access by column label, so the generated
-    dumpers read them as they read objects; the columns of a joined model are labelled
-    ``<relationship>_<attribute>`` (``author_id``), which ``dumper_for(schema, flat=True)``
-    reads back into the nested object.
+    (bench/README.md). The generated dumpers read rows by position (``labels()``); the
+    columns of a joined model are labelled ``<relationship>_<attribute>`` (``author_id``),
+    which ``dumper_for(schema, labels=...)`` reads back into the nested object.
     """
 
     model: ClassVar[type[Any]]
@@ -158,6 +157,12 @@ class ReadRepository:
             )
             cls._by_id = stmt
         return stmt
+
+    @classmethod
+    def labels(cls) -> tuple[str, ...]:
+        """The keys of the rows this repository returns, in their order: what a dumper
+        reads them by (``dumper_for(schema, labels=...)``), by position."""
+        return tuple(cls._select_live_by_id().selected_columns.keys())
 
     def get_live(self, entity_id: int) -> Row[Any] | None:
         """The row of a live entity, or None if it is missing or soft-deleted: one statement."""

@@ -39,8 +39,8 @@ COMMENTS = Listing("comments", CommentReadService.lister)
 comment_schema = CommentSchema()
 # schema.dump, generated once from the schema (core/dumpers.py)
 dump_comment = dumper_for(comment_schema)
-dump_comment_row = dumper_for(comment_schema, flat=True)
-dump_comment_rows = dump_many(comment_schema, flat=True)
+dump_comment_row = dumper_for(comment_schema, labels=CommentReadService.row_labels)
+dump_comment_rows = dump_many(comment_schema, labels=CommentReadService.row_labels)
 
 
 def _service() -> CommentService:

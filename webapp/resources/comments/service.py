@@ -30,6 +30,8 @@ class CommentReadService:
 
     # The sort allowlist, for the routes' list parsing (they never reach a repository).
     lister = CommentReadRepository.lister
+    # The keys of the rows it answers, in order: what the routes' dumpers read them by.
+    row_labels = CommentReadRepository.labels()
 
     def __init__(self, reader: Reader) -> None:
         self.comments = CommentReadRepository(reader)

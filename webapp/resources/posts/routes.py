@@ -44,10 +44,10 @@ POSTS = Listing("posts", PostReadService.lister)
 
 post_schema = PostSchema()
 # schema.dump, generated once from the schema (core/dumpers.py): for Post objects (what
-# writes answer) and for the flat rows of PostReadRepository (what GETs answer).
+# writes answer) and for the rows of PostReadRepository (what GETs answer), by position.
 dump_post = dumper_for(post_schema)
-dump_post_row = dumper_for(post_schema, flat=True)
-dump_post_rows = dump_many(post_schema, flat=True)
+dump_post_row = dumper_for(post_schema, labels=PostReadService.row_labels)
+dump_post_rows = dump_many(post_schema, labels=PostReadService.row_labels)
 
 
 def _service() -> PostService:

@@ -49,6 +49,8 @@ class PostReadService:
 
     # The sort allowlist, for the routes' list parsing (they never reach a repository).
     lister = PostReadRepository.lister
+    # The keys of the rows it answers, in order: what the routes' dumpers read them by.
+    row_labels = PostReadRepository.labels()
 
     def __init__(self, reader: Reader) -> None:
         self.posts = PostReadRepository(reader)

@@ -54,20 +54,26 @@ ID = "<id:user_id>"  # see IdConverter: a 404, never a 405, for ids that cannot 
 USERS = Listing("users", UserReadService.lister)
 
 user_schema = UserSchema()
-dump_user = dumper_for(user_schema)  # schema.dump, generated once (core/dumpers.py)
+# schema.dump, generated once (core/dumpers.py): for User objects (what writes answer) and
+# for the rows of UserReadRepository (what GETs answer), by position.
+dump_user = dumper_for(user_schema)
+dump_user_row = dumper_for(user_schema, labels=UserReadService.row_labels)
 
 
-def _dump(user: User | Row[Any]) -> dict[str, Any]:
+def _visible(body: dict[str, Any]) -> dict[str, Any]:
     """The representation the caller may see: the email only for the user and admins."""
-    body = dump_user(user)
     viewer = current_principal()
-    if viewer is None or not (viewer.is_admin or viewer.user_id == user.id):
+    if viewer is None or not (viewer.is_admin or viewer.user_id == body["id"]):
         del body["email"]
     return body
 
 
-def _dump_many(users: Sequence[User | Row[Any]]) -> list[dict[str, Any]]:
-    return [_dump(user) for user in users]
+def _dump(user: User) -> dict[str, Any]:
+    return _visible(dump_user(user))
+
+
+def _dump_rows(users: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    return [_visible(dump_user_row(user)) for user in users]
 
 
 def _service() -> UserService:
@@ -78,7 +84,7 @@ def _reads() -> UserReadService:
     return UserReadService(get_reader())
 
 
-def _entity(user: User | Row[Any], status: int = 200) -> Response:
+def _entity(user: User, status: int = 200) -> Response:
     return entity_response(_dump(user), user.version, status)
 
 
@@ -143,7 +149,7 @@ def bulk_create_users(body: Any) -> Response:
     problems=(403,),
 )
 def list_users(query: Any, page: PageRequest) -> Response:
-    return list_response(USERS, _reads().list(query, page, current_principal()), page, _dump_many)
+    return list_response(USERS, _reads().list(query, page, current_principal()), page, _dump_rows)
 
 
 @bp.get(f"/users/{ID}")
@@ -157,8 +163,9 @@ def list_users(query: Any, page: PageRequest) -> Response:
     conditional=True,
 )
 def get_user(user_id: int) -> Response:
-    user = _reads().get(user_id)
-    return not_modified(user.version) or _entity(user)
+    body = dump_user_row(_reads().get(user_id))
+    version = body["version"]
+    return not_modified(version) or entity_response(_visible(body), version)
 
 
 @bp.patch(f"/users/{ID}")

@@ -45,6 +45,8 @@ class UserReadService:
 
     # The sort allowlist, for the routes' list parsing (they never reach a repository).
     lister = UserReadRepository.lister
+    # The keys of the rows it answers, in order: what the routes' dumpers read them by.
+    row_labels = UserReadRepository.labels()
 
     def __init__(self, reader: Reader) -> None:
         self.users = UserReadRepository(reader)
