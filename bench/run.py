@@ -4,9 +4,10 @@ Every figure is a ratio against a baseline taken in the same run, alternating A 
 and reporting medians, because this 2-core machine shares its cores between the load
 generator, the app and PostgreSQL (single samples vary up to 2x).
 
-- GET /api/v1/users/{id} (random ids) and GET /api/v1/posts (first page, 20 with
-  authors): the app under gunicorn vs bench/raw_app.py (Flask + psycopg2, no ORM),
-  both `gunicorn -w 2`, driven by wrk on loopback.
+- GET /api/v1/users/{id} (random ids), GET /api/v1/posts (first page, 20 with
+  authors) and POST /api/v1/posts with a Bearer token: the app under gunicorn vs
+  bench/raw_app.py (Flask + psycopg2, no ORM) and bench/textbook_app.py (the peer),
+  all `gunicorn -w 2`, driven by wrk on loopback, alternated A B C.
 - POST /api/v1/users/bulk with 1,000 users: rows/s vs COPY of the same rows
   (password hashing excluded from both: the app runs with a one-iteration hash).
 - SQL statements and database round trips per request, for each route.
@@ -158,6 +159,35 @@ def alternate(runs: int, *measures: Callable[[], float]) -> tuple[float, ...]:
         for measure, taken in zip(measures, samples, strict=True):
             taken.append(measure())
     return tuple(statistics.median(taken) for taken in samples)
+
+
+@dataclass
+class Compared:
+    """Medians of alternated wrk samples, and the non-2xx answers, per target."""
+
+    requests_per_second: dict[str, float]
+    non_2xx: dict[str, int]
+
+    def failures(self) -> str:
+        """Which targets answered non-2xx, for the row: a shared count would blame the app
+        for a baseline's errors."""
+        failed = [f"{name} {count:,}" for name, count in self.non_2xx.items() if count]
+        return f" (non-2xx: {', '.join(failed)}!)" if failed else ""
+
+
+def compare(targets: dict[str, str], path: str, script: str | None, args: argparse.Namespace) -> Compared:
+    """wrk on ``path`` of every target (name -> base URL), alternated A B C."""
+    non_2xx = dict.fromkeys(targets, 0)
+
+    def sample(name: str) -> float:
+        result = wrk(targets[name] + path, args.seconds, args.connections, script)
+        non_2xx[name] += result.non_2xx
+        return result.requests_per_second
+
+    for base in targets.values():  # warm all: first requests build engines and pools
+        wrk(base + (path or "/api/v1/users/1"), 1, args.connections, script)
+    medians = alternate(args.runs, *(lambda name=name: sample(name) for name in targets))
+    return Compared(dict(zip(targets, medians, strict=True)), non_2xx)
 
 
 WRITE_SCRIPT = """
@@ -385,6 +415,20 @@ def measure_bulk(app_url: str, url: str, token: str, runs: int) -> list[tuple[st
     ]
 
 
+def three_way(label: str, measured: Compared) -> list[tuple[str, str, str, str]]:
+    """The app's row against the raw app, and the line under it against the peer."""
+    rps = measured.requests_per_second
+    return [
+        (
+            label,
+            f"{rps['app']:,.0f} req/s",
+            f"{rps['raw']:,.0f} req/s (raw Flask+psycopg2)",
+            f"{rps['app'] / rps['raw']:.2f}x{measured.failures()}",
+        ),
+        ("", "", f"{rps['peer']:,.0f} req/s (textbook peer)", f"{rps['app'] / rps['peer']:.2f}x"),
+    ]
+
+
 def print_rows(rows: list[tuple[str, str, str, str]]) -> None:
     print()
     print(f"{'measure':<36} {'app':>16} {'baseline':>44} {'ratio':>8}")
@@ -430,6 +474,7 @@ def main() -> None:
         PEER_DATABASE_URL=args.url,
     )
     rows: list[tuple[str, str, str, str]] = []
+    notes: list[str] = []
     if args.only == "bulk":
         with gunicorn("wsgi:app", env, args.workers) as app_url:
             rows += measure_bulk(app_url, args.url, admin_token(app_url, args.url), args.runs)
@@ -441,63 +486,36 @@ def main() -> None:
         gunicorn("bench.textbook_app:app", env, args.workers) as peer_url,
     ):
         token = admin_token(app_url, args.url)
+        targets = {"app": app_url, "raw": raw_url, "peer": peer_url}
+        user_script = RANDOM_USER_SCRIPT.format(users=users)
         anonymous_user_rps = 0.0
         for label, path, script in (
-            ("GET /api/v1/users/{id} (random)", "", RANDOM_USER_SCRIPT.format(users=users)),
+            ("GET /api/v1/users/{id} (random)", "", user_script),
             ("GET /api/v1/posts (page 1, 20)", "/api/v1/posts?per_page=20", None),
+            # The token is the app's; the three share its table, so it is valid for all.
+            ("POST /api/v1/posts (Bearer token)", "/api/v1/posts", WRITE_SCRIPT.format(token=token)),
         ):
-            failures: list[int] = []
-
-            def sample(
-                base: str, path: str = path, script: str | None = script, failures: list[int] = failures
-            ) -> float:
-                result = wrk(base + path, args.seconds, args.connections, script)
-                failures.append(result.non_2xx)
-                return result.requests_per_second
-
             log(f"measuring {label}")
-            for base in (app_url, raw_url, peer_url):  # warm all: first requests build engines and pools
-                wrk(base + (path or "/api/v1/users/1"), 1, args.connections, script)
-            app_rps, raw_rps, peer_rps = alternate(
-                args.runs, lambda: sample(app_url), lambda: sample(raw_url), lambda: sample(peer_url)
-            )
-            anonymous_user_rps = anonymous_user_rps or app_rps
-            flag = "" if not any(failures) else f" ({sum(failures)} non-2xx!)"
-            rows.append(
-                (
-                    label,
-                    f"{app_rps:,.0f} req/s",
-                    f"{raw_rps:,.0f} req/s (raw Flask+psycopg2)",
-                    f"{app_rps / raw_rps:.2f}x{flag}",
-                )
-            )
-            rows.append(("", "", f"{peer_rps:,.0f} req/s (textbook peer)", f"{app_rps / peer_rps:.2f}x"))
-
-        log("measuring an authenticated write")
-        write_failures: list[int] = []
-
-        def write_sample() -> float:
-            result = wrk(
-                app_url + "/api/v1/posts", args.seconds, args.connections, WRITE_SCRIPT.format(token=token)
-            )
-            write_failures.append(result.non_2xx)
-            return result.requests_per_second
-
-        (write_rps,) = alternate(args.runs, write_sample)
+            measured = compare(targets, path, script, args)
+            rows += three_way(label, measured)
+            if path == "":
+                anonymous_user_rps = measured.requests_per_second["app"]
+        write_rps = measured.requests_per_second["app"]
         delete_bench_posts(args.url)
         rows.append(
             (
-                "POST /api/v1/posts (Bearer token)",
-                f"{write_rps:,.0f} req/s",
-                f"{anonymous_user_rps:,.0f} req/s (app, anonymous GET user)",
-                f"{write_rps / anonymous_user_rps:.2f}x"
-                + ("" if not any(write_failures) else f" ({sum(write_failures)} non-2xx!)"),
+                "  same, app vs its anonymous GET user",
+                "",
+                f"{anonymous_user_rps:,.0f} req/s (app, GET user above)",
+                f"{write_rps / anonymous_user_rps:.2f}x",
             )
         )
 
         rows += measure_bulk(app_url, args.url, token, args.runs)
 
     print_rows(rows)
+    for note in notes:
+        print(note)
     print()
     print(f"{'route':<44} {'status':>6} {'statements':>10} {'round trips':>12}")
     for route, status, statements, trips in statements_per_route(args.url):
