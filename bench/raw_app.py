@@ -4,6 +4,7 @@ no schemas. It serves the same JSON as the real app from the same tables, so
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -50,6 +51,24 @@ def _query(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+
+
+def _problem(status: int, title: str, detail: str) -> Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api", error="invalid_token"'
+    return response
+
+
+# The app's token check (tokens/repository.py TokenReadRepository.holder): the sha256 hex
+# of the token, not revoked, not expired, issued at the user's current token generation,
+# for a live, active user.
+TOKEN_HOLDER = (
+    "SELECT t.id, u.id, u.is_admin FROM access_tokens t JOIN users u ON u.id = t.user_id "
+    "WHERE t.token_hash = %s AND t.revoked_at IS NULL AND t.expires_at > now() "
+    "AND t.generation = u.token_generation AND u.deleted_at IS NULL AND u.is_active"
+)
 
 
 @app.get("/api/v1/users/<int:user_id>")
@@ -107,3 +126,54 @@ def list_posts() -> Response:
         "total": total,
     }
     return _json({"items": items, "meta": meta})
+
+
+@app.post("/api/v1/posts")
+def create_post() -> Response:
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    holder = _query(TOKEN_HOLDER, (hashlib.sha256(token.encode()).hexdigest(),)) if token else []
+    if not holder:
+        return _problem(401, "Unauthorized", "The bearer token is invalid, expired or revoked.")
+    body = request.get_json(silent=True)
+    title = body.get("title") if isinstance(body, dict) else None
+    content = body.get("content", "") if isinstance(body, dict) else None
+    if not isinstance(title, str) or not 1 <= len(title) <= 200 or not isinstance(content, str):
+        return _problem(422, "Unprocessable Content", "title (1..200 characters), content: strings.")
+    _token_id, user_id, _is_admin = holder[0]
+    connection = pool().getconn()
+    try:
+        connection.autocommit = False
+        with connection, connection.cursor() as cursor:  # one transaction: commits on leaving
+            # FOR SHARE as the app does (users/repository.py get_live_for_share): a soft
+            # delete of the author waits for this insert, or is seen before it.
+            cursor.execute(
+                "SELECT full_name FROM users WHERE id = %s AND deleted_at IS NULL FOR SHARE", (user_id,)
+            )
+            author = cursor.fetchone()
+            if author is None:
+                return _problem(422, "Unprocessable Content", "The post's author does not exist.")
+            cursor.execute(
+                "INSERT INTO posts (user_id, title, content, version) VALUES (%s, %s, %s, 1) "
+                "RETURNING id, version, created_at, updated_at",
+                (user_id, title, content),
+            )
+            id_, version, created_at, updated_at = cursor.fetchone()
+    finally:
+        pool().putconn(connection)
+    response = _json(
+        {
+            "id": id_,
+            "title": title,
+            "content": content,
+            "user_id": user_id,
+            "author": {"id": user_id, "full_name": author[0]},
+            "version": version,
+            "created_at": _ts(created_at),
+            "updated_at": _ts(updated_at),
+        },
+        201,
+    )
+    response.headers["ETag"] = f'"{version}"'
+    response.headers["Location"] = f"/api/v1/posts/{id_}"
+    return response

@@ -4,9 +4,13 @@ Every figure is a ratio against a baseline taken in the same run, alternating A 
 and reporting medians, because this 2-core machine shares its cores between the load
 generator, the app and PostgreSQL (single samples vary up to 2x).
 
-- GET /api/v1/users/{id} (random ids) and GET /api/v1/posts (first page, 20 with
-  authors): the app under gunicorn vs bench/raw_app.py (Flask + psycopg2, no ORM),
-  both `gunicorn -w 2`, driven by wrk on loopback.
+- GET /api/v1/users/{id} (random ids), GET /api/v1/posts (first page, 20 with
+  authors) and POST /api/v1/posts with a Bearer token: the app under gunicorn vs
+  bench/raw_app.py (Flask + psycopg2, no ORM) and bench/textbook_app.py (the peer),
+  all `gunicorn -w 2`, driven by wrk on loopback, alternated A B C.
+- With DATABASE_REPLICA_URLS (eval "$(scripts/cluster.sh up)"): GET user from a second
+  app instance that routes reads to the replica, vs the app on the primary only and
+  the raw app, alternated the same way.
 - POST /api/v1/users/bulk with 1,000 users: rows/s vs COPY of the same rows
   (password hashing excluded from both: the app runs with a one-iteration hash).
 - SQL statements and database round trips per request, for each route.
@@ -78,6 +82,84 @@ def prepare_database(url: str, posts: int, *, reseed: bool) -> None:
     app.extensions["database"].dispose()
 
 
+def default_url() -> str:
+    """DATABASE_URL; with a cluster's URLs in the environment, the bench database on its primary.
+
+    The cluster's URLs name the app's own database (and DATABASE_URL its PgBouncer, which
+    serves only that one): the bench seeds a database of its own on the primary server,
+    which streaming replication copies to the replicas, so the replica row reads the
+    same rows as the rest of the table.
+    """
+    if not os.environ.get("DATABASE_REPLICA_URLS"):
+        return normalize_database_url(os.environ.get("DATABASE_URL") or DEFAULT_URL)
+    primary = os.environ.get("DATABASE_PRIMARY_URL") or os.environ.get("DATABASE_URL") or DEFAULT_URL
+    bench = make_url(DEFAULT_URL).database
+    return make_url(normalize_database_url(primary)).set(database=bench).render_as_string(hide_password=False)
+
+
+def replica_urls(url: str) -> list[str]:
+    """DATABASE_REPLICA_URLS, each pointed at the bench's database (that of ``url``)."""
+    database = make_url(url).database
+    return [
+        make_url(normalize_database_url(each.strip()))
+        .set(database=database)
+        .render_as_string(hide_password=False)
+        for each in os.environ.get("DATABASE_REPLICA_URLS", "").split(",")
+        if each.strip()
+    ]
+
+
+def _scalar(url: str, sql: str, params: tuple[Any, ...] = (), *, database: str | None = None) -> Any:
+    target = make_url(url)
+    if database is not None:
+        target = target.set(database=database)
+    connection = psycopg2.connect(dsn(target.render_as_string(hide_password=False)), connect_timeout=5)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+            return row[0] if row else None
+    finally:
+        connection.close()
+
+
+def not_a_replica(url: str, replicas: list[str]) -> str | None:
+    """Why a replica cannot serve ``url``'s rows (unreachable, or a copy of another server), or None."""
+    control = "SELECT system_identifier FROM pg_control_system()"
+    primary = _scalar(url, control)
+    for replica in replicas:
+        shown = make_url(replica).render_as_string(hide_password=True)
+        try:
+            # The server's own database: the bench's may not have been replayed there yet.
+            identifier = _scalar(replica, control, database="postgres")
+        except psycopg2.OperationalError as error:
+            return f"{shown} does not answer ({str(error).strip().splitlines()[0]})"
+        # pg_basebackup copies the control file: a standby of this primary has its identifier.
+        if identifier != primary or not _scalar(replica, "SELECT pg_is_in_recovery()", database="postgres"):
+            return f"{shown} is not a standby of the bench's primary ({make_url(url).render_as_string()})"
+    return None
+
+
+def wait_for_replay(url: str, replicas: list[str], timeout: float = 120) -> None:
+    """Until every replica has replayed the primary's WAL as of now (the seed, the write's clean-up)."""
+    position = _scalar(url, "SELECT pg_current_wal_lsn()::text")
+    deadline = time.monotonic() + timeout
+    for replica in replicas:
+        replayed = "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"
+        while not _scalar(replica, replayed, (position,), database="postgres"):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{make_url(replica).render_as_string()} did not replay {position} in time")
+            time.sleep(0.2)
+
+
+def users_read_on(replicas: list[str]) -> int:
+    """Index scans of users on the replicas: what tells reads served there from reads that
+    fell back to the primary (its routing check touches no table)."""
+    sql = "SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_tables WHERE relname = 'users'"
+    return sum(int(_scalar(replica, sql)) for replica in replicas)
+
+
 # --------------------------------------------------------------------------- servers
 
 
@@ -128,6 +210,7 @@ def gunicorn(app: str, env: dict[str, str], workers: int) -> Iterator[str]:
 class WrkResult:
     requests_per_second: float
     non_2xx: int
+    requests: int
 
 
 RANDOM_USER_SCRIPT = """
@@ -148,7 +231,8 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> 
     rps = next(float(line.split()[1]) for line in output.splitlines() if line.startswith("Requests/sec"))
     non_2xx = sum(int(line.split()[-1]) for line in output.splitlines() if "Non-2xx" in line)
     non_2xx += sum(1 for line in output.splitlines() if "Socket errors" in line)
-    return WrkResult(rps, non_2xx)
+    requests = next(int(line.split()[0]) for line in output.splitlines() if " requests in " in line)
+    return WrkResult(rps, non_2xx, requests)
 
 
 def alternate(runs: int, *measures: Callable[[], float]) -> tuple[float, ...]:
@@ -158,6 +242,46 @@ def alternate(runs: int, *measures: Callable[[], float]) -> tuple[float, ...]:
         for measure, taken in zip(measures, samples, strict=True):
             taken.append(measure())
     return tuple(statistics.median(taken) for taken in samples)
+
+
+@dataclass
+class Compared:
+    """Medians of alternated wrk samples, and the non-2xx answers, per target."""
+
+    requests_per_second: dict[str, float]
+    non_2xx: dict[str, int]
+    requests: dict[str, int]
+
+    def failures(self) -> str:
+        """Which targets answered non-2xx, for the row: a shared count would blame the app
+        for a baseline's errors."""
+        failed = [f"{name} {count:,}" for name, count in self.non_2xx.items() if count]
+        return f" (non-2xx: {', '.join(failed)}!)" if failed else ""
+
+
+def warm_up(targets: dict[str, str], path: str, script: str | None, args: argparse.Namespace) -> None:
+    """A second of load on each: first requests build engines and pools."""
+    for base in targets.values():
+        wrk(base + (path or "/api/v1/users/1"), 1, args.connections, script)
+
+
+def compare(
+    targets: dict[str, str], path: str, script: str | None, args: argparse.Namespace, *, warm: bool = True
+) -> Compared:
+    """wrk on ``path`` of every target (name -> base URL), alternated A B C."""
+    non_2xx = dict.fromkeys(targets, 0)
+    requests = dict.fromkeys(targets, 0)
+
+    def sample(name: str) -> float:
+        result = wrk(targets[name] + path, args.seconds, args.connections, script)
+        non_2xx[name] += result.non_2xx
+        requests[name] += result.requests
+        return result.requests_per_second
+
+    if warm:
+        warm_up(targets, path, script, args)
+    medians = alternate(args.runs, *(lambda name=name: sample(name) for name in targets))
+    return Compared(dict(zip(targets, medians, strict=True)), non_2xx, requests)
 
 
 WRITE_SCRIPT = """
@@ -385,6 +509,20 @@ def measure_bulk(app_url: str, url: str, token: str, runs: int) -> list[tuple[st
     ]
 
 
+def three_way(label: str, measured: Compared) -> list[tuple[str, str, str, str]]:
+    """The app's row against the raw app, and the line under it against the peer."""
+    rps = measured.requests_per_second
+    return [
+        (
+            label,
+            f"{rps['app']:,.0f} req/s",
+            f"{rps['raw']:,.0f} req/s (raw Flask+psycopg2)",
+            f"{rps['app'] / rps['raw']:.2f}x{measured.failures()}",
+        ),
+        ("", "", f"{rps['peer']:,.0f} req/s (textbook peer)", f"{rps['app'] / rps['peer']:.2f}x"),
+    ]
+
+
 def print_rows(rows: list[tuple[str, str, str, str]]) -> None:
     print()
     print(f"{'measure':<36} {'app':>16} {'baseline':>44} {'ratio':>8}")
@@ -399,9 +537,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--url", default=normalize_database_url(os.environ.get("DATABASE_URL") or DEFAULT_URL)
-    )
+    parser.add_argument("--url", default=default_url(), help="the bench database (see default_url)")
     parser.add_argument(
         "--reseed", action="store_true", help="replace the users and posts the database holds"
     )
@@ -418,8 +554,13 @@ def main() -> None:
 
     prepare_database(args.url, args.posts, reseed=args.reseed)
 
+    # The cluster's own settings would route the primary-only app's reads to a replica
+    # and its migrations to another database: the replica row sets its own.
+    inherited = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_REPLICA_URLS", "DATABASE_PRIMARY_URL")
+    }
     env = dict(
-        os.environ,
+        inherited,
         APP_ENV="production",
         SECRET_KEY="bench-secret-key-of-at-least-32-characters",
         DATABASE_URL=args.url,
@@ -430,6 +571,7 @@ def main() -> None:
         PEER_DATABASE_URL=args.url,
     )
     rows: list[tuple[str, str, str, str]] = []
+    notes: list[str] = []
     if args.only == "bulk":
         with gunicorn("wsgi:app", env, args.workers) as app_url:
             rows += measure_bulk(app_url, args.url, admin_token(app_url, args.url), args.runs)
@@ -441,63 +583,71 @@ def main() -> None:
         gunicorn("bench.textbook_app:app", env, args.workers) as peer_url,
     ):
         token = admin_token(app_url, args.url)
+        targets = {"app": app_url, "raw": raw_url, "peer": peer_url}
+        user_script = RANDOM_USER_SCRIPT.format(users=users)
         anonymous_user_rps = 0.0
         for label, path, script in (
-            ("GET /api/v1/users/{id} (random)", "", RANDOM_USER_SCRIPT.format(users=users)),
+            ("GET /api/v1/users/{id} (random)", "", user_script),
             ("GET /api/v1/posts (page 1, 20)", "/api/v1/posts?per_page=20", None),
+            # The token is the app's; the three share its table, so it is valid for all.
+            ("POST /api/v1/posts (Bearer token)", "/api/v1/posts", WRITE_SCRIPT.format(token=token)),
         ):
-            failures: list[int] = []
-
-            def sample(
-                base: str, path: str = path, script: str | None = script, failures: list[int] = failures
-            ) -> float:
-                result = wrk(base + path, args.seconds, args.connections, script)
-                failures.append(result.non_2xx)
-                return result.requests_per_second
-
             log(f"measuring {label}")
-            for base in (app_url, raw_url, peer_url):  # warm all: first requests build engines and pools
-                wrk(base + (path or "/api/v1/users/1"), 1, args.connections, script)
-            app_rps, raw_rps, peer_rps = alternate(
-                args.runs, lambda: sample(app_url), lambda: sample(raw_url), lambda: sample(peer_url)
-            )
-            anonymous_user_rps = anonymous_user_rps or app_rps
-            flag = "" if not any(failures) else f" ({sum(failures)} non-2xx!)"
-            rows.append(
-                (
-                    label,
-                    f"{app_rps:,.0f} req/s",
-                    f"{raw_rps:,.0f} req/s (raw Flask+psycopg2)",
-                    f"{app_rps / raw_rps:.2f}x{flag}",
-                )
-            )
-            rows.append(("", "", f"{peer_rps:,.0f} req/s (textbook peer)", f"{app_rps / peer_rps:.2f}x"))
-
-        log("measuring an authenticated write")
-        write_failures: list[int] = []
-
-        def write_sample() -> float:
-            result = wrk(
-                app_url + "/api/v1/posts", args.seconds, args.connections, WRITE_SCRIPT.format(token=token)
-            )
-            write_failures.append(result.non_2xx)
-            return result.requests_per_second
-
-        (write_rps,) = alternate(args.runs, write_sample)
+            measured = compare(targets, path, script, args)
+            rows += three_way(label, measured)
+            if path == "":
+                anonymous_user_rps = measured.requests_per_second["app"]
+        write_rps = measured.requests_per_second["app"]
         delete_bench_posts(args.url)
         rows.append(
             (
-                "POST /api/v1/posts (Bearer token)",
-                f"{write_rps:,.0f} req/s",
-                f"{anonymous_user_rps:,.0f} req/s (app, anonymous GET user)",
-                f"{write_rps / anonymous_user_rps:.2f}x"
-                + ("" if not any(write_failures) else f" ({sum(write_failures)} non-2xx!)"),
+                "  same, app vs its anonymous GET user",
+                "",
+                f"{anonymous_user_rps:,.0f} req/s (app, GET user above)",
+                f"{write_rps / anonymous_user_rps:.2f}x",
             )
         )
+
+        replicas = replica_urls(args.url)
+        if not replicas:
+            notes.append(
+                "GET user routed to a replica: skipped, no DATABASE_REPLICA_URLS. To measure it: "
+                'eval "$(scripts/cluster.sh up)", then make bench-http (the whole table then runs '
+                "on the cluster's primary, database bench)."
+            )
+        elif reason := not_a_replica(args.url, replicas):
+            notes.append(f"GET user routed to a replica: skipped, {reason}.")
+        else:
+            log("measuring GET user routed to a replica")
+            wait_for_replay(args.url, replicas)
+            routed_env = dict(env, DATABASE_REPLICA_URLS=",".join(replicas))
+            with gunicorn("wsgi:app", routed_env, args.workers) as routed_url:
+                replica_targets = {"routed": routed_url, "app": app_url, "raw": raw_url}
+                warm_up(replica_targets, "", user_script, args)
+                before = users_read_on(replicas)
+                measured = compare(replica_targets, "", user_script, args, warm=False)
+                time.sleep(1.5)  # an idle backend reports its statistics within a second
+                served = users_read_on(replicas) - before
+            rps = measured.requests_per_second
+            rows += [
+                (
+                    "GET user routed to a replica",
+                    f"{rps['routed']:,.0f} req/s",
+                    f"{rps['app']:,.0f} req/s (app, primary only)",
+                    f"{rps['routed'] / rps['app']:.2f}x{measured.failures()}",
+                ),
+                ("", "", f"{rps['raw']:,.0f} req/s (raw, primary)", f"{rps['routed'] / rps['raw']:.2f}x"),
+            ]
+            notes.append(
+                f"the replica read {served:,} users for the routed app's {measured.requests['routed']:,} "
+                "requests (its statistics; fewer would mean reads fell back to the primary)"
+            )
 
         rows += measure_bulk(app_url, args.url, token, args.runs)
 
     print_rows(rows)
+    for note in notes:
+        print(note)
     print()
     print(f"{'route':<44} {'status':>6} {'statements':>10} {'round trips':>12}")
     for route, status, statements, trips in statements_per_route(args.url):
