@@ -232,3 +232,44 @@ def test_optional_nullable_and_other_fields_load_as_marshmallow_loads_them() -> 
         {"flags": "no"},
     ):
         assert outcome(compile_loader(schema), data) == outcome(marshmallow(schema), data), data
+
+
+# A valid email first, so that its domain is remembered when the others come.
+EMAILS = [
+    "ada@example.com",
+    "ada.@example.com",
+    ".ada@example.com",
+    "a..da@example.com",
+    '"ada lovelace"@example.com',
+    "ada@example.c",
+    "ada@-example.com",
+    "ada@exa_mple.com",
+    "ada@example..com",
+    "ada@[300.0.0.1]",
+    "ada@[127.0.0.1]",
+    "ada@localhost",
+    "ada@LOCALHOST",
+    "ada@@localhost",
+    "@",
+    "ada",
+]
+
+
+def test_emails_load_as_marshmallow_loads_them_whatever_came_before() -> None:
+    schema = UserCreateSchema()
+    loader = compile_loader(schema)
+    for email in [*EMAILS, *reversed(EMAILS)]:
+        item = {**VALID_ITEM, "email": email}
+
+        assert outcome(loader, item) == outcome(marshmallow(schema), item), email
+
+
+def test_an_email_error_naming_the_input_is_marshmallows_own() -> None:
+    class Custom(Schema):
+        email = fields.String(validate=validate.Email(error="{input} is not an email"))
+
+    schema = Custom()
+    for email in EMAILS:
+        assert outcome(compile_loader(schema), {"email": email}) == outcome(
+            marshmallow(schema), {"email": email}
+        ), email

@@ -33,6 +33,9 @@ class Declined(Exception):
 
 _HOOKS = ("pre_load", "post_load", "validates", "validates_schema")
 
+# Domains an email field remembers as valid: a bound, since every request may bring new ones.
+_REMEMBERED_DOMAINS = 1000
+
 
 class _Compiler:
     """The source of one function per schema (and per list item), sharing one namespace.
@@ -149,12 +152,39 @@ class _Compiler:
                     ["n = len(out)", f"if {' or '.join(bounds)}:", "    raise Declined"] if bounds else []
                 )
                 continue
+            if type(validator) is validate.Email and "{" not in validator.error:
+                lines += self.email(validator)
+                continue
             name = self.name("validator", validator)
             if isinstance(validator, validate.Validator):
                 lines.append(f"{name}(out)")
             else:  # validate.And's rule: a plain function also fails by returning False
                 lines += [f"if {name}(out) is False:", "    raise Declined"]
         return lines
+
+    def email(self, validator: validate.Email) -> list[str]:
+        """Email.__call__, inlined, on ``out``: the same two patterns on the same parts.
+
+        Without the error message it formats on every call (its template has no field
+        here, so formatting cannot fail). A domain that matched once is remembered, up
+        to a bound: a batch's emails share a few domains, and the domain pattern, with
+        its backtracking, was a third of loading an item.
+        """
+        user = self.name("user_pattern", validator.USER_REGEX)
+        domain = self.name("domain_pattern", validator.DOMAIN_REGEX)
+        allowed = self.name("domains", set(validator.DOMAIN_WHITELIST))
+        return [
+            'if not out or "@" not in out:',
+            "    raise Declined",
+            'user_part, domain_part = out.rsplit("@", 1)',
+            f"if not {user}.match(user_part):",
+            "    raise Declined",
+            f"if domain_part not in {allowed}:",
+            f"    if not {domain}.match(domain_part):",
+            "        raise Declined",
+            f"    if len({allowed}) < {_REMEMBERED_DOMAINS}:",
+            f"        {allowed}.add(domain_part)",
+        ]
 
     def item(self, field: fields.Field[Any]) -> str | None:
         """The name of a function ``raw item -> loaded item`` for a list's items."""

@@ -84,13 +84,23 @@ def test_the_arrays_insert_writes_the_rows_in_the_order_given(
     assert by_id == [row["email"] for row in rows]
 
 
+ARRAY_SYNTAX = ["a,b", "{braces}", "NULL", " spaced ", "", "Zoë ☃ }{,", "'"]
+
+
+@pytest.mark.parametrize(
+    ("names", "email_suffix"),
+    [
+        (['say "hi"', "back\\slash", *ARRAY_SYNTAX, 'Zoë ☃ \\"', "\\"], '"\\@example.com'),
+        # Nothing to escape anywhere: each column is joined at once.
+        (ARRAY_SYNTAX, ",{}@example.com"),
+    ],
+)
 def test_text_with_quotes_backslashes_and_array_syntax_is_stored_as_given(
-    database: Database, db_session: Session
+    database: Database, db_session: Session, names: list[str], email_suffix: str
 ) -> None:
     # PostgreSQL's form sends each column as one array literal: nothing may be read as syntax.
-    names = ['say "hi"', "back\\slash", "a,b", "{braces}", "NULL", " spaced ", "", 'Zoë ☃ \\"', "\\"]
     rows: list[NewUserRow] = [
-        {"email": f'q{n}"\\@example.com', "full_name": name, "hashed_password": name[::-1]}
+        {"email": f"q{n}{email_suffix}", "full_name": name, "hashed_password": name[::-1]}
         for n, name in enumerate(names)
     ]
 

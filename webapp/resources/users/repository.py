@@ -108,6 +108,14 @@ def _array_literal(values: Sequence[str | None]) -> str:
     is special inside quotes (commas, braces, spaces, the word NULL are plain text).
     None is NULL, as psycopg2 sends it in a list.
     """
+    if not values:
+        return "{}"
+    if None not in values:
+        text = "".join(cast(Sequence[str], values))
+        if '"' not in text and "\\" not in text:
+            # Nothing to escape, the usual case: joined at once, not quoted one by one
+            # (a third of the time this function took for 1,000 rows).
+            return '{"' + '","'.join(cast(Sequence[str], values)) + '"}'
     quoted = (
         "NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
         for value in values
