@@ -31,6 +31,25 @@ def _by_id(model: type[Any]) -> Select[Any]:
     return stmt
 
 
+_LIVE_FOR_SHARE: dict[type[Any], Select[Any]] = {}
+
+
+def live_for_share(model: type[Any]) -> Select[Any]:
+    """SELECT a live ``model`` by id (bound as ``entity_id``) FOR SHARE, built once per model.
+
+    Writes that attach a row to a parent lock the parent this way on every request: a
+    select() built per call, then cache-keyed by walking it, cost more than running it.
+    """
+    stmt = _LIVE_FOR_SHARE.get(model)
+    if stmt is None:
+        stmt = _LIVE_FOR_SHARE[model] = (
+            select(model)
+            .where(model.id == bindparam("entity_id"), model.deleted_at.is_(None))
+            .with_for_update(read=True)
+        )
+    return stmt
+
+
 class Repository(Generic[ModelT]):
     """The write side of one model: get / add / delete objects in the request's Session
     (or a unit of work's); subclasses add their own queries. Reads that answer a GET go
@@ -50,6 +69,21 @@ class Repository(Generic[ModelT]):
             return cached
         instance: ModelT | None = self.session.scalars(_by_id(self.model), {"entity_id": entity_id}).first()
         return instance
+
+    def get_live_for_share(self, entity_id: int) -> ModelT | None:
+        """The live entity, locked against a concurrent soft delete until this transaction ends.
+
+        FOR SHARE conflicts with the UPDATE that soft-deletes it: a row attached to it under
+        this lock is either seen (and soft-deleted) by that delete's cascade, or the delete
+        committed first and the entity is not returned here. SQLite serializes writers
+        already and renders no lock clause.
+        """
+        if not 1 <= entity_id <= MAX_ID:
+            return None
+        found: ModelT | None = self.session.scalars(
+            live_for_share(self.model), {"entity_id": entity_id}
+        ).first()
+        return found
 
     def get_live(self, entity_id: int) -> ModelT | None:
         """The entity unless it is missing or soft-deleted."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import FromClause, Select, select
+from sqlalchemy import FromClause, Select, bindparam, select
 from sqlalchemy.orm import joinedload
 
+from webapp.core.db.base import MAX_ID
 from webapp.core.lists.keyset import Lister
-from webapp.core.repository import ReadRepository, Repository
+from webapp.core.repository import ReadRepository, Repository, live_for_share
 from webapp.resources.comments.model import Comment
 from webapp.resources.posts.model import Post
 from webapp.resources.users.model import User
@@ -16,6 +17,12 @@ from webapp.resources.users.model import User
 # The write side loads a comment with its author (a change answers it embedded): many-to-one,
 # so a JOIN keeps that ONE statement. Reads for GET join in CommentReadRepository.
 WITH_AUTHOR = joinedload(Comment.author, innerjoin=True)
+# Built once with a bound id: writes load their target this way on every request.
+_LIVE_WITH_AUTHOR = (
+    select(Comment)
+    .options(WITH_AUTHOR)
+    .where(Comment.id == bindparam("entity_id"), Comment.deleted_at.is_(None))
+)
 
 
 class CommentRepository(Repository[Comment]):
@@ -23,10 +30,9 @@ class CommentRepository(Repository[Comment]):
 
     def get_live(self, entity_id: int) -> Comment | None:
         """The comment with its author, unless it is missing or soft-deleted: one statement."""
-        stmt = (
-            select(Comment).options(WITH_AUTHOR).where(Comment.id == entity_id, Comment.deleted_at.is_(None))
-        )
-        return self.session.scalars(stmt).first()
+        if not 1 <= entity_id <= MAX_ID:
+            return None
+        return self.session.scalars(_LIVE_WITH_AUTHOR, {"entity_id": entity_id}).first()
 
     def live_post_for_share(self, post_id: int) -> Post | None:
         """The live post, locked against a concurrent soft delete until this transaction ends.
@@ -34,17 +40,19 @@ class CommentRepository(Repository[Comment]):
         A comment written under this lock is either seen (and soft-deleted) by the post's
         delete, or the delete committed first and the post is not returned here.
         """
-        stmt = select(Post).where(Post.id == post_id, Post.deleted_at.is_(None)).with_for_update(read=True)
-        return self.session.scalars(stmt).first()
+        if not 1 <= post_id <= MAX_ID:
+            return None
+        return self.session.scalars(live_for_share(Post), {"entity_id": post_id}).first()
 
     def author_for_share(self, user_id: int) -> User | None:
         """The live author of a new comment, locked against a concurrent soft delete (FOR SHARE).
 
         Without the lock, a comment committed after its author's delete began would miss
-        the delete's cascade and stay live, as a post would (UserRepository.get_live_for_share).
+        the delete's cascade and stay live, as a post would (Repository.get_live_for_share).
         """
-        stmt = select(User).where(User.id == user_id, User.deleted_at.is_(None)).with_for_update(read=True)
-        return self.session.scalars(stmt).first()
+        if not 1 <= user_id <= MAX_ID:
+            return None
+        return self.session.scalars(live_for_share(User), {"entity_id": user_id}).first()
 
 
 # The read side selects Core columns of the tables (ReadRepository says why).

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import FromClause, Select, select
+from sqlalchemy import FromClause, Select, bindparam, select
 from sqlalchemy.orm import joinedload
 
+from webapp.core.db.base import MAX_ID
 from webapp.core.lists.keyset import Lister
 from webapp.core.repository import ReadRepository, Repository
 from webapp.core.search import contains_text
@@ -18,6 +19,10 @@ from webapp.resources.users.model import User
 # a JOIN keeps it ONE statement (selectinload would add a SELECT ... IN). innerjoin:
 # posts.user_id is NOT NULL with a foreign key. Reads for GET join in PostReadRepository.
 WITH_AUTHOR = joinedload(Post.author, innerjoin=True)
+# Built once with a bound id: writes load their target this way on every request.
+_LIVE_WITH_AUTHOR = (
+    select(Post).options(WITH_AUTHOR).where(Post.id == bindparam("entity_id"), Post.deleted_at.is_(None))
+)
 
 
 class PostRepository(Repository[Post]):
@@ -25,8 +30,9 @@ class PostRepository(Repository[Post]):
 
     def get_live(self, entity_id: int) -> Post | None:
         """The post with its author, unless it is missing or soft-deleted: one statement."""
-        stmt = select(Post).options(WITH_AUTHOR).where(Post.id == entity_id, Post.deleted_at.is_(None))
-        return self.session.scalars(stmt).first()
+        if not 1 <= entity_id <= MAX_ID:
+            return None
+        return self.session.scalars(_LIVE_WITH_AUTHOR, {"entity_id": entity_id}).first()
 
 
 # The read side selects Core columns of the tables (ReadRepository says why).

@@ -133,17 +133,6 @@ class UserRepository(Repository[User]):
         stmt = select(User).where(func.lower(User.email) == email.lower(), User.deleted_at.is_(None))
         return self.session.scalars(stmt).first()
 
-    def get_live_for_share(self, user_id: int) -> User | None:
-        """The live user, locked against a concurrent soft delete until this transaction ends.
-
-        FOR SHARE conflicts with the UPDATE that soft-deletes the user: a post written
-        under this lock is either seen (and soft-deleted) by that delete, or the delete
-        has committed first and the user is no longer returned here. SQLite serializes
-        writers already and renders no lock clause.
-        """
-        stmt = select(User).where(User.id == user_id, User.deleted_at.is_(None)).with_for_update(read=True)
-        return self.session.scalars(stmt).first()
-
     def emails_taken(self, emails: list[str]) -> set[str]:
         """Which of these (lower-case) emails belong to live users: one statement."""
         if not emails:
