@@ -8,6 +8,7 @@ and warm-up cancel out.
 
     python -m bench.instructions user app raw peer
     python -m bench.instructions posts app raw peer
+    python -m bench.instructions write app raw peer       # POST /posts with a Bearer token
     python -m bench.instructions bulk app --requests 3    # POST /users/bulk, 1,000 users
 """
 
@@ -30,12 +31,18 @@ from bench.run import (
     DEFAULT_URL,
     admin_token,
     bulk_items,
+    delete_bench_posts,
     delete_bulk_rows,
     dsn,
 )
 from config import normalize_database_url
 
-PATHS = {"user": "/api/v1/users/{id}", "posts": "/api/v1/posts?per_page=20", "bulk": "/api/v1/users/bulk"}
+PATHS = {
+    "user": "/api/v1/users/{id}",
+    "posts": "/api/v1/posts?per_page=20",
+    "write": "/api/v1/posts",
+    "bulk": "/api/v1/users/bulk",
+}
 
 
 def build(target: str, url: str) -> Any:
@@ -70,6 +77,9 @@ def serve(route: str, target: str, url: str, count: int) -> None:
     if route == "bulk":
         serve_bulk(client, url, count)
         return
+    if route == "write":
+        serve_write(client, url, count)
+        return
     rng = random.Random(1)
     for n in range(50 + count):
         path = PATHS[route].format(id=rng.randint(1, 10_000))
@@ -78,6 +88,22 @@ def serve(route: str, target: str, url: str, count: int) -> None:
         if n == 49:
             # As wsgi.py does after start-up; without it a full collection falling in one
             # run and not the other moved the figure by hundreds of thousands.
+            gc.collect()
+            gc.freeze()
+
+
+def serve_write(client: Any, url: str, count: int) -> None:
+    """POST /api/v1/posts with the admin's token (issued by the app: the raw app and the
+    peer check it in the same table), as bench/run.py's WRITE_SCRIPT sends it."""
+    admin_token(None, url)
+    issuer = build("app", url).test_client()
+    signed_in = issuer.post("/api/v1/tokens", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    bearer = {"Authorization": f"Bearer {signed_in.get_json()['token']}"}
+    body = {"title": "bench write", "content": "An authenticated write."}
+    for n in range(20 + count):
+        status = client.post("/api/v1/posts", json=body, headers=bearer).status_code
+        assert status == 201, status
+        if n == 19:
             gc.collect()
             gc.freeze()
 
@@ -141,6 +167,8 @@ def main() -> None:
         high = instructions(args.route, target, args.url, 2 * args.requests)
         if args.route == "bulk":
             delete_bulk_rows(args.url)
+        if args.route == "write":
+            delete_bench_posts(args.url)
         per_request = (high - low) / args.requests / 1000
         print(f"{args.route} {target}: {per_request:,.0f} thousand instructions per request")
 
