@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -32,6 +32,8 @@ def _by_id(model: type[Any]) -> Select[Any]:
 
 
 _LIVE_FOR_SHARE: dict[type[Any], Select[Any]] = {}
+# Statements a read repository builds once (ReadRepository._built_once), by class and name.
+_BUILT_ONCE: dict[tuple[type[Any], str], Select[Any]] = {}
 
 
 def live_for_share(model: type[Any]) -> Select[Any]:
@@ -211,15 +213,34 @@ class ReadRepository:
         stmt = select(table.c.id).where(table.c.id == entity_id, table.c.deleted_at.is_(None))
         return self.reader.scalar(stmt) is not None
 
+    @classmethod
+    def _built_once(cls, name: str, build: Callable[[], Select[Any]]) -> Select[Any]:
+        # Per class, not inherited: a subclass has its own table, columns and source.
+        key = (cls, name)
+        stmt = _BUILT_ONCE.get(key)
+        if stmt is None:
+            stmt = _BUILT_ONCE[key] = build()
+        return stmt
+
     def live(self) -> Select[Any]:
         """The live entities' ids: list filters narrow it with WHERE clauses, and the page
-        selects the columns of what it matched (its count reads only the ids)."""
+        selects the columns of what it matched (its count reads only the ids). The same
+        object on every call, so an unfiltered list is recognised (``page``)."""
         table = self.table()
-        return select(table.c.id).where(table.c.deleted_at.is_(None))
+        return self._built_once("live", lambda: select(table.c.id).where(table.c.deleted_at.is_(None)))
 
     def page(self, matching: Select[Any], request: PageRequest) -> Page[Row[Any]]:
         """One page of rows of the entities ``matching`` (a narrowed ``live()``) selects."""
+        live = self.live()
+        if matching is live:
+            # Unfiltered, the most asked list: its statements never change, so the lister
+            # keeps them (building and cache-keying them cost ~a fifth of a page of posts).
+            rows = self._built_once("live_rows", lambda: self._rows_of(live))
+            return self.lister.fetch(self.reader, rows, request, counted=live, reusable=True)
+        return self.lister.fetch(self.reader, self._rows_of(matching), request, counted=matching)
+
+    def _rows_of(self, matching: Select[Any]) -> Select[Any]:
         rows = select(*self.columns).select_from(self.source())
         if matching.whereclause is not None:
             rows = rows.where(matching.whereclause)
-        return self.lister.fetch(self.reader, rows, request, counted=matching)
+        return rows

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, literal, or_, select, tuple_
 
 from webapp.core.db.database import Reader
 from webapp.core.errors import InvalidRequest
@@ -16,6 +16,8 @@ from webapp.core.fields import is_storable_text
 T = TypeVar("T")
 
 MAX_PER_PAGE = 100
+# Sorts whose statements a Lister keeps: the allowlists make few; a bound all the same.
+_MAX_KEPT_SORTS = 64
 
 # A cursor's integer key must fit a 64-bit column: SQLite's driver raises OverflowError
 # (not a database error, so a 500) for anything larger.
@@ -90,28 +92,43 @@ class Lister:
             # cursor would silently skip those rows: refuse such a sort at import time.
             raise ValueError(f"sort columns must be NOT NULL: {', '.join(nullable)}")
         self.sort_columns = dict(sort_columns)
+        # Offset-mode statements of reusable (unfiltered) lists, per sort: _offset_statements.
+        self._kept: dict[
+            tuple[int, int, tuple[SortKey, ...]], tuple[Select[Any], Select[Any], Select[Any], Select[Any]]
+        ] = {}
 
     @property
     def allowed(self) -> tuple[str, ...]:
         return tuple(self.sort_columns)
 
     def fetch(
-        self, reader: Reader, rows: Select[Any], request: PageRequest, counted: Select[Any]
+        self,
+        reader: Reader,
+        rows: Select[Any],
+        request: PageRequest,
+        counted: Select[Any],
+        *,
+        reusable: bool = False,
     ) -> Page[Any]:
         """One page of ``rows``: COUNT of ``counted`` + page in offset mode, the page alone in
-        cursor mode. ``counted`` selects the same entities with no joins or extra columns."""
-        ordered = rows.order_by(*self._order_by(request.sort))
+        cursor mode. ``counted`` selects the same entities with no joins or extra columns.
+
+        ``reusable``: ``rows`` and ``counted`` are built once and kept by the caller, so the
+        offset mode's COUNT and page statements are too, per sort, with the limit and
+        offset bound: no statement is built or cache-keyed for the request.
+        """
+        # One row more than asked tells whether a next page exists without a COUNT.
+        limit = request.per_page + 1
         if request.after is not None:
+            ordered = rows.order_by(*self._order_by(request.sort))
             ordered = ordered.where(self._after(request.sort, request.after))
             total = None
-            offset = 0
+            found = list(reader.execute(ordered.limit(limit)).all())
         else:
-            page = request.page or 1
-            offset = (page - 1) * request.per_page
-            count_stmt = select(func.count()).select_from(counted.order_by(None).subquery())
+            offset = ((request.page or 1) - 1) * request.per_page
+            count_stmt, page_stmt = self._offset_statements(rows, counted, request.sort, reusable=reusable)
             total = reader.scalar(count_stmt) or 0
-        # One row more than asked tells whether a next page exists without a COUNT.
-        found = list(reader.execute(ordered.limit(request.per_page + 1).offset(offset)).all())
+            found = list(reader.execute(page_stmt, {"page_limit": limit, "page_offset": offset}).all())
         has_more = len(found) > request.per_page
         items = found[: request.per_page]
         next_key = self.key_of(items[-1], request.sort) if has_more and items else None
@@ -122,6 +139,25 @@ class Lister:
             total=total,
             next_key=next_key,
         )
+
+    def _offset_statements(
+        self, rows: Select[Any], counted: Select[Any], sort: tuple[SortKey, ...], *, reusable: bool
+    ) -> tuple[Select[Any], Select[Any]]:
+        key = (id(rows), id(counted), sort)
+        if reusable:
+            kept = self._kept.get(key)
+            # Identity, not only the ids: a statement that was dropped may share a new one's id.
+            if kept is not None and kept[0] is rows and kept[1] is counted:
+                return kept[2], kept[3]
+        count_stmt = select(func.count()).select_from(counted.order_by(None).subquery())
+        page_stmt = (
+            rows.order_by(*self._order_by(sort))
+            .limit(bindparam("page_limit"))
+            .offset(bindparam("page_offset"))
+        )
+        if reusable and len(self._kept) < _MAX_KEPT_SORTS:
+            self._kept[key] = (rows, counted, count_stmt, page_stmt)
+        return count_stmt, page_stmt
 
     def key_of(self, row: Any, sort: Sequence[SortKey]) -> tuple[Any, ...]:
         return tuple(getattr(row, str(self.sort_columns[key.name].key)) for key in sort)
