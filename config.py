@@ -121,6 +121,7 @@ class Config:
         self.DATABASE_PRIMARY_URL: str = normalize_database_url(env.get("DATABASE_PRIMARY_URL") or "")
         self.DATABASE_REPLICA_URLS: list[str] = _urls(env.get("DATABASE_REPLICA_URLS") or "")
         self.DB_REPLICA_MAX_LAG_MS: int = _int(env, "DB_REPLICA_MAX_LAG_MS", 10_000)
+        self.DB_REPLICA_CHECK_REUSE_MS: int = _int(env, "DB_REPLICA_CHECK_REUSE_MS", 100)
         # false behind PgBouncer (transaction mode refuses libpq's startup `options`):
         # the timeouts then come from ALTER ROLE/DATABASE ... SET.
         self.DB_SESSION_OPTIONS: bool = _bool(env, "DB_SESSION_OPTIONS", True)

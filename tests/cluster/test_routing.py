@@ -44,6 +44,8 @@ def build_app(cluster: Cluster, **overrides: Any) -> Flask:
         "DATABASE_REPLICA_URLS": [normalize_database_url(cluster.replica_url)],
         "DB_SESSION_OPTIONS": False,
         "DB_REPLICA_MAX_LAG_MS": 60_000,
+        # Every routed read checks, so the tests see each check (one reuses: it says so).
+        "DB_REPLICA_CHECK_REUSE_MS": 0,
         **overrides,
     }
     return create_app(TestingConfig(env), **settings)
@@ -211,6 +213,40 @@ def test_reads_are_served_by_the_replica_with_one_extra_statement(
     assert "pg_last_wal_replay_lsn" in check
     assert len(queries) == 1
     assert "FROM posts" in queries[0]
+
+
+def test_a_check_that_passed_serves_the_next_reads_until_a_newer_position_comes(
+    cluster: Cluster, client: FlaskClient, caught_up: Callable[[], None]
+) -> None:
+    reusing = build_app(cluster, DB_REPLICA_CHECK_REUSE_MS=30_000)
+    db(reusing).engine  # noqa: B018 -- builds the engines the statements are recorded on
+    try:
+        auth = sign_up(client)
+        post = new_post(client, auth)
+        caught_up()
+        reader = reusing.test_client()  # carries no position
+        url = f"/api/v1/posts/{post['id']}"
+
+        with statements_by_engine(reusing) as seen:
+            assert reader.get(url).status_code == 200
+            assert reader.get(url).status_code == 200
+        check, *queries = seen["replica"]
+        assert "pg_last_wal_replay_lsn" in check
+        assert len(queries) == 2  # the second read ran on the first one's check
+        assert all("FROM posts" in query for query in queries)
+        assert seen["writer"] == seen["primary_reads"] == []
+
+        # A client carrying a position newer than what that check saw is checked again.
+        patched = client.patch(
+            url, json={"title": "newer"}, headers={**auth, "If-Match": f'"{post["version"]}"'}
+        )
+        assert patched.status_code == 200
+        with statements_by_engine(reusing) as seen:
+            answer = reader.get(url, headers={HEADER: patched.headers[HEADER]})
+        assert answer.get_json()["title"] == "newer"
+        assert "pg_last_wal_replay_lsn" in seen["replica"][0]
+    finally:
+        db(reusing).dispose()
 
 
 def test_a_request_that_never_queries_never_checks_a_replica(app: Flask, client: FlaskClient) -> None:

@@ -174,7 +174,11 @@ class Database:
         ]
         for engine in engines:
             forbid_writes_on_read_engines(engine)
-        return ReplicaSet(engines, int(settings.get("DB_REPLICA_MAX_LAG_MS", 10_000)))
+        return ReplicaSet(
+            engines,
+            int(settings.get("DB_REPLICA_MAX_LAG_MS", 10_000)),
+            int(settings.get("DB_REPLICA_CHECK_REUSE_MS", 100)),
+        )
 
     @property
     def has_replicas(self) -> bool:
@@ -305,10 +309,13 @@ class Database:
             return self.request_session()
         self.engine  # noqa: B018 -- builds every engine on first use
         assert self._request_read_engine is not None
-        engine = self._request_read_engine
+        reader = None
         if self._replicas is not None:
-            engine = self._replicas.choose(self.required_position()) or engine
-        reader = environ[READER] = engine.connect()
+            # Checked on the connection the request then reads on: one checkout, not two.
+            reader = self._replicas.connect(self.required_position())
+        if reader is None:
+            reader = self._request_read_engine.connect()
+        environ[READER] = reader
         return reader
 
     def active_request_reader(self) -> Connection | None:
