@@ -18,38 +18,50 @@ from webapp.core.lists.keyset import Lister, Page, PageRequest
 
 ModelT = TypeVar("ModelT", bound=Base)
 
-# One SELECT by primary key per model, built once: session.get() builds and annotates a
-# new select() on every call, which cost more than the rest of a GET by id in the ORM
-# (bench/README.md). The bound parameter keeps one compiled form in the engine's cache.
-_BY_ID: dict[type[Any], Select[Any]] = {}
-
-
-def _by_id(model: type[Any]) -> Select[Any]:
-    stmt = _BY_ID.get(model)
-    if stmt is None:
-        stmt = _BY_ID[model] = select(model).where(model.id == bindparam("entity_id"))
-    return stmt
-
-
-_LIVE_FOR_SHARE: dict[type[Any], Select[Any]] = {}
-# Statements a read repository builds once (ReadRepository._built_once), by class and name.
+# Statements every request of a route runs are built once, keyed by what they depend on
+# (a model, a repository class) and a name, with bound parameters: a select() built per
+# call is walked for its cache key on every execution, which cost more than running it
+# (session.get() builds one per call too; bench/README.md). One compiled form each in the
+# engine's cache.
 _BUILT_ONCE: dict[tuple[type[Any], str], Select[Any]] = {}
 
 
-def live_for_share(model: type[Any]) -> Select[Any]:
-    """SELECT a live ``model`` by id (bound as ``entity_id``) FOR SHARE, built once per model.
-
-    Writes that attach a row to a parent lock the parent this way on every request: a
-    select() built per call, then cache-keyed by walking it, cost more than running it.
-    """
-    stmt = _LIVE_FOR_SHARE.get(model)
+def built_once(owner: type[Any], name: str, build: Callable[[], Select[Any]]) -> Select[Any]:
+    """The statement ``build`` makes for ``owner`` under ``name``, built on first use."""
+    key = (owner, name)
+    stmt = _BUILT_ONCE.get(key)
     if stmt is None:
-        stmt = _LIVE_FOR_SHARE[model] = (
-            select(model)
-            .where(model.id == bindparam("entity_id"), model.deleted_at.is_(None))
-            .with_for_update(read=True)
-        )
+        stmt = _BUILT_ONCE[key] = build()
     return stmt
+
+
+def _by_id(model: type[Any]) -> Select[Any]:
+    return built_once(model, "by_id", lambda: select(model).where(model.id == bindparam("entity_id")))
+
+
+def lock_live(session: Session, model: type[ModelT], entity_id: int) -> ModelT | None:
+    """The live ``model`` row by id, locked FOR SHARE until the transaction ends; None if
+    it is missing, soft-deleted or beyond the id column.
+
+    FOR SHARE conflicts with the UPDATE that soft-deletes it: a row attached to it under
+    this lock is either seen (and soft-deleted) by that delete's cascade, or the delete
+    committed first and the entity is not returned here. SQLite serializes writers
+    already and renders no lock clause.
+    """
+    if not 1 <= entity_id <= MAX_ID:
+        return None
+    mapped: Any = model  # a soft-deletable model: its id and deleted_at columns
+    stmt = built_once(
+        model,
+        "live_for_share",
+        lambda: (
+            select(mapped)
+            .where(mapped.id == bindparam("entity_id"), mapped.deleted_at.is_(None))
+            .with_for_update(read=True)
+        ),
+    )
+    found: ModelT | None = session.scalars(stmt, {"entity_id": entity_id}).first()
+    return found
 
 
 class Repository(Generic[ModelT]):
@@ -73,19 +85,9 @@ class Repository(Generic[ModelT]):
         return instance
 
     def get_live_for_share(self, entity_id: int) -> ModelT | None:
-        """The live entity, locked against a concurrent soft delete until this transaction ends.
-
-        FOR SHARE conflicts with the UPDATE that soft-deletes it: a row attached to it under
-        this lock is either seen (and soft-deleted) by that delete's cascade, or the delete
-        committed first and the entity is not returned here. SQLite serializes writers
-        already and renders no lock clause.
-        """
-        if not 1 <= entity_id <= MAX_ID:
-            return None
-        found: ModelT | None = self.session.scalars(
-            live_for_share(self.model), {"entity_id": entity_id}
-        ).first()
-        return found
+        """The live entity, locked against a concurrent soft delete until this transaction
+        ends (``lock_live``)."""
+        return lock_live(self.session, self.model, entity_id)
 
     def get_live(self, entity_id: int) -> ModelT | None:
         """The entity unless it is missing or soft-deleted."""
@@ -163,7 +165,6 @@ class ReadRepository:
     lister: ClassVar[Lister]
     # What a row carries: the columns of the resource's output schema.
     columns: ClassVar[tuple[ColumnElement[Any], ...]]
-    _by_id: ClassVar[Select[Any] | None] = None
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
@@ -183,16 +184,16 @@ class ReadRepository:
 
     @classmethod
     def _select_live_by_id(cls) -> Select[Any]:
-        # Built once per class, with a bound parameter: one compiled form in the engine's cache.
-        stmt = cls.__dict__.get("_by_id")
-        if stmt is None:
-            stmt = (
+        table = cls.table()
+        return built_once(
+            cls,
+            "live_by_id",
+            lambda: (
                 select(*cls.columns)
                 .select_from(cls.source())
-                .where(cls.table().c.id == bindparam("entity_id"), cls.table().c.deleted_at.is_(None))
-            )
-            cls._by_id = stmt
-        return stmt
+                .where(table.c.id == bindparam("entity_id"), table.c.deleted_at.is_(None))
+            ),
+        )
 
     @classmethod
     def labels(cls) -> tuple[str, ...]:
@@ -213,21 +214,12 @@ class ReadRepository:
         stmt = select(table.c.id).where(table.c.id == entity_id, table.c.deleted_at.is_(None))
         return self.reader.scalar(stmt) is not None
 
-    @classmethod
-    def _built_once(cls, name: str, build: Callable[[], Select[Any]]) -> Select[Any]:
-        # Per class, not inherited: a subclass has its own table, columns and source.
-        key = (cls, name)
-        stmt = _BUILT_ONCE.get(key)
-        if stmt is None:
-            stmt = _BUILT_ONCE[key] = build()
-        return stmt
-
     def live(self) -> Select[Any]:
         """The live entities' ids: list filters narrow it with WHERE clauses, and the page
         selects the columns of what it matched (its count reads only the ids). The same
         object on every call, so an unfiltered list is recognised (``page``)."""
         table = self.table()
-        return self._built_once("live", lambda: select(table.c.id).where(table.c.deleted_at.is_(None)))
+        return built_once(type(self), "live", lambda: select(table.c.id).where(table.c.deleted_at.is_(None)))
 
     def page(self, matching: Select[Any], request: PageRequest) -> Page[Row[Any]]:
         """One page of rows of the entities ``matching`` (a narrowed ``live()``) selects."""
@@ -235,7 +227,7 @@ class ReadRepository:
         if matching is live:
             # Unfiltered, the most asked list: its statements never change, so the lister
             # keeps them (building and cache-keying them cost ~a fifth of a page of posts).
-            rows = self._built_once("live_rows", lambda: self._rows_of(live))
+            rows = built_once(type(self), "live_rows", lambda: self._rows_of(live))
             return self.lister.fetch(self.reader, rows, request, counted=live, reusable=True)
         return self.lister.fetch(self.reader, self._rows_of(matching), request, counted=matching)
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import joinedload
 
 from webapp.core.db.base import MAX_ID
 from webapp.core.lists.keyset import Lister
-from webapp.core.repository import ReadRepository, Repository, live_for_share
+from webapp.core.repository import ReadRepository, Repository, lock_live
 from webapp.resources.comments.model import Comment
 from webapp.resources.posts.model import Post
 from webapp.resources.users.model import User
@@ -40,19 +40,15 @@ class CommentRepository(Repository[Comment]):
         A comment written under this lock is either seen (and soft-deleted) by the post's
         delete, or the delete committed first and the post is not returned here.
         """
-        if not 1 <= post_id <= MAX_ID:
-            return None
-        return self.session.scalars(live_for_share(Post), {"entity_id": post_id}).first()
+        return lock_live(self.session, Post, post_id)
 
     def author_for_share(self, user_id: int) -> User | None:
         """The live author of a new comment, locked against a concurrent soft delete (FOR SHARE).
 
         Without the lock, a comment committed after its author's delete began would miss
-        the delete's cascade and stay live, as a post would (Repository.get_live_for_share).
+        the delete's cascade and stay live, as a post would (core/repository.py lock_live).
         """
-        if not 1 <= user_id <= MAX_ID:
-            return None
-        return self.session.scalars(live_for_share(User), {"entity_id": user_id}).first()
+        return lock_live(self.session, User, user_id)
 
 
 # The read side selects Core columns of the tables (ReadRepository says why).
