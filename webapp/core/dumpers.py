@@ -93,15 +93,37 @@ def _entries(
             # A collection (or an object inside a nested one) has no flat form in one row.
             return None
         else:
-            serialize = f"_serialize_{name}"
-            namespace[serialize] = field.serialize
-            expression = f"{serialize}({attribute!r}, obj)"
-            # marshmallow leaves a key out when the attribute is missing: keep that.
-            entries.append(f"{indent}if (x := {expression}) is not _missing: body[{key!r}] = x")
-            namespace["_missing"] = fields.missing_  # type: ignore[attr-defined]
+            entries.append(
+                _through_the_field(
+                    field, name, attribute=attribute, key=key, value=value, namespace=namespace, indent=indent
+                )
+            )
             continue
         entries.append(f"{indent}body[{key!r}] = {expression}")
     return entries
+
+
+def _through_the_field(
+    field: fields.Field[Any],
+    name: str,
+    *,
+    attribute: str,
+    key: str,
+    value: str | None,
+    namespace: dict[str, Any],
+    indent: str,
+) -> str:
+    """The statement that has marshmallow's field serialize a value no inline form covers."""
+    serialize = f"_serialize_{name}"
+    if value is not None and namespace["_flat"]:
+        # A row read by position: the value is there (a column, maybe NULL), and
+        # marshmallow's attribute lookup would not find it on a plain tuple.
+        namespace[serialize] = field._serialize
+        return f"{indent}body[{key!r}] = {serialize}({value}, {attribute!r}, obj)"
+    namespace[serialize] = field.serialize
+    # marshmallow leaves a key out when the attribute is missing: keep that.
+    namespace["_missing"] = fields.missing_  # type: ignore[attr-defined]
+    return f"{indent}if (x := {serialize}({attribute!r}, obj)) is not _missing: body[{key!r}] = x"
 
 
 def _flat_nested_entries(

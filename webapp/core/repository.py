@@ -12,6 +12,7 @@ from sqlalchemy.orm.util import identity_key
 
 from webapp.core.db.base import MAX_ID, Base
 from webapp.core.db.database import Reader
+from webapp.core.db.driver_reads import first_row, kept
 from webapp.core.db.mixins import utcnow
 from webapp.core.db.soft_delete import soft_delete
 from webapp.core.lists.keyset import Lister, Page, PageRequest
@@ -22,7 +23,8 @@ ModelT = TypeVar("ModelT", bound=Base)
 # (a model, a repository class) and a name, with bound parameters: a select() built per
 # call is walked for its cache key on every execution, which cost more than running it
 # (session.get() builds one per call too; bench/README.md). One compiled form each in the
-# engine's cache.
+# engine's cache, and on a read connection of PostgreSQL none of SQLAlchemy's execution
+# machinery: kept statements go straight to the driver (core/db/driver_reads.py).
 _BUILT_ONCE: dict[tuple[type[Any], str], Select[Any]] = {}
 
 
@@ -31,7 +33,7 @@ def built_once(owner: type[Any], name: str, build: Callable[[], Select[Any]]) ->
     key = (owner, name)
     stmt = _BUILT_ONCE.get(key)
     if stmt is None:
-        stmt = _BUILT_ONCE[key] = build()
+        stmt = _BUILT_ONCE[key] = kept(build())
     return stmt
 
 
@@ -201,11 +203,11 @@ class ReadRepository:
         reads them by (``dumper_for(schema, labels=...)``), by position."""
         return tuple(cls._select_live_by_id().selected_columns.keys())
 
-    def get_live(self, entity_id: int) -> Row[Any] | None:
+    def get_live(self, entity_id: int) -> Sequence[Any] | None:
         """The row of a live entity, or None if it is missing or soft-deleted: one statement."""
         if not 1 <= entity_id <= MAX_ID:
             return None
-        return self.reader.execute(self._select_live_by_id(), {"entity_id": entity_id}).first()
+        return first_row(self.reader, self._select_live_by_id(), {"entity_id": entity_id})
 
     def exists_live(self, entity_id: int) -> bool:
         if not 1 <= entity_id <= MAX_ID:

@@ -17,6 +17,11 @@ SQLITE_BEGIN = "sqlite_begin"
 # Execution option of the engines that only read (GET/HEAD, lookups on the primary): a
 # compiled INSERT/UPDATE/DELETE sent through one of them raises (database.py).
 READ_ONLY_ENGINE = "webapp_read_only"
+# Execution option of the engines whose connections may run kept SELECTs straight on the
+# driver's cursor (driver_reads.py): PostgreSQL's autocommit read pools. Without
+# autocommit the driver would open a transaction SQLAlchemy does not know of, and
+# nobody would end it.
+DRIVER_READS = "webapp_driver_reads"
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,7 @@ def build_engine(
         options["connect_args"] = _postgresql_connect_args(settings)
         if autocommit_reads:
             options["isolation_level"] = "AUTOCOMMIT"
-            options["execution_options"] = {READ_ONLY_ENGINE: True}
+            options["execution_options"] = {READ_ONLY_ENGINE: True, DRIVER_READS: True}
             # An autocommit connection holds no transaction to roll back on its way back to
             # the pool: SQLAlchemy's docs name this case for turning the reset off. It cost
             # ~10k instructions per GET (the ROLLBACK call, which psycopg2 then skips).

@@ -101,8 +101,9 @@ def list_post_comments(post_id: int, page: PageRequest) -> Response:
     conditional=True,
 )
 def get_comment(comment_id: int) -> Response:
-    comment = _reads().get(comment_id)
-    return not_modified(comment.version) or entity_response(dump_comment_row(comment), comment.version)
+    body = dump_comment_row(_reads().get(comment_id))
+    version = body["version"]
+    return not_modified(version) or entity_response(body, version)
 
 
 @bp.patch(f"/comments/{ID}")

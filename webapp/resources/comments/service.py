@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, TypedDict
 
 from sqlalchemy import Row
@@ -36,7 +36,7 @@ class CommentReadService:
     def __init__(self, reader: Reader) -> None:
         self.comments = CommentReadRepository(reader)
 
-    def get(self, comment_id: int) -> Row[Any]:
+    def get(self, comment_id: int) -> Sequence[Any]:
         comment = self.comments.get_live(comment_id)
         if comment is None:
             raise NotFound(f"Comment {comment_id} does not exist.")

@@ -111,8 +111,9 @@ def list_posts(query: Any, page: PageRequest) -> Response:
     conditional=True,
 )
 def get_post(post_id: int) -> Response:
-    post = _reads().get(post_id)
-    return not_modified(post.version) or entity_response(dump_post_row(post), post.version)
+    body = dump_post_row(_reads().get(post_id))
+    version = body["version"]
+    return not_modified(version) or entity_response(body, version)
 
 
 @bp.patch(f"/posts/{ID}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, TypedDict
 
 from sqlalchemy import Row
@@ -56,7 +56,7 @@ class PostReadService:
         self.posts = PostReadRepository(reader)
         self.users = UserReadRepository(reader)
 
-    def get(self, post_id: int) -> Row[Any]:
+    def get(self, post_id: int) -> Sequence[Any]:
         post = self.posts.get_live(post_id)
         if post is None:
             raise NotFound(f"Post {post_id} does not exist.")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 
 from webapp.core.db import Reader
+from webapp.core.db.driver_reads import first_row, kept
 from webapp.core.repository import Repository
 from webapp.resources.tokens.model import AccessToken
 from webapp.resources.users.model import User
@@ -26,8 +29,9 @@ users = User.__table__.c
 
 
 # Built once, with bound parameters: every authenticated request runs it, and building
-# and cache-keying a new select() of a join with six conditions cost more than executing it.
-_HOLDER = (
+# and cache-keying a new select() of a join with six conditions cost more than executing
+# it. Kept, so a read connection sends it straight to the driver (driver_reads.py).
+_HOLDER = kept(
     select(tokens.id, users.id, users.is_admin)
     .select_from(AccessToken.__table__.join(User.__table__, users.id == tokens.user_id))
     .where(
@@ -47,6 +51,6 @@ class TokenReadRepository:
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
 
-    def holder(self, token_hash: str, now: datetime) -> Row[int, int, bool] | None:
+    def holder(self, token_hash: str, now: datetime) -> Sequence[Any] | None:
         """(token id, user id, is_admin) of a live token of a live, active user: one statement."""
-        return self.reader.execute(_HOLDER, {"token_hash": token_hash, "now": now}).first()
+        return first_row(self.reader, _HOLDER, {"token_hash": token_hash, "now": now})

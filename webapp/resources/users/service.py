@@ -51,7 +51,7 @@ class UserReadService:
     def __init__(self, reader: Reader) -> None:
         self.users = UserReadRepository(reader)
 
-    def get(self, user_id: int) -> Row[Any]:
+    def get(self, user_id: int) -> Sequence[Any]:
         user = self.users.get_live(user_id)
         if user is None:
             raise NotFound(f"User {user_id} does not exist.")
