@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, literal, or_, select, tuple_
 
 from webapp.core.db.database import Reader
+from webapp.core.db.driver_reads import all_rows, kept, scalar_value
 from webapp.core.errors import InvalidRequest
 from webapp.core.fields import is_storable_text
 
@@ -123,15 +124,16 @@ class Lister:
             ordered = rows.order_by(*self._order_by(request.sort))
             ordered = ordered.where(self._after(request.sort, request.after))
             total = None
-            found = list(reader.execute(ordered.limit(limit)).all())
+            found: list[Sequence[Any]] = list(reader.execute(ordered.limit(limit)).all())
         else:
             offset = ((request.page or 1) - 1) * request.per_page
             count_stmt, page_stmt = self._offset_statements(rows, counted, request.sort, reusable=reusable)
-            total = reader.scalar(count_stmt) or 0
-            found = list(reader.execute(page_stmt, {"page_limit": limit, "page_offset": offset}).all())
+            # Kept statements go straight to the driver on a read connection (driver_reads.py).
+            total = scalar_value(reader, count_stmt, {}) or 0
+            found = list(all_rows(reader, page_stmt, {"page_limit": limit, "page_offset": offset}))
         has_more = len(found) > request.per_page
         items = found[: request.per_page]
-        next_key = self.key_of(items[-1], request.sort) if has_more and items else None
+        next_key = self.key_of(items[-1], request.sort, rows) if has_more and items else None
         return Page(
             items=items,
             per_page=request.per_page,
@@ -145,10 +147,10 @@ class Lister:
     ) -> tuple[Select[Any], Select[Any]]:
         key = (id(rows), id(counted), sort)
         if reusable:
-            kept = self._kept.get(key)
+            entry = self._kept.get(key)
             # Identity, not only the ids: a statement that was dropped may share a new one's id.
-            if kept is not None and kept[0] is rows and kept[1] is counted:
-                return kept[2], kept[3]
+            if entry is not None and entry[0] is rows and entry[1] is counted:
+                return entry[2], entry[3]
         count_stmt = select(func.count()).select_from(counted.order_by(None).subquery())
         page_stmt = (
             rows.order_by(*self._order_by(sort))
@@ -156,11 +158,14 @@ class Lister:
             .offset(bindparam("page_offset"))
         )
         if reusable and len(self._kept) < _MAX_KEPT_SORTS:
-            self._kept[key] = (rows, counted, count_stmt, page_stmt)
+            self._kept[key] = (rows, counted, kept(count_stmt), kept(page_stmt))
         return count_stmt, page_stmt
 
-    def key_of(self, row: Any, sort: Sequence[SortKey]) -> tuple[Any, ...]:
-        return tuple(getattr(row, str(self.sort_columns[key.name].key)) for key in sort)
+    def key_of(self, row: Sequence[Any], sort: Sequence[SortKey], rows: Select[Any]) -> tuple[Any, ...]:
+        """The keyset values of ``row``, one of ``rows``': read by position, as the driver's
+        plain tuples have no attributes."""
+        labels = rows.selected_columns.keys()
+        return tuple(row[labels.index(str(self.sort_columns[key.name].key))] for key in sort)
 
     def encode_key(self, key: tuple[Any, ...]) -> list[Any]:
         """JSON-safe form of a keyset key (for an opaque cursor)."""
