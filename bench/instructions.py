@@ -10,6 +10,11 @@ and warm-up cancel out.
     python -m bench.instructions posts app raw peer
     python -m bench.instructions write app raw peer       # POST /posts with a Bearer token
     python -m bench.instructions bulk app --requests 3    # POST /users/bulk, 1,000 users
+    python -m bench.instructions user app raw --wsgi      # GETs without the test client
+
+``--wsgi`` (GET routes) calls each target's WSGI callable with environs built before
+counting starts, as gunicorn calls it: the test client's own work (~500 thousand
+instructions a request) is left out, so the figures are the apps' alone.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 from typing import Any
+
+from werkzeug.test import EnvironBuilder
 
 from bench.run import (
     ADMIN_EMAIL,
@@ -71,8 +78,11 @@ def build(target: str, url: str) -> Any:
     raise SystemExit(f"unknown target {target!r}: app, raw or peer")
 
 
-def serve(route: str, target: str, url: str, count: int) -> None:
+def serve(route: str, target: str, url: str, count: int, *, wsgi: bool = False) -> None:
     """The child: warm up, then send ``count`` requests."""
+    if wsgi:
+        serve_wsgi(build(target, url), route, count)
+        return
     client = build(target, url).test_client()
     if route == "bulk":
         serve_bulk(client, url, count)
@@ -88,6 +98,30 @@ def serve(route: str, target: str, url: str, count: int) -> None:
         if n == 49:
             # As wsgi.py does after start-up; without it a full collection falling in one
             # run and not the other moved the figure by hundreds of thousands.
+            gc.collect()
+            gc.freeze()
+
+
+def serve_wsgi(app: Any, route: str, count: int) -> None:
+    """GETs straight into the WSGI callable, with the same paths as ``serve``."""
+    if route not in ("user", "posts"):
+        raise SystemExit("--wsgi measures the GET routes: user, posts")
+    rng = random.Random(1)
+    environs = [
+        EnvironBuilder(path=PATHS[route].format(id=rng.randint(1, 10_000)), method="GET").get_environ()
+        for _ in range(50 + count)
+    ]
+
+    def start_response(status: str, _headers: Any, _exc_info: Any = None) -> None:
+        assert status.startswith("200"), status
+
+    for n, environ in enumerate(environs):
+        body = app(environ, start_response)
+        for _chunk in body:
+            pass
+        if hasattr(body, "close"):
+            body.close()
+        if n == 49:
             gc.collect()
             gc.freeze()
 
@@ -122,7 +156,7 @@ def serve_bulk(client: Any, url: str, count: int) -> None:
             gc.freeze()
 
 
-def instructions(route: str, target: str, url: str, count: int) -> int:
+def instructions(route: str, target: str, url: str, count: int, *, wsgi: bool = False) -> int:
     with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
         subprocess.run(
             [
@@ -139,9 +173,12 @@ def instructions(route: str, target: str, url: str, count: int) -> int:
                 url,
                 "--requests",
                 str(count),
+                *(["--wsgi"] if wsgi else []),
             ],
             check=True,
             capture_output=True,
+            # The same hash seed in both runs: set and dict layouts, and so the work, repeat.
+            env={**os.environ, "PYTHONHASHSEED": "0"},
         )
         text = open(out.name).read()  # noqa: SIM115 -- the temporary file is closed above
     return int(re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
@@ -157,20 +194,22 @@ def main() -> None:
         "--url", default=normalize_database_url(os.environ.get("DATABASE_URL") or DEFAULT_URL)
     )
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--wsgi", action="store_true", help="call the WSGI app directly, no test client")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        serve(args.route, args.targets[0], args.url, args.requests)
+        serve(args.route, args.targets[0], args.url, args.requests, wsgi=args.wsgi)
         return
     for target in args.targets:
-        low = instructions(args.route, target, args.url, args.requests)
-        high = instructions(args.route, target, args.url, 2 * args.requests)
+        low = instructions(args.route, target, args.url, args.requests, wsgi=args.wsgi)
+        high = instructions(args.route, target, args.url, 2 * args.requests, wsgi=args.wsgi)
         if args.route == "bulk":
             delete_bulk_rows(args.url)
         if args.route == "write":
             delete_bench_posts(args.url)
         per_request = (high - low) / args.requests / 1000
-        print(f"{args.route} {target}: {per_request:,.0f} thousand instructions per request")
+        how = " (WSGI)" if args.wsgi else ""
+        print(f"{args.route} {target}{how}: {per_request:,.0f} thousand instructions per request")
 
 
 if __name__ == "__main__":
