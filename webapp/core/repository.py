@@ -6,13 +6,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, FromClause, Row, Select, Table, bindparam, delete, insert, select
+from sqlalchemy import ColumnElement, FromClause, Select, Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from webapp.core.db.base import MAX_ID, Base
 from webapp.core.db.database import Reader
-from webapp.core.db.driver_reads import first_row, kept
+from webapp.core.db.driver_reads import ReadRow, first_row, kept
 from webapp.core.db.mixins import utcnow
 from webapp.core.db.soft_delete import soft_delete
 from webapp.core.lists.keyset import Lister, Page, PageRequest
@@ -203,7 +203,7 @@ class ReadRepository:
         reads them by (``dumper_for(schema, labels=...)``), by position."""
         return tuple(cls._select_live_by_id().selected_columns.keys())
 
-    def get_live(self, entity_id: int) -> Sequence[Any] | None:
+    def get_live(self, entity_id: int) -> ReadRow | None:
         """The row of a live entity, or None if it is missing or soft-deleted: one statement."""
         if not 1 <= entity_id <= MAX_ID:
             return None
@@ -223,7 +223,7 @@ class ReadRepository:
         table = self.table()
         return built_once(type(self), "live", lambda: select(table.c.id).where(table.c.deleted_at.is_(None)))
 
-    def page(self, matching: Select[Any], request: PageRequest) -> Page[Row[Any]]:
+    def page(self, matching: Select[Any], request: PageRequest) -> Page[ReadRow]:
         """One page of rows of the entities ``matching`` (a narrowed ``live()``) selects."""
         live = self.live()
         if matching is live:

@@ -36,6 +36,9 @@ from webapp.core.db.engine import DRIVER_READS
 
 S = TypeVar("S", bound=Select[Any])
 
+# A row of a read: the driver's tuple here, a Row from execute(); either is read by position.
+ReadRow = Sequence[Any]
+
 # Statements that live as long as the process (held here, so their ids stay theirs): only
 # these get a compiled plan, so the memo below cannot grow with statements built per request.
 _KEPT: dict[int, Select[Any]] = {}
@@ -58,9 +61,7 @@ def kept(stmt: S) -> S:
     return stmt
 
 
-def first_row(
-    reader: Session | Connection, stmt: Select[Any], params: Mapping[str, Any]
-) -> Sequence[Any] | None:
+def first_row(reader: Session | Connection, stmt: Select[Any], params: Mapping[str, Any]) -> ReadRow | None:
     """The first row ``stmt`` selects, or None."""
     plan = _plan_for(reader, stmt)
     if plan is None:
@@ -68,15 +69,13 @@ def first_row(
     assert isinstance(reader, Connection)
     cursor = _run(reader, plan, params)
     try:
-        row: Sequence[Any] | None = cursor.fetchone()
+        row: ReadRow | None = cursor.fetchone()
         return row
     finally:
         cursor.close()
 
 
-def all_rows(
-    reader: Session | Connection, stmt: Select[Any], params: Mapping[str, Any]
-) -> Sequence[Sequence[Any]]:
+def all_rows(reader: Session | Connection, stmt: Select[Any], params: Mapping[str, Any]) -> Sequence[ReadRow]:
     """Every row ``stmt`` selects."""
     plan = _plan_for(reader, stmt)
     if plan is None:
@@ -84,7 +83,7 @@ def all_rows(
     assert isinstance(reader, Connection)
     cursor = _run(reader, plan, params)
     try:
-        rows: Sequence[Sequence[Any]] = cursor.fetchall()
+        rows: Sequence[ReadRow] = cursor.fetchall()
         return rows
     finally:
         cursor.close()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import Any, TypedDict
+from collections.abc import Collection
+from typing import TypedDict
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal, authorize_change
 from webapp.core.db import Reader
+from webapp.core.db.driver_reads import ReadRow
 from webapp.core.errors import NotFound, Unauthenticated
 from webapp.core.lists import Page, PageRequest
 from webapp.core.preconditions import check_precondition
@@ -36,13 +36,13 @@ class CommentReadService:
     def __init__(self, reader: Reader) -> None:
         self.comments = CommentReadRepository(reader)
 
-    def get(self, comment_id: int) -> Sequence[Any]:
+    def get(self, comment_id: int) -> ReadRow:
         comment = self.comments.get_live(comment_id)
         if comment is None:
             raise NotFound(f"Comment {comment_id} does not exist.")
         return comment
 
-    def list_for_post(self, post_id: int, request: PageRequest) -> Page[Row[Any]]:
+    def list_for_post(self, post_id: int, request: PageRequest) -> Page[ReadRow]:
         if not self.comments.post_is_live(post_id):
             raise NotFound(f"Post {post_id} does not exist.")
         return self.comments.page(self.comments.on_post(post_id), request)

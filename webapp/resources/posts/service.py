@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import Any, TypedDict
+from collections.abc import Collection
+from typing import TypedDict
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal, authorize_acting_as, authorize_change
 from webapp.core.db import Reader
+from webapp.core.db.driver_reads import ReadRow
 from webapp.core.errors import NotFound, ValidationFailed
 from webapp.core.lists import Page, PageRequest
 from webapp.core.preconditions import check_precondition
@@ -56,16 +56,16 @@ class PostReadService:
         self.posts = PostReadRepository(reader)
         self.users = UserReadRepository(reader)
 
-    def get(self, post_id: int) -> Sequence[Any]:
+    def get(self, post_id: int) -> ReadRow:
         post = self.posts.get_live(post_id)
         if post is None:
             raise NotFound(f"Post {post_id} does not exist.")
         return post
 
-    def list(self, filters: PostFilters, request: PageRequest) -> Page[Row[Any]]:
+    def list(self, filters: PostFilters, request: PageRequest) -> Page[ReadRow]:
         return self.posts.page(self.posts.filtered(**filters), request)
 
-    def list_for_user(self, user_id: int, filters: UserPostFilters, request: PageRequest) -> Page[Row[Any]]:
+    def list_for_user(self, user_id: int, filters: UserPostFilters, request: PageRequest) -> Page[ReadRow]:
         if not self.users.exists_live(user_id):
             raise NotFound(f"User {user_id} does not exist.")
         return self.posts.page(self.posts.filtered(user_id=user_id, **filters), request)

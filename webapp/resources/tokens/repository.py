@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
 from webapp.core.db import Reader
-from webapp.core.db.driver_reads import first_row, kept
+from webapp.core.db.driver_reads import ReadRow, first_row, kept
 from webapp.core.repository import Repository
 from webapp.resources.tokens.model import AccessToken
 from webapp.resources.users.model import User
@@ -51,6 +49,6 @@ class TokenReadRepository:
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
 
-    def holder(self, token_hash: str, now: datetime) -> Sequence[Any] | None:
+    def holder(self, token_hash: str, now: datetime) -> ReadRow | None:
         """(token id, user id, is_admin) of a live token of a live, active user: one statement."""
         return first_row(self.reader, _HOLDER, {"token_hash": token_hash, "now": now})

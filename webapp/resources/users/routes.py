@@ -8,10 +8,10 @@ from typing import Any
 import click
 from flask import Blueprint, Response, current_app, url_for
 from flask.cli import AppGroup
-from sqlalchemy import Row
 
 from webapp.core.auth import current_principal, public, require_principal
 from webapp.core.db import get_reader, get_session, unit_of_work
+from webapp.core.db.driver_reads import ReadRow
 from webapp.core.dumpers import dumper_for
 from webapp.core.errors import NotFound
 from webapp.core.http import (
@@ -72,7 +72,7 @@ def _dump(user: User) -> dict[str, Any]:
     return _visible(dump_user(user))
 
 
-def _dump_rows(users: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+def _dump_rows(users: Sequence[ReadRow]) -> list[dict[str, Any]]:
     return [_visible(dump_user_row(user)) for user in users]
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Sequence
-from typing import Any, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal, authorize_change, require_admin
 from webapp.core.db import Reader
+from webapp.core.db.driver_reads import ReadRow
 from webapp.core.db.mixins import utcnow
 from webapp.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from webapp.core.lists import Page, PageRequest
@@ -51,13 +51,13 @@ class UserReadService:
     def __init__(self, reader: Reader) -> None:
         self.users = UserReadRepository(reader)
 
-    def get(self, user_id: int) -> Sequence[Any]:
+    def get(self, user_id: int) -> ReadRow:
         user = self.users.get_live(user_id)
         if user is None:
             raise NotFound(f"User {user_id} does not exist.")
         return user
 
-    def list(self, filters: UserFilters, request: PageRequest, viewer: Principal | None) -> Page[Row[Any]]:
+    def list(self, filters: UserFilters, request: PageRequest, viewer: Principal | None) -> Page[ReadRow]:
         """Emails are searchable by admins only: ``email`` and ``sort=email`` are refused,
         ``q`` leaves them out."""
         is_admin = viewer is not None and viewer.is_admin
