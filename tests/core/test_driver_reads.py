@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import psycopg2.extensions
 import pytest
 from flask import Flask
-from sqlalchemy import Connection, String, TypeDecorator, bindparam, func, select, type_coerce
+from sqlalchemy import Connection, Numeric, String, TypeDecorator, bindparam, cast, func, select, type_coerce
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Row
 
@@ -94,6 +95,21 @@ def test_a_driver_error_is_raised_as_sqlalchemys_and_the_connection_stays_usable
 
 
 @pytest.mark.postgres_only
+def test_a_driver_connection_closed_under_sqlalchemy_is_invalidated_as_execute_would(
+    reader: Connection,
+) -> None:
+    driver = reader.connection.dbapi_connection
+    assert driver is not None
+    driver.close()  # the cursor cannot even be made: an error before the statement is sent
+
+    with pytest.raises(sa_exc.DBAPIError) as raised:
+        first_row(reader, _by_id(), {"entity_id": 1})
+
+    assert raised.value.connection_invalidated
+    assert reader.invalidated
+
+
+@pytest.mark.postgres_only
 def test_a_dead_connection_under_a_driver_read_is_invalidated_as_execute_would(
     reader: Connection, admin: Connection
 ) -> None:
@@ -126,11 +142,34 @@ def test_what_the_driver_alone_would_answer_differently_takes_execute(
     params = {"entity_id": user["id"]}
 
     not_kept = select(users.c.id).where(by_id)  # built per call: no plan is kept for it
+    numeric = kept(select(cast(users.c.id, Numeric(10, 2))).where(by_id))  # psycopg2 converts it
+    escaped = kept(select(users.c.id).where(users.c.id == bindparam("entity.id")))
     converted = kept(select(type_coerce(users.c.full_name, Shouted())).where(by_id))
     expanding = kept(select(users.c.id).where(users.c.id.in_(bindparam("ids", expanding=True))))
 
     assert type(first_row(reader, not_kept, params)) is Row
     assert first_row(reader, converted, params) == (user["full_name"].upper(),)
+    assert first_row(reader, numeric, params) == (Decimal(user["id"]),)
+    assert first_row(reader, escaped, {"entity.id": user["id"]}) == (user["id"],)
     assert [tuple(row) for row in all_rows(reader, expanding, {"ids": [user["id"], 0]})] == [(user["id"],)]
     with database.engine.connect() as write_pool:  # not autocommit: the driver would begin unseen
         assert type(first_row(write_pool, _by_id(), params)) is Row
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize(
+    "option",
+    [{"isolation_level": "READ COMMITTED"}, {"schema_translate_map": {None: "public"}}],
+    ids=["isolation-level", "schema-translation"],
+)
+def test_a_read_connection_with_options_the_plan_ignores_takes_execute(
+    reader: Connection, create_user: Any, option: dict[str, Any]
+) -> None:
+    user = create_user()
+    reader.execution_options(**option)
+
+    row = first_row(reader, _by_id(), {"entity_id": user["id"]})
+
+    assert type(row) is Row
+    assert row is not None
+    assert row[0] == user["id"]

@@ -18,19 +18,27 @@ defaults). What stays as for any statement: the dialect's ``do_execute`` listene
 (the request log's SQL count and timing, the read-only guard), SQL_ECHO logs it, and a
 driver error is raised as SQLAlchemy's exception, a dead connection invalidated (a GET is
 then retried, read_retry.py). Anything else (a Session, SQLite, a statement built per
-request, a type with a processor) takes ``execute`` as before, with the same answer:
-rows are read by position (a tuple here, a ``Row`` there).
+request, a type outside a few plain ones or with a processor, an expanding IN, a
+connection with its own isolation level or schema translation) takes ``execute`` as
+before, with the same answer: rows are read by position (a tuple here, a ``Row`` there).
+One difference is left: an error that is not the driver's (a value psycopg2 refuses
+before sending, such as a NUL in a string) comes wrapped in SQLAlchemy's
+``StatementError``, where ``execute`` lets it through bare; the app's inputs are
+checked long before they reach a query (core/fields.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Boolean, Connection, Date, DateTime, Integer, Select, String, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from webapp.core.db.engine import DRIVER_READS
 
@@ -67,12 +75,8 @@ def first_row(reader: Session | Connection, stmt: Select[Any], params: Mapping[s
     if plan is None:
         return reader.execute(stmt, params).first()
     assert isinstance(reader, Connection)
-    cursor = _run(reader, plan, params)
-    try:
-        row: ReadRow | None = cursor.fetchone()
-        return row
-    finally:
-        cursor.close()
+    row: ReadRow | None = _run(reader, plan, params, _FETCH_ONE)
+    return row
 
 
 def all_rows(reader: Session | Connection, stmt: Select[Any], params: Mapping[str, Any]) -> Sequence[ReadRow]:
@@ -81,12 +85,8 @@ def all_rows(reader: Session | Connection, stmt: Select[Any], params: Mapping[st
     if plan is None:
         return reader.execute(stmt, params).all()
     assert isinstance(reader, Connection)
-    cursor = _run(reader, plan, params)
-    try:
-        rows: Sequence[ReadRow] = cursor.fetchall()
-        return rows
-    finally:
-        cursor.close()
+    rows: Sequence[ReadRow] = _run(reader, plan, params, _FETCH_ALL)
+    return rows
 
 
 def scalar_value(reader: Session | Connection, stmt: Select[Any], params: Mapping[str, Any]) -> Any:
@@ -95,22 +95,39 @@ def scalar_value(reader: Session | Connection, stmt: Select[Any], params: Mappin
     return None if row is None else row[0]
 
 
-def _run(connection: Connection, plan: _Plan, params: Mapping[str, Any]) -> Any:
-    cursor = connection.connection.cursor()
+_FETCH_ONE = operator.methodcaller("fetchone")
+_FETCH_ALL = operator.methodcaller("fetchall")
+
+
+def _run(connection: Connection, plan: _Plan, params: Mapping[str, Any], fetch: Callable[[Any], Any]) -> Any:
+    """Cursor, execute, fetch, close, with SQLAlchemy's handling of a driver error at each
+    step, as ``execute`` and its cursor result do it: the exception SQLAlchemy would raise,
+    a dead connection invalidated (and the pool with it)."""
     bound = {**plan.fixed, **params} if plan.fixed else params
+    driver = connection.connection  # SQLAlchemy's own errors here (closed, pending rollback) as they are
     try:
-        # Events, echo and SQLAlchemy's handling of driver errors (disconnects included).
+        cursor = driver.cursor()
+    except BaseException as error:  # noqa: BLE001 -- raises SQLAlchemy's exception for it
+        connection._handle_dbapi_exception(error, plan.sql, bound, None, None)
+    try:
+        # Events (the SQL count and timer, the guard), echo, and the error handling.
         connection._cursor_execute(cursor, plan.sql, bound)
-    except BaseException:
-        cursor.close()
-        raise
-    return cursor
+        try:
+            return fetch(cursor)
+        except BaseException as error:  # noqa: BLE001 -- raises SQLAlchemy's exception for it
+            connection._handle_dbapi_exception(error, plan.sql, bound, cursor, None)
+    finally:
+        with contextlib.suppress(Exception):  # as SQLAlchemy's _safe_close_cursor: nothing to give back
+            cursor.close()
 
 
 def _plan_for(reader: Session | Connection, stmt: Select[Any]) -> _Plan | None:
     if not isinstance(reader, Connection) or id(stmt) not in _KEPT:
         return None
-    if not reader.get_execution_options().get(DRIVER_READS):
+    options = reader.get_execution_options()
+    # An isolation level set on the connection would mean a transaction the driver opens
+    # unseen; a schema translation, SQL other than the plan's.
+    if not options.get(DRIVER_READS) or "isolation_level" in options or "schema_translate_map" in options:
         return None
     key = (id(stmt), reader.dialect)
     try:
@@ -120,21 +137,39 @@ def _plan_for(reader: Session | Connection, stmt: Select[Any]) -> _Plan | None:
         return plan
 
 
+# Types whose values the driver hands back as SQLAlchemy would (and whose processors, if a
+# dialect had any, are checked below too). Anything else (Numeric, Enum, JSON, a
+# TypeDecorator) takes execute().
+_PLAIN_TYPES = (Integer, String, Boolean, DateTime, Date)
+
+
 def _compile(stmt: Select[Any], dialect: Dialect) -> _Plan | None:
     """The statement's SQL and fixed values, or None where the driver alone would not give
     what ``execute`` gives."""
     if dialect.paramstyle not in ("pyformat", "named"):
         return None  # positional parameters would need the compiled order
     compiled = stmt.compile(dialect=dialect)
+    if getattr(compiled, "escaped_bind_names", None):
+        return None  # names the driver sees differ from the parameters' keys
     fixed: dict[str, Any] = {}
-    for name, bind in compiled.binds.items():
+    for bind, name in compiled.bind_names.items():
         if bind.expanding or bind.callable is not None or bind.literal_execute:
             return None
-        if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
+        if not _is_plain(bind.type, dialect, bind_side=True):
             return None
         if not bind.required:
             fixed[name] = bind.value
-    for column in stmt.selected_columns:
-        if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
-            return None
+    if not all(_is_plain(column.type, dialect, bind_side=False) for column in stmt.selected_columns):
+        return None
     return _Plan(sql=compiled.string, fixed=fixed)
+
+
+def _is_plain(type_: TypeEngine[Any], dialect: Dialect, *, bind_side: bool) -> bool:
+    impl = type_.dialect_impl(dialect)
+    if not isinstance(impl, _PLAIN_TYPES) or isinstance(impl, TypeDecorator):
+        return False
+    try:
+        processor = impl.bind_processor(dialect) if bind_side else impl.result_processor(dialect, None)
+    except Exception:  # noqa: BLE001 -- some processors need the column's driver type code to decide
+        return False
+    return processor is None
