@@ -213,8 +213,14 @@ class ReadRepository:
         if not 1 <= entity_id <= MAX_ID:
             return False
         table = self.table()
-        stmt = select(table.c.id).where(table.c.id == entity_id, table.c.deleted_at.is_(None))
-        return self.reader.scalar(stmt) is not None
+        stmt = built_once(
+            type(self),
+            "live_id",
+            lambda: select(table.c.id).where(
+                table.c.id == bindparam("entity_id"), table.c.deleted_at.is_(None)
+            ),
+        )
+        return first_row(self.reader, stmt, {"entity_id": entity_id}) is not None
 
     def live(self) -> Select[Any]:
         """The live entities' ids: list filters narrow it with WHERE clauses, and the page

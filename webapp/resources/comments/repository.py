@@ -12,6 +12,7 @@ from webapp.core.lists.keyset import Lister
 from webapp.core.repository import ReadRepository, Repository, lock_live
 from webapp.resources.comments.model import Comment
 from webapp.resources.posts.model import Post
+from webapp.resources.posts.repository import PostReadRepository
 from webapp.resources.users.model import User
 
 # The write side loads a comment with its author (a change answers it embedded): many-to-one,
@@ -54,7 +55,6 @@ class CommentRepository(Repository[Comment]):
 # The read side selects Core columns of the tables (ReadRepository says why).
 comments = Comment.__table__.c
 users = User.__table__.c
-posts = Post.__table__.c
 
 
 class CommentReadRepository(ReadRepository):
@@ -80,8 +80,7 @@ class CommentReadRepository(ReadRepository):
         return cls.table().join(User.__table__, users.id == comments.user_id)
 
     def post_is_live(self, post_id: int) -> bool:
-        stmt = select(posts.id).where(posts.id == post_id, posts.deleted_at.is_(None))
-        return self.reader.scalar(stmt) is not None
+        return PostReadRepository(self.reader).exists_live(post_id)
 
     def on_post(self, post_id: int) -> Select[Any]:
         return self.live().where(comments.post_id == post_id)
