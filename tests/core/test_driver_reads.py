@@ -18,6 +18,8 @@ from sqlalchemy.engine import Row
 from tests.support.faults import idle_in_transaction_count
 from webapp.core.db import Database, get_reader
 from webapp.core.db.driver_reads import all_rows, first_row, kept
+from webapp.core.lists import PageRequest
+from webapp.core.lists.keyset import parse_sort
 from webapp.resources.users.model import User
 from webapp.resources.users.repository import UserReadRepository
 
@@ -51,6 +53,21 @@ def test_a_kept_select_on_a_read_connection_is_answered_by_the_driver_as_execute
     assert type(row) is tuple  # the driver's own row: execute() would have made a Row
     assert row == tuple(reader.execute(_by_id(), {"entity_id": user["id"]}).one())
     assert first_row(reader, _by_id(), {"entity_id": user["id"] + 1000}) is None
+
+
+@pytest.mark.postgres_only
+def test_an_unfiltered_page_and_its_count_are_answered_by_the_driver(
+    reader: Connection, create_user: Any
+) -> None:
+    created = [create_user()["id"] for _ in range(3)]
+    reads = UserReadRepository(reader)
+
+    page = reads.page(reads.live(), PageRequest(sort=parse_sort("-id", reads.lister.allowed), per_page=2))
+
+    assert all(type(row) is tuple for row in page.items)  # the driver's rows, not execute's
+    assert [row[0] for row in page.items] == sorted(created, reverse=True)[:2]
+    assert page.total == 3
+    assert page.next_key == (sorted(created, reverse=True)[1],)  # read by position from a tuple
 
 
 @pytest.mark.postgres_only

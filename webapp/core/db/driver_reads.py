@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Boolean, Connection, Date, DateTime, Integer, Select, String, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import NullType, TypeEngine
 
 from webapp.core.db.engine import DRIVER_READS
 
@@ -166,6 +166,8 @@ def _compile(stmt: Select[Any], dialect: Dialect) -> _Plan | None:
 
 def _is_plain(type_: TypeEngine[Any], dialect: Dialect, *, bind_side: bool) -> bool:
     impl = type_.dialect_impl(dialect)
+    if bind_side and isinstance(impl, NullType):
+        return True  # an untyped parameter (LIMIT, OFFSET): execute sends the value as given too
     if not isinstance(impl, _PLAIN_TYPES) or isinstance(impl, TypeDecorator):
         return False
     try:
