@@ -1,4 +1,5 @@
-"""Generated dumpers (core/dumpers.py) answer exactly what schema.dump answers."""
+"""Generated dumpers (core/dumpers.py) answer exactly what schema.dump answers: of objects,
+of SQLAlchemy Rows and of plain tuples (the driver's), one at a time or in lists."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from webapp.core.db import Database
+from webapp.core.db import Database, unit_of_work
 from webapp.core.dumpers import compile_dumper, compile_many_dumper, dump_many, dumper_for
 from webapp.core.fields import UtcDateTime
 from webapp.core.http import json_response
@@ -26,8 +27,9 @@ from webapp.resources.posts.repository import PostReadRepository
 from webapp.resources.posts.routes import post_schema
 from webapp.resources.posts.schemas import AuthorSchema
 from webapp.resources.users.model import User
-from webapp.resources.users.repository import UserReadRepository
-from webapp.resources.users.routes import user_schema
+from webapp.resources.users.repository import CREATED_COLUMNS, NewUserRow, UserReadRepository, UserRepository
+from webapp.resources.users.routes import dump_created_users, user_schema
+from webapp.resources.users.service import UserService
 
 NOW = datetime(2026, 12, 1, 12, 30, 45, 123456, tzinfo=UTC)
 
@@ -108,6 +110,44 @@ def test_a_page_of_read_rows_dumps_as_schema_dump_of_the_objects(
     assert dump_many(schema, labels=repository.labels())(list(page.items)) == [
         schema.dump(by_id[row.id]) for row in page.items
     ]
+
+
+def test_created_users_dump_as_schema_dump_dumps_them(database: Database) -> None:
+    rows: list[NewUserRow] = [
+        {"email": f"u{n}@example.com", "full_name": name, "hashed_password": "x"}
+        for n, name in enumerate(["Ada", "Zoë Ødegård ☃", "  spaced  "])
+    ]
+    with unit_of_work(database) as uow:
+        created = UserRepository(uow.session).insert_new(rows, NOW).created
+
+    assert tuple(created[0]._fields) == UserService.created_labels  # the order the dumper reads by
+    expected = [user_schema.dump(row) for row in created]
+    # Rows (execute) and plain tuples (the driver's): one shared timestamp, formatted once
+    for shape in (created, [tuple(row) for row in created]):
+        generated = dump_created_users(shape)
+        assert generated == expected
+        assert [list(body) for body in generated] == [list(body) for body in expected]
+
+
+def test_stored_users_with_their_own_timestamps_dump_as_schema_dump_dumps_them(
+    database: Database, db_session: Session
+) -> None:
+    with unit_of_work(database) as uow:
+        for n in range(3):
+            UserRepository(uow.session).insert_new(
+                [{"email": f"t{n}@example.com", "full_name": "T", "hashed_password": "x"}],
+                NOW + timedelta(microseconds=n),
+            )
+    # Read back, not answered by the INSERT: SQLite hands naive datetimes back here.
+    rows = db_session.execute(select(*CREATED_COLUMNS).order_by(User.id)).all()
+
+    assert len({row.created_at for row in rows}) == 3
+    assert dump_created_users(rows) == [user_schema.dump(row) for row in rows]
+
+
+def test_no_rows_dump_to_an_empty_list() -> None:
+    assert dump_created_users([]) == []
+    assert dump_many(post_schema)([]) == []
 
 
 def test_a_nested_object_a_row_lacks_dumps_as_none_as_marshmallow_does() -> None:
