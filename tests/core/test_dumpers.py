@@ -1,9 +1,10 @@
-"""Generated dumpers (core/dumpers.py) answer exactly what schema.dump answers."""
+"""Generated dumpers (core/dumpers.py) answer exactly what schema.dump answers: of objects,
+of SQLAlchemy Rows and of plain tuples (the driver's), one at a time or in lists."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,8 +14,8 @@ from marshmallow import Schema, fields
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from webapp.core.db import Database
-from webapp.core.dumpers import compile_dumper, dump_many, dumper_for
+from webapp.core.db import Database, unit_of_work
+from webapp.core.dumpers import compile_dumper, compile_many_dumper, dump_many, dumper_for
 from webapp.core.fields import UtcDateTime
 from webapp.core.http import json_response
 from webapp.core.lists import PageRequest
@@ -26,8 +27,11 @@ from webapp.resources.posts.repository import PostReadRepository
 from webapp.resources.posts.routes import post_schema
 from webapp.resources.posts.schemas import AuthorSchema
 from webapp.resources.users.model import User
-from webapp.resources.users.repository import UserReadRepository
-from webapp.resources.users.routes import user_schema
+from webapp.resources.users.repository import CREATED_COLUMNS, NewUserRow, UserReadRepository, UserRepository
+from webapp.resources.users.routes import dump_created_users, user_schema
+from webapp.resources.users.service import UserService
+
+NOW = datetime(2026, 12, 1, 12, 30, 45, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -108,6 +112,44 @@ def test_a_page_of_read_rows_dumps_as_schema_dump_of_the_objects(
     ]
 
 
+def test_created_users_dump_as_schema_dump_dumps_them(database: Database) -> None:
+    rows: list[NewUserRow] = [
+        {"email": f"u{n}@example.com", "full_name": name, "hashed_password": "x"}
+        for n, name in enumerate(["Ada", "Zoë Ødegård ☃", "  spaced  "])
+    ]
+    with unit_of_work(database) as uow:
+        created = UserRepository(uow.session).insert_new(rows, NOW).created
+
+    assert tuple(created[0]._fields) == UserService.created_labels  # the order the dumper reads by
+    expected = [user_schema.dump(row) for row in created]
+    # Rows (execute) and plain tuples (the driver's): one shared timestamp, formatted once
+    for shape in (created, [tuple(row) for row in created]):
+        generated = dump_created_users(shape)
+        assert generated == expected
+        assert [list(body) for body in generated] == [list(body) for body in expected]
+
+
+def test_stored_users_with_their_own_timestamps_dump_as_schema_dump_dumps_them(
+    database: Database, db_session: Session
+) -> None:
+    with unit_of_work(database) as uow:
+        for n in range(3):
+            UserRepository(uow.session).insert_new(
+                [{"email": f"t{n}@example.com", "full_name": "T", "hashed_password": "x"}],
+                NOW + timedelta(microseconds=n),
+            )
+    # Read back, not answered by the INSERT: SQLite hands naive datetimes back here.
+    rows = db_session.execute(select(*CREATED_COLUMNS).order_by(User.id)).all()
+
+    assert len({row.created_at for row in rows}) == 3
+    assert dump_created_users(rows) == [user_schema.dump(row) for row in rows]
+
+
+def test_no_rows_dump_to_an_empty_list() -> None:
+    assert dump_created_users([]) == []
+    assert dump_many(post_schema)([]) == []
+
+
 def test_a_nested_object_a_row_lacks_dumps_as_none_as_marshmallow_does() -> None:
     values = {
         "id": 1,
@@ -129,18 +171,20 @@ def test_a_nested_object_a_row_lacks_dumps_as_none_as_marshmallow_does() -> None
     assert dump_row(row)["author"] is None
 
 
-def test_a_schema_with_a_collection_has_no_row_dumper() -> None:
+@pytest.mark.parametrize("compile_", [compile_dumper, compile_many_dumper])
+def test_a_schema_with_a_collection_has_no_row_dumper(compile_: Any) -> None:
     class WithCollection(Schema):
         id = fields.Integer()
         authors = fields.Nested(AuthorSchema, many=True)
 
     with pytest.raises(ValueError, match="cannot be dumped from rows"):
-        compile_dumper(WithCollection(), labels=("id", "authors_id"))
+        compile_(WithCollection(), labels=("id", "authors_id"))
 
 
-def test_rows_without_a_column_of_the_schema_have_no_row_dumper() -> None:
+@pytest.mark.parametrize("compile_", [compile_dumper, compile_many_dumper])
+def test_rows_without_a_column_of_the_schema_have_no_row_dumper(compile_: Any) -> None:
     with pytest.raises(ValueError, match="cannot be dumped from rows"):
-        compile_dumper(post_schema, labels=("id", "title"))
+        compile_(post_schema, labels=("id", "title"))
 
 
 def test_the_json_body_is_the_same_document_json_dumps_makes(rows: dict[str, list[Any]]) -> None:
@@ -174,6 +218,40 @@ def test_none_values_and_naive_times_are_dumped_as_marshmallow_dumps_them() -> N
         assert compile_dumper(schema)(obj) == schema.dump(obj)
 
 
+def test_values_of_every_kind_dump_as_schema_dump_dumps_them() -> None:
+    class Everything(Schema):
+        number = fields.Integer()
+        text = fields.String()
+        flag = fields.Boolean()
+        picky = fields.Boolean(truthy={"yes"}, falsy={"no"})
+        when = UtcDateTime()
+        renamed = fields.String(attribute="other", data_key="label")
+        ratio = fields.Float()  # not inlined: through the field
+
+    schema = Everything()
+    labels = ("number", "text", "flag", "picky", "when", "other", "ratio")
+    paris = timezone(timedelta(hours=1))
+    rows = [
+        (1, "a", True, True, NOW, "o", 0.5),
+        (None, None, None, None, None, None, None),
+        (2, b"bytes", False, False, NOW.astimezone(paris), "", 1),  # the same instant, another offset
+        (3, 7, 1, "yes", datetime(2026, 1, 2, 3, 4, 5), "p", "2.5"),  # naive: SQLite's
+        (4, "", 0, "no", NOW + timedelta(microseconds=1), "q", -1.0),
+        (True, "x", "", "maybe", NOW, "r", 0),
+    ]
+    objects = [SimpleNamespace(**dict(zip(labels, row, strict=True))) for row in rows]
+    expected = [schema.dump(dict(zip(labels, row, strict=True))) for row in rows]
+
+    for generated in (
+        compile_many_dumper(schema, labels=labels)(rows),
+        [compile_dumper(schema, labels=labels)(row) for row in rows],
+        compile_many_dumper(schema)(objects),
+        [compile_dumper(schema)(obj) for obj in objects],
+    ):
+        assert generated == expected
+        assert [list(body) for body in generated] == [list(body) for body in expected]
+
+
 def test_fields_it_cannot_inline_and_mappings_go_through_marshmallow() -> None:
     class Odd(Schema):
         id = fields.Integer()
@@ -186,9 +264,11 @@ def test_fields_it_cannot_inline_and_mappings_go_through_marshmallow() -> None:
     schema = Odd()
     obj = SimpleNamespace(id=1, name="ada")
     assert compile_dumper(schema)(obj) == schema.dump(obj) == {"id": 1, "shout": "ADA", "label": "ada"}
+    assert compile_many_dumper(schema)([obj]) == [schema.dump(obj)]
     plain = Schema.from_dict({"id": fields.Integer(), "name": fields.String()})()
     assert (
         compile_dumper(plain)({"id": 2, "name": "b"})
         == plain.dump({"id": 2, "name": "b"})
         == {"id": 2, "name": "b"}
     )
+    assert compile_many_dumper(plain)([{"id": 2, "name": "b"}]) == [{"id": 2, "name": "b"}]

@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 from webapp.core.auth import current_principal, public, require_principal
 from webapp.core.db import get_reader, get_session, unit_of_work
 from webapp.core.db.driver_reads import ReadRow
-from webapp.core.dumpers import dumper_for
+from webapp.core.dumpers import dump_many, dumper_for
 from webapp.core.errors import NotFound
 from webapp.core.http import (
     created_response,
@@ -28,7 +28,6 @@ from webapp.core.lists.http import Listing, list_response
 from webapp.core.operations import operation
 from webapp.core.ratelimits import rate_limit
 from webapp.core.resource import Resource
-from webapp.core.row_dumpers import dump_rows
 from webapp.resources.users.model import EMAIL_TAKEN, User
 from webapp.resources.users.schemas import (
     USER_BULK_CREATE_EXAMPLE,
@@ -54,10 +53,11 @@ ID = "<id:user_id>"  # see IdConverter: a 404, never a 405, for ids that cannot 
 USERS = Listing("users", UserReadService.lister)
 
 user_schema = UserSchema()
-# schema.dump, generated once (core/dumpers.py): for User objects (what writes answer) and
-# for the rows of UserReadRepository (what GETs answer), by position.
+# schema.dump, generated once (core/dumpers.py): for User objects (what writes answer), for
+# the rows of UserReadRepository (what GETs answer) and for those of a bulk create, by position.
 dump_user = dumper_for(user_schema)
 dump_user_row = dumper_for(user_schema, labels=UserReadService.row_labels)
+dump_created_users = dump_many(user_schema, labels=UserService.created_labels)
 
 
 def _visible(body: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def bulk_create_users(body: Any) -> Response:
     users = _service().bulk_create(body["items"], require_principal())
     # Only admins get this far (the service refuses anyone else), and admins see every
     # email: no per-user viewer check, which cost 5 ms per 1,000 users.
-    return json_response({"items": dump_rows(user_schema, users)}, 201)
+    return json_response({"items": dump_created_users(users)}, 201)
 
 
 @bp.get("/users")

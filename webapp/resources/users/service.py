@@ -17,7 +17,13 @@ from webapp.core.lists import Page, PageRequest
 from webapp.core.passwords import DEFAULT_METHOD, hash_password, hash_passwords
 from webapp.core.preconditions import check_precondition
 from webapp.resources.users.model import EMAIL_TAKEN, User
-from webapp.resources.users.repository import CreatedUser, NewUserRow, UserReadRepository, UserRepository
+from webapp.resources.users.repository import (
+    CREATED_COLUMNS,
+    CreatedUser,
+    NewUserRow,
+    UserReadRepository,
+    UserRepository,
+)
 
 
 class NewUser(TypedDict):
@@ -72,6 +78,9 @@ class UserReadService:
 
 class UserService:
     """User changes: sign-up, bulk creation, updates, deletes, admin rights."""
+
+    # The keys of the rows bulk_create answers, in order: what the routes' dumper reads them by.
+    created_labels = tuple(column.key for column in CREATED_COLUMNS)
 
     def __init__(self, session: Session, password_method: str = DEFAULT_METHOD) -> None:
         self.users = UserRepository(session)
