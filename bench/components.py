@@ -1,0 +1,142 @@
+"""Instructions of single operations of a GET, beside the raw app's equivalents.
+
+What bench.instructions counts per request, split into the pieces that separate the app
+from the raw Flask + psycopg2 app (bench/README.md, "Where the rest of the GET user gap
+goes"). Each operation runs ``--repetitions`` and twice as many times under callgrind,
+in one process with the app built as bench.instructions builds it; the difference, per
+repetition, is the figure.
+
+    python -m bench.components                 # every operation
+    python -m bench.components checkout raw_checkout
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from config import normalize_database_url
+
+RAW_USER_BY_ID = (
+    "SELECT id, email, full_name, is_active, version, created_at, updated_at "
+    "FROM users WHERE id = %s AND deleted_at IS NULL"
+)
+
+
+def operations(url: str) -> dict[str, Callable[[], Any]]:
+    """Each operation, ready to repeat; the app's read pool and the raw app's pool warm."""
+    from psycopg2.pool import ThreadedConnectionPool
+
+    from bench.instructions import build
+    from bench.run import dsn
+    from webapp.core.db.driver_reads import first_row
+    from webapp.resources.users.repository import UserReadRepository
+
+    database = build("app", url).extensions["database"]
+    database.engine  # noqa: B018 -- builds the engines, the GET read pool's among them
+    read_engine = database._request_read_engine
+    assert read_engine is not None
+    by_id = UserReadRepository._select_live_by_id()
+    held = read_engine.connect()
+    raw_pool = ThreadedConnectionPool(2, 2, dsn(url))
+    raw = raw_pool.getconn()
+    raw.autocommit = True
+
+    def raw_checkout() -> None:
+        connection = raw_pool.getconn()
+        connection.autocommit = True
+        raw_pool.putconn(connection)
+
+    def raw_select() -> None:
+        with raw.cursor() as cursor:
+            cursor.execute(RAW_USER_BY_ID, (5,))
+            cursor.fetchall()
+
+    return {
+        # The request's read Connection: engine.connect() and close().
+        "checkout": lambda: read_engine.connect().close(),
+        # The pool alone (no Connection object), and its queue alone.
+        "pool_checkout": lambda: read_engine.pool.connect().close(),
+        "raw_checkout": raw_checkout,
+        # GET by id's SELECT: on the driver (the app), through execute (before), raw.
+        "driver_select": lambda: first_row(held, by_id, {"entity_id": 5}),
+        "execute_select": lambda: held.execute(by_id, {"entity_id": 5}).first(),
+        "raw_select": raw_select,
+    }
+
+
+def repeat(url: str, name: str, count: int) -> None:
+    """The child: warm up, then run the operation ``count`` times."""
+    operation = operations(url)[name]
+    for _ in range(50):
+        operation()
+    gc.collect()
+    gc.freeze()
+    for _ in range(count):
+        operation()
+
+
+def instructions(url: str, name: str, count: int) -> int:
+    with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out.name}",
+                sys.executable,
+                "-m",
+                "bench.components",
+                "--child",
+                name,
+                "--url",
+                url,
+                "--repetitions",
+                str(count),
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        text = open(out.name).read()  # noqa: SIM115 -- the temporary file is closed above
+    return int(re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+
+
+NAMES = ("checkout", "pool_checkout", "raw_checkout", "driver_select", "execute_select", "raw_select")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("names", nargs="*", help=f"any of {', '.join(NAMES)} (default: all)")
+    parser.add_argument(
+        "--url",
+        default=normalize_database_url(
+            os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/bench"
+        ),
+    )
+    parser.add_argument("--repetitions", type=int, default=300)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    unknown = set(args.names) - set(NAMES)
+    if unknown:
+        parser.error(f"unknown operations: {', '.join(sorted(unknown))}")
+    args.names = args.names or list(NAMES)
+    if args.child:
+        repeat(args.url, args.names[0], args.repetitions)
+        return
+    for name in args.names:
+        low = instructions(args.url, name, args.repetitions)
+        high = instructions(args.url, name, 2 * args.repetitions)
+        print(f"{name}: {(high - low) / args.repetitions / 1000:,.0f} thousand instructions")
+
+
+if __name__ == "__main__":
+    main()
