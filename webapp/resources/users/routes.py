@@ -57,6 +57,7 @@ user_schema = UserSchema()
 # the rows of UserReadRepository (what GETs answer) and for those of a bulk create, by position.
 dump_user = dumper_for(user_schema)
 dump_user_row = dumper_for(user_schema, labels=UserReadService.row_labels)
+dump_user_rows = dump_many(user_schema, labels=UserReadService.row_labels)
 dump_created_users = dump_many(user_schema, labels=UserService.created_labels)
 
 
@@ -73,7 +74,7 @@ def _dump(user: User) -> dict[str, Any]:
 
 
 def _dump_rows(users: Sequence[ReadRow]) -> list[dict[str, Any]]:
-    return [_visible(dump_user_row(user)) for user in users]
+    return [_visible(body) for body in dump_user_rows(users)]
 
 
 def _service() -> UserService:
