@@ -15,13 +15,10 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import re
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from bench.instructions import callgrind_total
 from config import normalize_database_url
 
 RAW_USER_BY_ID = (
@@ -84,28 +81,7 @@ def repeat(url: str, name: str, count: int) -> None:
 
 
 def instructions(url: str, name: str, count: int) -> int:
-    with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out.name}",
-                sys.executable,
-                "-m",
-                "bench.components",
-                "--child",
-                name,
-                "--url",
-                url,
-                "--repetitions",
-                str(count),
-            ],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-        )
-        text = open(out.name).read()  # noqa: SIM115 -- the temporary file is closed above
-    return int(re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    return callgrind_total("bench.components", [name, "--url", url, "--repetitions", str(count)])
 
 
 NAMES = ("checkout", "pool_checkout", "raw_checkout", "driver_select", "execute_select", "raw_select")

@@ -157,6 +157,12 @@ def serve_bulk(client: Any, url: str, count: int) -> None:
 
 
 def instructions(route: str, target: str, url: str, count: int, *, wsgi: bool = False) -> int:
+    child = [route, target, "--url", url, "--requests", str(count), *(["--wsgi"] if wsgi else [])]
+    return callgrind_total("bench.instructions", child)
+
+
+def callgrind_total(module: str, child_args: list[str]) -> int:
+    """Instructions of ``python -m <module> --child <child_args>`` under callgrind."""
     with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
         subprocess.run(
             [
@@ -165,15 +171,9 @@ def instructions(route: str, target: str, url: str, count: int, *, wsgi: bool = 
                 f"--callgrind-out-file={out.name}",
                 sys.executable,
                 "-m",
-                "bench.instructions",
+                module,
                 "--child",
-                route,
-                target,
-                "--url",
-                url,
-                "--requests",
-                str(count),
-                *(["--wsgi"] if wsgi else []),
+                *child_args,
             ],
             check=True,
             capture_output=True,
