@@ -11,12 +11,24 @@ from typing import Any
 import psycopg2.extensions
 import pytest
 from flask import Flask
-from sqlalchemy import Connection, Numeric, String, TypeDecorator, bindparam, cast, func, select, type_coerce
+from sqlalchemy import (
+    Connection,
+    Numeric,
+    String,
+    TypeDecorator,
+    bindparam,
+    cast,
+    func,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Row
 
 from tests.support.faults import idle_in_transaction_count
 from webapp.core.db import Database, get_reader
+from webapp.core.db.database import WriteInReadOnlyRequest
 from webapp.core.db.driver_reads import all_rows, first_row, kept
 from webapp.core.lists import PageRequest
 from webapp.core.lists.keyset import parse_sort
@@ -190,3 +202,16 @@ def test_a_read_connection_with_options_the_plan_ignores_takes_execute(
     assert type(row) is Row
     assert row is not None
     assert row[0] == user["id"]
+
+
+def test_a_kept_write_on_a_read_connection_meets_the_read_only_guard(
+    reader: Connection, create_user: Any
+) -> None:
+    user = create_user()
+    by_id = User.id == bindparam("entity_id")
+    rename = kept(update(User).where(by_id).values(full_name="Renamed").returning(User.id))  # type: ignore[type-var]
+
+    with pytest.raises(WriteInReadOnlyRequest):
+        first_row(reader, rename, {"entity_id": user["id"]})  # type: ignore[arg-type]
+
+    assert reader.scalar(select(users.c.full_name).where(users.c.id == user["id"])) == user["full_name"]

@@ -149,8 +149,16 @@ def _compile(stmt: Select[Any], dialect: Dialect) -> _Plan | None:
     if dialect.paramstyle not in ("pyformat", "named"):
         return None  # positional parameters would need the compiled order
     compiled = stmt.compile(dialect=dialect)
-    if getattr(compiled, "escaped_bind_names", None):
-        return None  # names the driver sees differ from the parameters' keys
+    # Only SELECTs: DML goes through execute, where the read-only guard sees what it is
+    # (here it would see no execution context, and PgBouncer sets no read-only default).
+    # Escaped bind names: the names the driver sees would differ from the parameters' keys.
+    if (
+        compiled.isinsert
+        or compiled.isupdate
+        or compiled.isdelete
+        or getattr(compiled, "escaped_bind_names", None)
+    ):
+        return None
     fixed: dict[str, Any] = {}
     for bind, name in compiled.bind_names.items():
         if bind.expanding or bind.callable is not None or bind.literal_execute:
