@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask.testing import FlaskClient
@@ -272,3 +273,47 @@ def test_fields_it_cannot_inline_and_mappings_go_through_marshmallow() -> None:
         == {"id": 2, "name": "b"}
     )
     assert compile_many_dumper(plain)([{"id": 2, "name": "b"}]) == [{"id": 2, "name": "b"}]
+
+
+def test_a_wall_time_repeated_when_the_clocks_go_back_is_not_taken_for_the_first() -> None:
+    new_york = ZoneInfo("America/New_York")
+    first = datetime(2024, 11, 3, 1, 30, tzinfo=new_york)  # 05:30 UTC
+    second = first.replace(fold=1)  # the same wall time an hour later: 06:30 UTC
+    schema = Schema.from_dict({"a": UtcDateTime(), "b": UtcDateTime()})()
+    obj = SimpleNamespace(a=first, b=second)
+
+    assert first == second  # what a memo keyed on equality alone would trust
+    assert compile_dumper(schema)(obj) == schema.dump(obj)
+    assert compile_many_dumper(schema, labels=("a", "b"))([(first, second), (second, first)]) == [
+        schema.dump(obj),
+        schema.dump(SimpleNamespace(a=second, b=first)),
+    ]
+
+
+def test_fields_and_schemas_that_read_values_their_own_way_are_not_inlined() -> None:
+    class TimesTen(fields.Raw):
+        def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = fields.missing_) -> Any:  # type: ignore[attr-defined]
+            return obj.a * 10
+
+    class FromData(Schema):
+        a = fields.Integer()
+
+        def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+            return obj.data[attr]
+
+    own_field = Schema.from_dict({"a": TimesTen()})()
+    assert (
+        compile_dumper(own_field)(SimpleNamespace(a=1)) == own_field.dump(SimpleNamespace(a=1)) == {"a": 10}
+    )
+    own_lookup = FromData()
+    obj = SimpleNamespace(a=1, data={"a": 5})
+    assert compile_dumper(own_lookup)(obj) == own_lookup.dump(obj) == {"a": 5}
+
+
+def test_attributes_that_are_keywords_or_change_under_nfkc_are_not_written_into_code() -> None:
+    keyword_named = Schema.from_dict({"from": fields.String()})()  # a SyntaxError if inlined
+    ligature = Schema.from_dict({"x": fields.String(attribute="\ufb01le")})()  # "ﬁle" would read obj.file
+    obj = SimpleNamespace(**{"from": "a", "\ufb01le": "ligature", "file": "plain"})
+
+    assert compile_dumper(keyword_named)(obj) == keyword_named.dump(obj) == {"from": "a"}
+    assert compile_dumper(ligature)(obj) == ligature.dump(obj) == {"x": "ligature"}

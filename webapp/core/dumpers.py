@@ -16,6 +16,8 @@ compares the two on every resource's output schema over real rows.
 
 from __future__ import annotations
 
+import keyword
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from typing import Any, NamedTuple
@@ -49,6 +51,16 @@ def _ensure_text(value: Any) -> str:
 def _has_hooks(schema: Schema) -> bool:
     hooks = getattr(schema, "_hooks", {})
     return any(hooks.get(name) for name in ("pre_dump", "post_dump"))
+
+
+def _plain_name(attribute: str) -> bool:
+    """Whether ``attribute`` can be written in generated code as ``obj.<attribute>`` and
+    mean that attribute (not a keyword; unchanged by the NFKC that Python's parser applies)."""
+    return (
+        attribute.isidentifier()
+        and not keyword.iskeyword(attribute)
+        and unicodedata.normalize("NFKC", attribute) == attribute
+    )
 
 
 def _passes_through(field: fields.Field[Any]) -> bool:
@@ -100,7 +112,11 @@ def _inline(field: fields.Field[Any], value: str) -> str | None:
         # so the same UTC text: a run of equal ones (a row's created_at and updated_at,
         # the 1,000 rows of one INSERT ... RETURNING) is formatted once. ``last`` and
         # ``text`` belong to the call (its first line sets them).
-        return f"(text if (v := {value}) == last else (text := _utc(last := v)))"
+        # fold too: two wall times of one zone compare equal across a DST change.
+        return (
+            f"(text if (v := {value}) == last and (v is None or v.fold == last.fold) "
+            "else (text := _utc(last := v)))"
+        )
     if _passes_through(field):
         return value
     return None
@@ -118,7 +134,11 @@ def _entries(
     for name, field in schema.dump_fields.items():
         attribute = field.attribute or name
         key = field.data_key or name
-        if not attribute.isidentifier() or field.dump_default is not fields.missing_:  # type: ignore[attr-defined]
+        if (
+            not _plain_name(attribute)
+            or field.dump_default is not fields.missing_  # type: ignore[attr-defined]
+            or type(field).get_value is not fields.Field.get_value  # reads the value its own way
+        ):
             return None
         value = read(f"{prefix}{attribute}")
         if isinstance(field, fields.Nested):
@@ -177,7 +197,7 @@ def _statement(entry: _Entry) -> str:
 def _generate(schema: Schema, labels: Sequence[str] | None, many: bool) -> Callable[[Any], Any] | None:
     """The generated function of one object or row (``many``: of a list of them); None
     when the schema cannot be inlined."""
-    if schema.many or _has_hooks(schema):
+    if schema.many or _has_hooks(schema) or type(schema).get_attribute is not Schema.get_attribute:
         return None
     flat = labels is not None
     namespace: dict[str, Any] = {
