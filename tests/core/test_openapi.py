@@ -117,7 +117,11 @@ def test_operation_ids_are_the_view_names(client: FlaskClient) -> None:
     spec = client.get("/openapi.json").get_json()
     ids = {op["operationId"] for item in spec["paths"].values() for op in item.values()}
 
-    assert set(OPERATION_IDS) <= ids
+    # Every documented operation is listed (the examples test sends each one it lists): a
+    # new resource's routes go into tests/support/operations.py.
+    assert {operation_id for operation_id in ids if not operation_id.startswith("head_")} == set(
+        OPERATION_IDS
+    )
     assert {"head_get_user", "head_list_posts", "head_get_health"} <= ids
 
 
