@@ -162,6 +162,22 @@ class Config:
         self.PROXY_FIX_X_FOR: int = _int(env, "PROXY_FIX_X_FOR", 0)
         # Browser origins allowed to call the API; none by default (no CORS headers at all).
         self.CORS_ORIGINS: tuple[str, ...] = _origins(env, "CORS_ORIGINS")
+        # Background jobs (docs/jobs.md). With a broker, Celery workers run them; without
+        # one, a thread in each web process does ("thread"); "none" leaves them queued for
+        # `flask jobs run`.
+        self.CELERY_BROKER_URL: str = env.get("CELERY_BROKER_URL") or ""
+        self.JOBS_WORKER: str = _choice(
+            env, "JOBS_WORKER", "celery" if self.CELERY_BROKER_URL else "thread", ("celery", "thread", "none")
+        )
+        self.JOBS_POLL_SECONDS: float = _float(env, "JOBS_POLL_SECONDS", 1.0)
+        # Mail: SMTP when MAIL_URL is set (smtp://[user:pass@]host:port[?starttls=true],
+        # smtps://...), else the log and .eml files in MAIL_DIR.
+        self.MAIL_URL: str = env.get("MAIL_URL") or ""
+        self.MAIL_FROM: str = env.get("MAIL_FROM") or "webapp <no-reply@localhost>"
+        self.MAIL_DIR: str = env.get("MAIL_DIR") or str(PROJECT_ROOT / "instance" / "mailbox")
+        self.MAIL_TIMEOUT_SECONDS: float = _float(env, "MAIL_TIMEOUT_SECONDS", 10.0)
+        # Where the links in mails point (a front end's pages, or this API's host).
+        self.APP_BASE_URL: str = (env.get("APP_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in dir(self) if name.isupper()}
@@ -189,6 +205,8 @@ class TestingConfig(Config):
         self.PASSWORD_HASH_METHOD = env.get("PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000")
         # Every test signs up from one address; the rate-limit tests turn limits on.
         self.RATELIMIT_ENABLED = _bool(env, "RATELIMIT_ENABLED", False)
+        # Jobs stay queued until a test runs them (run_due_jobs), unless it asks for a worker.
+        self.JOBS_WORKER = _choice(env, "JOBS_WORKER", "none", ("celery", "thread", "none"))
 
 
 class ProductionConfig(Config):

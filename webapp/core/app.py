@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp.core import health, openapi
+from webapp.core import health, mail, openapi
 from webapp.core.auth import enforce_authentication
 from webapp.core.context import current_request
 from webapp.core.db import Database
@@ -19,6 +19,7 @@ from webapp.core.db.database import IN_VIEW
 from webapp.core.headers import register_response_headers
 from webapp.core.http import IdConverter, reject_undecodable_query_string
 from webapp.core.idempotency.cli import idempotency_cli
+from webapp.core.jobs.install import install_jobs
 from webapp.core.observability import configure_logging, register_request_logging
 from webapp.core.problems import register_error_handlers
 from webapp.core.ratelimits import install_rate_limits
@@ -91,7 +92,9 @@ class CoreApp(Flask):
 
 
 def install_core(app: Flask, migrations_dir: str) -> Database:
-    """Logging, the database and its request transaction, errors, headers, health, OpenAPI, CLI, shell."""
+    """Logging, the database and its request transaction, errors, headers, health, OpenAPI,
+    background jobs (and the mail task), CLI, shell."""
+    assert mail.SEND_MAIL  # imported for its task: every app can run the mail jobs
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     if app.config.get("PROXY_FIX_X_FOR"):
         # Behind a proxy every request comes from the proxy: trust its X-Forwarded-For
@@ -121,5 +124,6 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.cli.add_command(idempotency_cli)
+    install_jobs(app, database)
     install_shell(app, database)
     return database

@@ -1,0 +1,67 @@
+"""The SQL of jobs: claims that two workers cannot both win, and the operators' lists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from webapp.core.jobs.model import Job, JobState
+
+
+def _runnable(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(Job.state == JobState.QUEUED, Job.available_at <= now),
+        and_(Job.state == JobState.RUNNING, Job.lease_until < now),
+    )
+
+
+class JobRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, job: Job) -> Job:
+        self.session.add(job)
+        # Flushed now: the caller may need the id (a Location header), and the INSERT
+        # is the one statement an enqueue costs.
+        self.session.flush()
+        return job
+
+    def claim(self, job_id: int, now: datetime) -> Job | None:
+        """The job, locked, if it may run now; None if it is finished, not due, missing, or
+        another worker holds it (SKIP LOCKED on PostgreSQL; SQLite has one writer anyway)."""
+        stmt = (
+            select(Job)
+            .where(Job.id == job_id, _runnable(now))
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return self.session.scalars(stmt).first()
+
+    def locked(self, job_id: int) -> Job | None:
+        stmt = select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True)
+        return self.session.scalars(stmt).first()
+
+    def due_ids(self, now: datetime, limit: int) -> Sequence[int]:
+        stmt = select(Job.id).where(_runnable(now)).order_by(Job.id).limit(limit)
+        return self.session.scalars(stmt).all()
+
+    def unpublished_ids(self, created_before: datetime, limit: int) -> Sequence[int]:
+        """Queued jobs the broker never got (a crash between commit and hand-off)."""
+        stmt = (
+            select(Job.id)
+            .where(Job.state == JobState.QUEUED, Job.published_at.is_(None), Job.created_at < created_before)
+            .order_by(Job.id)
+            .limit(limit)
+        )
+        return self.session.scalars(stmt).all()
+
+    def mark_published(self, job_ids: Sequence[int], now: datetime) -> None:
+        stmt = update(Job).where(Job.id.in_(job_ids), Job.published_at.is_(None)).values(published_at=now)
+        self.session.execute(stmt.execution_options(synchronize_session=False))
+
+    def failed(self, limit: int) -> Sequence[Job]:
+        stmt = select(Job).where(Job.state == JobState.FAILED).order_by(Job.id.desc()).limit(limit)
+        return self.session.scalars(stmt).all()

@@ -1,0 +1,143 @@
+"""Enqueue a job with the write that causes it; run one job at least once, idempotently."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from webapp.core.db.mixins import utcnow
+from webapp.core.db.unit_of_work import unit_of_work
+from webapp.core.jobs.model import Job, JobState
+from webapp.core.jobs.registry import TASKS, PermanentFailure
+from webapp.core.jobs.repository import JobRepository
+
+log = logging.getLogger(__name__)
+
+# Session.info key: ids of the jobs this transaction enqueued, handed off after its commit.
+ENQUEUED = "webapp.jobs.enqueued"
+
+# A running job whose worker vanished is claimed again after this long: longer than any
+# task may run (the Celery time limit is set below it, celery_app.py).
+DEFAULT_LEASE = timedelta(minutes=5)
+
+
+def enqueue(session: Session, kind: str, payload: Mapping[str, Any], *, owner_id: int | None = None) -> Job:
+    """Record a job in ``session``'s transaction: it runs after that transaction commits,
+    and never if it rolls back. One INSERT."""
+    task = TASKS.get(kind)
+    if task is None:
+        raise LookupError(f"no task is registered as {kind!r}")
+    job = JobRepository(session).add(
+        Job(kind=kind, payload=dict(payload), owner_id=owner_id, max_attempts=task.max_attempts)
+    )
+    session.info.setdefault(ENQUEUED, []).append(job.id)
+    return job
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a job waits after its ``attempts``-th failure: 2, 4, 8... seconds, at most 10 minutes."""
+    return timedelta(seconds=min(2**attempts, 600))
+
+
+def run_job(job_id: int, *, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None) -> str | None:
+    """Run the job if it is due and no one else holds it; its new state, or None if it did
+    not run (finished already, not due, missing, or claimed by another worker).
+
+    Three short transactions: the claim (so a second delivery of the same job skips it),
+    the task with the job's "succeeded" in one commit, and on an exception the retry or
+    the failure. A worker that dies between them leaves a claim whose lease runs out.
+    """
+    now = now or utcnow()
+    with unit_of_work() as uow:
+        job = JobRepository(uow.session).claim(job_id, now)
+        if job is None:
+            return None
+        job.state = JobState.RUNNING
+        job.attempts += 1
+        job.started_at = now
+        job.lease_until = now + lease
+        kind, payload = job.kind, dict(job.payload)
+    task = TASKS.get(kind)
+    try:
+        if task is None:
+            raise PermanentFailure(_problem(500, f"No task is registered as {kind!r}."))
+        with unit_of_work() as uow:
+            result = task.run(uow.session, payload)
+            _finish(JobRepository(uow.session), job_id, JobState.SUCCEEDED, result=result)
+    except PermanentFailure as failure:
+        with unit_of_work() as uow:
+            _finish(JobRepository(uow.session), job_id, JobState.FAILED, error=failure.error)
+        return JobState.FAILED
+    except Exception:  # any task error is recorded and retried, never lost
+        log.warning("job %s (%s) failed", job_id, kind, exc_info=True)
+        return _after_failure(job_id, traceback.format_exc())
+    return JobState.SUCCEEDED
+
+
+def _finish(
+    jobs: JobRepository,
+    job_id: int,
+    state: JobState,
+    *,
+    result: Any = None,
+    error: Mapping[str, Any] | None = None,
+) -> None:
+    job = jobs.locked(job_id)
+    if job is None:
+        return
+    job.state = state
+    job.result = result
+    job.error = dict(error) if error is not None else None
+    job.finished_at = utcnow()
+    job.lease_until = None
+
+
+def _after_failure(job_id: int, last_error: str) -> str | None:
+    with unit_of_work() as uow:
+        job = JobRepository(uow.session).locked(job_id)
+        if job is None:
+            return None
+        job.last_error = last_error
+        job.lease_until = None
+        if job.attempts >= job.max_attempts:
+            job.state = JobState.FAILED
+            job.finished_at = utcnow()
+            job.error = _problem(500, f"The job failed after {job.attempts} attempts.")
+        else:
+            job.state = JobState.QUEUED
+            job.available_at = utcnow() + backoff(job.attempts)
+        return job.state
+
+
+def run_due_jobs(limit: int = 100, *, now: datetime | None = None) -> int:
+    """Run up to ``limit`` jobs that are due (queued, or with an expired lease); how many ran."""
+    now = now or utcnow()
+    with unit_of_work() as uow:
+        due = JobRepository(uow.session).due_ids(now, limit)
+    return sum(run_job(job_id, now=now) is not None for job_id in due)
+
+
+def retry(job_id: int) -> Job | None:
+    """Queue a failed job again with a fresh set of attempts (`flask jobs retry ID`)."""
+    with unit_of_work() as uow:
+        job = JobRepository(uow.session).locked(job_id)
+        if job is None or job.state != JobState.FAILED:
+            return None
+        job.state = JobState.QUEUED
+        job.attempts = 0
+        job.available_at = utcnow()
+        job.published_at = None
+        job.finished_at = None
+        job.error = None
+        uow.session.info.setdefault(ENQUEUED, []).append(job.id)
+        return job
+
+
+def _problem(status: int, detail: str) -> dict[str, Any]:
+    titles = {500: "Internal Server Error"}
+    return {"type": "about:blank", "title": titles.get(status, "Error"), "status": status, "detail": detail}
