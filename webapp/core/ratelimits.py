@@ -23,6 +23,7 @@ from limits import RateLimitItem, parse
 from limits.strategies import FixedWindowRateLimiter
 
 from webapp.core.errors import RateLimited
+from webapp.core.fields import normalize_email
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
@@ -43,7 +44,7 @@ def client_address() -> str:
 
 
 def body_field(name: str) -> Callable[[], str]:
-    """A key function: a JSON body field, lower-cased (an account's email); '' if absent."""
+    """A key function: a JSON body field in an email's normal form (an account); '' if absent."""
 
     def key() -> str:
         try:
@@ -51,7 +52,7 @@ def body_field(name: str) -> Callable[[], str]:
         except (ValueError, RecursionError):
             return ""
         value = data.get(name) if isinstance(data, dict) else None
-        return value.strip().lower()[:320] if isinstance(value, str) else ""
+        return normalize_email(value)[:320] if isinstance(value, str) else ""
 
     return key
 

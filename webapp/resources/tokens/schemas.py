@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from webapp.core.fields import NormalizedEmail, Text, UtcDateTime
+from webapp.core.fields import NormalizedEmail, Secret, UtcDateTime
 
 
 class TokenCreateSchema(Schema):
     email = NormalizedEmail(required=True, validate=validate.Length(max=320))
-    password = Text(required=True, load_only=True, validate=validate.Length(min=1, max=128))
+    password = Secret(required=True, load_only=True, validate=validate.Length(min=1, max=128))
 
 
 class TokenSchema(Schema):

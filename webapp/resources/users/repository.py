@@ -25,6 +25,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
+from webapp.core.fields import normalize_email
 from webapp.core.lists.keyset import Lister
 from webapp.core.problems import constraint_name
 from webapp.core.repository import ReadRepository, Repository
@@ -130,7 +131,7 @@ class UserRepository(Repository[User]):
     model = User
 
     def get_by_email(self, email: str) -> User | None:
-        stmt = select(User).where(func.lower(User.email) == email.lower(), User.deleted_at.is_(None))
+        stmt = select(User).where(func.lower(User.email) == normalize_email(email), User.deleted_at.is_(None))
         return self.session.scalars(stmt).first()
 
     def emails_taken(self, emails: list[str]) -> set[str]:
@@ -227,7 +228,7 @@ class UserReadRepository(ReadRepository):
     def account_by_email(self, email: str) -> Row[int, str, bool, int] | None:
         """What sign-in checks of the live user with this email (its hash included)."""
         stmt = select(users.id, users.hashed_password, users.is_active, users.token_generation).where(
-            func.lower(users.email) == email.lower(), users.deleted_at.is_(None)
+            func.lower(users.email) == normalize_email(email), users.deleted_at.is_(None)
         )
         return self.reader.execute(stmt).first()
 
@@ -244,7 +245,7 @@ class UserReadRepository(ReadRepository):
         if is_active is not None:
             stmt = stmt.where(users.is_active.is_(is_active))
         if email is not None:
-            stmt = stmt.where(func.lower(users.email) == email.lower())
+            stmt = stmt.where(func.lower(users.email) == normalize_email(email))
         if q:
             in_name = contains_text(users.full_name, q)
             stmt = stmt.where(in_name | contains_text(users.email, q) if q_matches_email else in_name)

@@ -14,6 +14,7 @@ from webapp.core.db import get_reader, get_session, unit_of_work
 from webapp.core.db.driver_reads import ReadRow
 from webapp.core.dumpers import dump_many, dumper_for
 from webapp.core.errors import NotFound
+from webapp.core.fields import normalize_email
 from webapp.core.http import (
     created_response,
     entity_response,
@@ -96,7 +97,8 @@ def _entity(user: User, status: int = 200) -> Response:
 @operation(
     summary="Create a user",
     tag="users",
-    description="Sign up: the email is stored in lower case and must not belong to another live "
+    description="Sign up: the email is stored in its normal form (Unicode NFKC, case-folded: look-alike "
+    "spellings are one address) and must not belong to another live "
     "user (409 email-taken); the password (8..128 characters) is stored only as a hash and never "
     "sent back. Answers the user with its Location and ETag.",
     request_example=USER_CREATE_EXAMPLE,
@@ -221,7 +223,7 @@ def demote(email: str) -> None:
 def _set_admin(email: str, is_admin: bool) -> None:
     try:
         with unit_of_work() as uow:
-            user = UserService(uow.session).set_admin(email.strip().lower(), is_admin)
+            user = UserService(uow.session).set_admin(normalize_email(email), is_admin)
     except NotFound as error:
         raise click.ClickException(error.detail) from None
     click.echo(f"{user.email} is {'now' if is_admin else 'no longer'} an admin.")

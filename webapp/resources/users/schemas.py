@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from webapp.core.fields import Name, NormalizedEmail, QueryBoolean, StrictBoolean, Text, UtcDateTime
+from webapp.core.fields import Name, NormalizedEmail, QueryBoolean, Secret, StrictBoolean, Text, UtcDateTime
 from webapp.core.lists.schemas import PageMetaSchema
 from webapp.core.loaders import CompiledLoadSchema
 
@@ -12,7 +12,7 @@ from webapp.core.loaders import CompiledLoadSchema
 class UserCreateSchema(Schema):
     email = NormalizedEmail(required=True, validate=validate.Length(max=320))
     full_name = Name(required=True, validate=validate.Length(min=1, max=200))
-    password = Text(required=True, load_only=True, validate=validate.Length(min=8, max=128))
+    password = Secret(required=True, load_only=True, validate=validate.Length(min=8, max=128))
 
 
 class UserBulkCreateSchema(CompiledLoadSchema):
@@ -27,7 +27,7 @@ class UserBulkCreateSchema(CompiledLoadSchema):
 class UserUpdateSchema(Schema):
     email = NormalizedEmail(validate=validate.Length(max=320))
     full_name = Name(validate=validate.Length(min=1, max=200))
-    password = Text(load_only=True, validate=validate.Length(min=8, max=128))
+    password = Secret(load_only=True, validate=validate.Length(min=8, max=128))
     is_active = StrictBoolean()
 
 
@@ -39,8 +39,8 @@ class UserSchema(Schema):
     email = fields.String(
         dump_only=True,
         metadata={
-            "description": "The user's email, normalised to lower case. Will be sent only to the user "
-            "themself and to admins; absent for everyone else."
+            "description": "The user's email in its normal form (Unicode NFKC, case-folded). "
+            "Sent only to the user themself and to admins; absent for everyone else."
         },
     )
     full_name = fields.String(dump_only=True, required=True)
