@@ -216,6 +216,11 @@ class ProductionConfig(Config):
         problem = secret_key_problem(env.get("SECRET_KEY"))
         if problem is not None:
             raise RuntimeError(problem)
+        if self.SQL_ECHO:
+            raise RuntimeError(
+                "SQL_ECHO logs every statement with its parameters (password hashes, token "
+                "digests, emails): refused in production"
+            )
 
 
 CONFIGS: dict[str, type[Config]] = {

@@ -195,3 +195,9 @@ def test_a_cursor_signed_with_an_empty_key_is_never_honoured(app: Flask, client:
     for response in (refused_with_key, refused_without_key):
         assert response.status_code == 400
         assert response.content_type == "application/problem+json"
+
+
+def test_production_refuses_sql_echo() -> None:
+    with pytest.raises(RuntimeError, match="SQL_ECHO"):
+        ProductionConfig({"SECRET_KEY": STRONG_KEY, "SQL_ECHO": "true"})
+    assert DevelopmentConfig({"SQL_ECHO": "true"}).SQL_ECHO is True

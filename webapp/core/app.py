@@ -12,7 +12,7 @@ from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.core import health, mail, openapi
-from webapp.core.auth import enforce_authentication
+from webapp.core.auth import enforce_authentication, refuse_token_in_query_string
 from webapp.core.context import current_request
 from webapp.core.db import Database
 from webapp.core.db.database import IN_VIEW
@@ -119,6 +119,7 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     # Before any rule is added: rules resolve their converters when registered.
     app.url_map.converters["id"] = IdConverter
     app.before_request(reject_undecodable_query_string)
+    app.before_request(refuse_token_in_query_string)
     app.before_request(enforce_authentication)
     install_rate_limits(app)
     app.register_blueprint(health.bp)

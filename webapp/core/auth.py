@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from webapp.core.context import current_flask_app, current_request
 from webapp.core.db import current_database
-from webapp.core.errors import Forbidden, Unauthenticated
+from webapp.core.errors import Forbidden, InvalidRequest, Unauthenticated
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REALM = 'Bearer realm="api"'
@@ -144,6 +144,17 @@ def authorize_acting_as(actor: Principal, user_id: int) -> None:
 def require_admin(actor: Principal) -> None:
     if not actor.is_admin:
         raise Forbidden("Only an admin may do this.")
+
+
+def refuse_token_in_query_string() -> None:
+    """before_request: ``?access_token=`` is a 400, never served (RFC 6750 2.3 is optional,
+    and a token in a URL ends up in access logs, proxies and browser history)."""
+    query = current_request().environ.get("QUERY_STRING", "")
+    if "access_token" in query and "access_token" in current_request().args:
+        raise InvalidRequest(
+            "Send the token in the Authorization header (Bearer), never in the URL: "
+            "URLs are written to logs. Treat a token sent this way as leaked."
+        )
 
 
 def enforce_authentication() -> None:
