@@ -152,6 +152,10 @@ class Config:
         self.RATELIMIT_ENABLED: bool = _bool(env, "RATELIMIT_ENABLED", True)
         self.RATELIMIT_STORAGE_URI: str = env.get("RATELIMIT_STORAGE_URL") or "memory://"
         self.RATELIMIT_SIGNUP: str = env.get("RATELIMIT_SIGNUP") or "20 per minute"
+        # Per account and address: one address cannot lock the owner out (5 of the 10 below).
+        self.RATELIMIT_TOKEN_FAILURES_PER_EMAIL_AND_ADDRESS: str = (
+            env.get("RATELIMIT_TOKEN_FAILURES_PER_EMAIL_AND_ADDRESS") or "5 per 15 minutes"
+        )
         self.RATELIMIT_TOKEN_FAILURES_PER_EMAIL: str = (
             env.get("RATELIMIT_TOKEN_FAILURES_PER_EMAIL") or "10 per 15 minutes"
         )

@@ -20,6 +20,7 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, Storage
 from limits.strategies import FixedWindowRateLimiter
 
 from webapp.core.errors import RateLimited
@@ -41,6 +42,11 @@ class DeclaredLimit:
 def client_address() -> str:
     """The client's address as the app sees it (behind a proxy: PROXY_FIX_X_FOR)."""
     return get_remote_address()
+
+
+def email_and_address() -> str:
+    """A key function: the account's email and the client's address, together."""
+    return f"{body_field('email')()}|{client_address()}"
 
 
 def body_field(name: str) -> Callable[[], str]:
@@ -153,36 +159,55 @@ class FailureBudget:
         self.limits = limits  # (setting holding the rate, key function)
 
     def reserve(self) -> Callable[[], None]:
-        """Take one failure from every budget; a 429 if one is spent. Returns the refund."""
+        """Take one failure from every budget; a 429 if one is spent. Returns the refund.
+
+        If the shared storage is down the budgets are counted in this process instead
+        (per process, so looser, and said in the log): failed sign-ins are never unlimited.
+        """
         limiter: Limiter = current_app.extensions["webapp_limiter"]
         if not limiter.enabled:
             return lambda: None
-        prefix = str(current_app.config.get("RATELIMIT_KEY_PREFIX", ""))
-        taken: list[tuple[RateLimitItem, tuple[str, ...]]] = []
         try:
-            strategy = FixedWindowRateLimiter(limiter.storage)
-            for setting, key in self.limits:
-                item = parse(str(current_app.config[setting]))
-                identifiers = ("failures", prefix, setting, key())
-                taken.append((item, identifiers))
-                if not strategy.hit(item, *identifiers):
-                    reset = strategy.get_window_stats(item, *identifiers).reset_time
-                    for item_, identifiers_ in taken:
-                        limiter.storage.incr(item_.key_for(*identifiers_), item_.get_expiry(), amount=-1)
-                    raise RateLimited(
-                        TOO_MANY, headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))}
-                    )
+            return self._reserve_in(limiter.storage)
         except RateLimited:
             raise
-        except Exception:  # any storage failure (Redis down, timeouts): fail open, as route limits do
-            log.warning("rate limit storage unavailable; failed attempts are not counted", exc_info=True)
-            return lambda: None
+        except Exception:  # any storage failure (Redis down, timeouts): count here instead
+            log.warning(
+                "rate limit storage unavailable; failed attempts are counted in this process only",
+                exc_info=True,
+            )
+            return self._reserve_in(_fallback_storage())
+
+    def _reserve_in(self, storage: Storage) -> Callable[[], None]:
+        prefix = str(current_app.config.get("RATELIMIT_KEY_PREFIX", ""))
+        taken: list[tuple[RateLimitItem, tuple[str, ...]]] = []
+        strategy = FixedWindowRateLimiter(storage)
+        for setting, key in self.limits:
+            item = parse(str(current_app.config[setting]))
+            identifiers = ("failures", prefix, setting, key())
+            taken.append((item, identifiers))
+            if not strategy.hit(item, *identifiers):
+                reset = strategy.get_window_stats(item, *identifiers).reset_time
+                for item_, identifiers_ in taken:
+                    storage.incr(item_.key_for(*identifiers_), item_.get_expiry(), amount=-1)
+                raise RateLimited(
+                    TOO_MANY, headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))}
+                )
 
         def refund() -> None:
             try:
                 for item, identifiers in taken:
-                    limiter.storage.incr(item.key_for(*identifiers), item.get_expiry(), amount=-1)
+                    storage.incr(item.key_for(*identifiers), item.get_expiry(), amount=-1)
             except Exception:  # the attempt succeeded; a lost refund only tightens the limit
                 log.warning("rate limit storage unavailable; a success was not refunded", exc_info=True)
 
         return refund
+
+
+_FALLBACK: list[Storage] = []
+
+
+def _fallback_storage() -> Storage:
+    if not _FALLBACK:
+        _FALLBACK.append(MemoryStorage())
+    return _FALLBACK[0]

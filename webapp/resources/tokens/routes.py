@@ -14,7 +14,7 @@ from webapp.core.db import current_database, get_session
 from webapp.core.db.purge import purge_in_batches
 from webapp.core.http import json_response, no_content
 from webapp.core.operations import operation
-from webapp.core.ratelimits import FailureBudget, body_field, client_address
+from webapp.core.ratelimits import FailureBudget, body_field, client_address, email_and_address
 from webapp.core.resource import Resource
 from webapp.resources.tokens.schemas import (
     TOKEN_CREATE_EXAMPLE,
@@ -27,8 +27,11 @@ from webapp.resources.tokens.service import TokenAuthenticator, TokenService
 bp = Blueprint("tokens", __name__, url_prefix="/api/v1")
 
 token_schema = TokenSchema()
-# Failed sign-ins per account and per client address (settings hold the rates).
+# Failed sign-ins (settings hold the rates): per account from one address, the budget an
+# attacker at one address exhausts without locking the owner out; per account from
+# anywhere, a higher ceiling a distributed guesser meets; per client address, whatever the account.
 SIGN_IN_FAILURES = FailureBudget(
+    ("RATELIMIT_TOKEN_FAILURES_PER_EMAIL_AND_ADDRESS", email_and_address),
     ("RATELIMIT_TOKEN_FAILURES_PER_EMAIL", body_field("email")),
     ("RATELIMIT_TOKEN_FAILURES_PER_ADDRESS", client_address),
 )
