@@ -162,6 +162,11 @@ class Config:
         self.RATELIMIT_TOKEN_FAILURES_PER_ADDRESS: str = (
             env.get("RATELIMIT_TOKEN_FAILURES_PER_ADDRESS") or "30 per 15 minutes"
         )
+        # Password hashes (sign-up, sign-in, password changes) per client address: scrypt is
+        # slow on purpose, so this is what keeps one client from occupying every worker.
+        self.RATELIMIT_PASSWORD_HASHES_PER_ADDRESS: str = (
+            env.get("RATELIMIT_PASSWORD_HASHES_PER_ADDRESS") or "30 per minute"
+        )
         # How many proxies in front of the app set X-Forwarded-For (nginx: 1); 0 trusts none.
         self.PROXY_FIX_X_FOR: int = _int(env, "PROXY_FIX_X_FOR", 0)
         # Browser origins allowed to call the API; none by default (no CORS headers at all).

@@ -8,6 +8,7 @@ turns every limit off (load tests, benchmarks).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -23,7 +24,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, Storage
 from limits.strategies import FixedWindowRateLimiter
 
-from webapp.core.errors import RateLimited
+from webapp.core.errors import DomainError, RateLimited
 from webapp.core.fields import normalize_email
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
@@ -211,3 +212,51 @@ def _fallback_storage() -> Storage:
     if not _FALLBACK:
         _FALLBACK.append(MemoryStorage())
     return _FALLBACK[0]
+
+
+def spends(budget: FailureBudget) -> Callable[[ViewT], ViewT]:
+    """Charge ``budget`` one unit before the view runs, before its body is even parsed;
+    never given back. For work a client may ask for too often (a password hash)."""
+
+    def decorate(view: ViewT) -> ViewT:
+        @functools.wraps(view)
+        def charged(*args: Any, **kwargs: Any) -> Any:
+            budget.reserve()
+            return view(*args, **kwargs)
+
+        return charged  # type: ignore[return-value]
+
+    return decorate
+
+
+def counts_failures(
+    budget: FailureBudget, *, failures: frozenset[int] = frozenset({401, 403})
+) -> Callable[[ViewT], ViewT]:
+    """Reserve a failure from ``budget`` before the view runs (before its body is parsed,
+    so a refused client costs no parsing), and give it back unless the view answers
+    with one of ``failures`` (a wrong password)."""
+
+    def decorate(view: ViewT) -> ViewT:
+        @functools.wraps(view)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            refund = budget.reserve()
+            try:
+                response = view(*args, **kwargs)
+            except DomainError as error:
+                if error.status not in failures:
+                    refund()
+                raise
+            except BaseException:  # not the client's failure (a 503, a bug): it must not count
+                refund()
+                raise
+            refund()
+            return response
+
+        return counted  # type: ignore[return-value]
+
+    return decorate
+
+
+# Password hashes a client address may cause per window, whatever the route: one client
+# cannot keep the workers hashing (scrypt is made to be slow) while others wait.
+PASSWORD_HASHES = FailureBudget(("RATELIMIT_PASSWORD_HASHES_PER_ADDRESS", client_address))

@@ -14,7 +14,15 @@ from webapp.core.db import current_database, get_session
 from webapp.core.db.purge import purge_in_batches
 from webapp.core.http import json_response, no_content
 from webapp.core.operations import operation
-from webapp.core.ratelimits import FailureBudget, body_field, client_address, email_and_address
+from webapp.core.ratelimits import (
+    PASSWORD_HASHES,
+    FailureBudget,
+    body_field,
+    client_address,
+    counts_failures,
+    email_and_address,
+    spends,
+)
 from webapp.core.resource import Resource
 from webapp.resources.tokens.schemas import (
     TOKEN_CREATE_EXAMPLE,
@@ -49,6 +57,8 @@ def _service() -> TokenService:
 # that issues a second token harms no one.
 @bp.post("/tokens")
 @public
+@spends(PASSWORD_HASHES)
+@counts_failures(SIGN_IN_FAILURES)
 @operation(
     summary="Sign in: a bearer token for an email and password",
     tag="tokens",
@@ -63,11 +73,9 @@ def _service() -> TokenService:
     problems=(401, 429),
 )
 def create_token(body: Any) -> Response:
-    refund = SIGN_IN_FAILURES.reserve()
     service = _service()
     account = current_database().read_on_primary(lambda reader: service.find_account(body["email"], reader))
     issued = service.issue(account, body["password"])
-    refund()
     response = json_response(token_schema.dump(issued), 201)
     # RFC 6749 5.1: an answer that carries a credential must not be stored by caches.
     response.headers["Cache-Control"] = "no-store"

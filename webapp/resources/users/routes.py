@@ -27,7 +27,7 @@ from webapp.core.idempotency.http import idempotent
 from webapp.core.lists import PageRequest
 from webapp.core.lists.http import Listing, list_response
 from webapp.core.operations import operation
-from webapp.core.ratelimits import rate_limit
+from webapp.core.ratelimits import PASSWORD_HASHES, rate_limit, spends
 from webapp.core.resource import Resource
 from webapp.resources.users.model import EMAIL_TAKEN, User
 from webapp.resources.users.schemas import (
@@ -93,6 +93,7 @@ def _entity(user: User, status: int = 200) -> Response:
 @bp.post("/users")
 @public
 @rate_limit("RATELIMIT_SIGNUP")
+@spends(PASSWORD_HASHES)
 @idempotent
 @operation(
     summary="Create a user",
