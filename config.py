@@ -169,6 +169,14 @@ class Config:
         )
         # How many proxies in front of the app set X-Forwarded-For (nginx: 1); 0 trusts none.
         self.PROXY_FIX_X_FOR: int = _int(env, "PROXY_FIX_X_FOR", 0)
+        # Which peers are those proxies (gunicorn.conf.py reads the same variable): anyone
+        # else's X-Forwarded-For is ignored. "*" trusts any peer (only where nothing but
+        # the proxy can reach the app, as in docker-compose.yml).
+        self.FORWARDED_ALLOW_IPS: tuple[str, ...] = tuple(
+            part.strip()
+            for part in (env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1").split(",")
+            if part.strip()
+        )
         # Browser origins allowed to call the API; none by default (no CORS headers at all).
         self.CORS_ORIGINS: tuple[str, ...] = _origins(env, "CORS_ORIGINS")
         # Background jobs (docs/jobs.md). With a broker, Celery workers run them; without

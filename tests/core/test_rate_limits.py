@@ -313,3 +313,21 @@ def test_with_the_limit_storage_down_failed_sign_ins_are_still_limited(
     assert statuses.count(401) == 5
     assert set(statuses[5:]) == {429}
     assert "counted in this process only" in caplog.text
+
+
+def test_a_forwarded_address_from_a_peer_that_is_not_the_proxy_is_ignored(
+    limited_app: Callable[..., Flask],
+) -> None:
+    client = limited_app(RATELIMIT_SIGNUP="2 per minute", PROXY_FIX_X_FOR=1).test_client()
+    outsider = {"REMOTE_ADDR": "198.51.100.9"}
+
+    def sign_up_claiming(address: str, n: int) -> int:
+        payload = {"email": f"o{n}@example.com", "full_name": "O", "password": PASSWORD}
+        headers = {"X-Forwarded-For": address}
+        response = client.post("/api/v1/users", json=payload, headers=headers, environ_base=outsider)
+        return int(response.status_code)
+
+    # A new address claimed on every request: still one client, counted as its own peer.
+    statuses = [sign_up_claiming(f"203.0.113.{n}", n) for n in range(3)]
+
+    assert statuses == [201, 201, 429]

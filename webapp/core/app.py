@@ -9,7 +9,6 @@ from flask import Flask, Request, Response
 from flask.sessions import NullSession, SessionInterface
 from flask.typing import ResponseReturnValue
 from flask_migrate import Migrate
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.core import health, mail, openapi
 from webapp.core.auth import enforce_authentication, refuse_token_in_query_string
@@ -22,6 +21,7 @@ from webapp.core.idempotency.cli import idempotency_cli
 from webapp.core.jobs.install import install_jobs
 from webapp.core.observability import configure_logging, register_request_logging
 from webapp.core.problems import register_error_handlers
+from webapp.core.proxies import TrustedProxyFix, parse_networks
 from webapp.core.ratelimits import install_rate_limits
 from webapp.core.read_retry import dispatch_with_read_retry
 from webapp.core.read_your_writes import install_read_your_writes
@@ -98,8 +98,13 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     if app.config.get("PROXY_FIX_X_FOR"):
         # Behind a proxy every request comes from the proxy: trust its X-Forwarded-For
-        # (exactly that many hops) so rate limits count clients, not the proxy.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))  # type: ignore[method-assign]
+        # (exactly that many hops, and only from FORWARDED_ALLOW_IPS) so rate limits
+        # count clients, not the proxy.
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            int(app.config["PROXY_FIX_X_FOR"]),
+            parse_networks(app.config["FORWARDED_ALLOW_IPS"]),
+        )
 
     database = Database()
     database.init_app(app)

@@ -100,6 +100,16 @@ def install_rate_limits(app: Flask) -> Limiter:
     )
     already = [len(registry.get(None, [])) for registry in hooks]
     limiter = Limiter(key_func=client_address, default_limits=[], app=app)
+    if (
+        limiter.enabled
+        and str(app.config["RATELIMIT_STORAGE_URI"]).startswith("memory")
+        and not (app.debug or app.testing)
+    ):
+        log.warning(
+            "rate limits are counted in each process (RATELIMIT_STORAGE_URL is memory://): with "
+            "several workers or instances every limit is that many times looser; point "
+            "RATELIMIT_STORAGE_URL at the Redis they share"
+        )
     app.extensions["webapp_limiter"] = limiter
     limited: set[str] = set()
     app.extensions["webapp_limited_endpoints"] = limited
