@@ -84,11 +84,16 @@ class FreeText(Text):
 class NormalizedEmail(fields.Email):
     """Email trimmed and lower-cased before validation, so lookups are case-insensitive."""
 
+    @staticmethod
+    def normalize(value: str) -> str:
+        """The address as it is validated and stored (bulk loading calls this too)."""
+        storable_text(value)
+        return value.strip().lower()
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, str):
             raise self.make_error("invalid")
-        storable_text(value)
-        return super()._deserialize(value.strip().lower(), attr, data, **kwargs)
+        return super()._deserialize(self.normalize(value), attr, data, **kwargs)
 
 
 class StrictBoolean(fields.Boolean):
