@@ -142,6 +142,45 @@ def test_fields_the_server_always_sends_are_required(client: FlaskClient) -> Non
     assert set(schemas["Author"]["required"]) == {"id", "full_name"}
 
 
+def _schemas_answered(spec: dict[str, Any]) -> set[str]:
+    """Names of the component schemas a response can contain, nested ones included."""
+    schemas = spec["components"]["schemas"]
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/components/schemas/"):
+                name = reference.rsplit("/", 1)[1]
+                if name not in found:
+                    found.add(name)
+                    walk(schemas[name])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for item in spec["paths"].values():
+        for operation in item.values():
+            walk(operation.get("responses", {}))
+    return found
+
+
+def test_every_output_field_is_required_unless_it_says_when_it_is_absent(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    answered = _schemas_answered(spec)
+
+    assert {"User", "Post", "Comment", "Author", "PageMeta", "Problem"} <= answered
+    for name in sorted(answered):
+        schema = spec["components"]["schemas"][name]
+        required = set(schema.get("required", []))
+        for field, declared in schema.get("properties", {}).items():
+            # A generated client types every optional field as maybe-missing: only a field
+            # that is really left out sometimes may be optional, and it says when.
+            assert field in required or "absent" in declared.get("description", ""), f"{name}.{field}"
+
+
 def test_304_and_204_are_declared_without_content(client: FlaskClient) -> None:
     paths = client.get("/openapi.json").get_json()["paths"]
 

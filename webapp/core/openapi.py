@@ -95,11 +95,18 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
         },
         "title": {"type": "string"},
         "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "request_id": {"type": "string"},
+        "detail": {
+            "type": "string",
+            "description": "What went wrong here; absent when the title says it all.",
+        },
+        "request_id": {
+            "type": "string",
+            "description": "The request's X-Request-ID, as the logs have it; absent only on answers "
+            "given before the request was identified.",
+        },
         "errors": {
             "type": "object",
-            "description": "Field (dotted path for nested input) -> messages.",
+            "description": "Field (dotted path for nested input) -> messages; on 422 only, absent otherwise.",
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
         },
     },
