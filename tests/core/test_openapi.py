@@ -181,6 +181,25 @@ def test_every_output_field_is_required_unless_it_says_when_it_is_absent(client:
             assert field in required or "absent" in declared.get("description", ""), f"{name}.{field}"
 
 
+def test_if_match_is_declared_required_where_its_absence_is_refused(client: FlaskClient) -> None:
+    paths = client.get("/openapi.json").get_json()["paths"]
+    declared = [
+        (method, path, parameter)
+        for path, item in paths.items()
+        for method, operation in item.items()
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "If-Match"
+    ]
+
+    assert {(method, path) for method, path, _ in declared} >= {
+        ("patch", "/api/v1/users/{user_id}"),
+        ("delete", "/api/v1/posts/{post_id}"),
+    }
+    for method, path, parameter in declared:
+        assert parameter.get("required") is True, (method, path)
+        assert "428" in paths[path][method]["responses"], (method, path)
+
+
 def test_304_and_204_are_declared_without_content(client: FlaskClient) -> None:
     paths = client.get("/openapi.json").get_json()["paths"]
 

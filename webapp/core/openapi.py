@@ -342,7 +342,16 @@ def _parameters(
     if op.conditional and method == "GET":
         parameters.append({"in": "header", "name": "If-None-Match", "schema": {"type": "string"}})
     if op.conditional and method in {"PATCH", "DELETE"}:
-        parameters.append({"in": "header", "name": "If-Match", "schema": {"type": "string"}})
+        # Demanded, not optional: without it the answer is 428 (see if_match_versions).
+        parameters.append(
+            {
+                "in": "header",
+                "name": "If-Match",
+                "required": True,
+                "description": "The ETag of the version being changed, or * for any version.",
+                "schema": {"type": "string"},
+            }
+        )
     return parameters
 
 
