@@ -91,7 +91,7 @@ cluster-down:  ## stop PgBouncer, the replica and the primary (their data stays 
 cluster-status:  ## which parts of the local cluster run (the script itself exits 3 when one is stopped)
 	@scripts/cluster.sh status || true
 
-seed: install  ## demo data: make seed users=1000 posts=10
+seed: install db-upgrade  ## demo data, on a migrated database: make seed users=1000 posts=10
 	$(BIN)/flask seed --users $(or $(users),100) --posts-per-user $(or $(posts),5)
 
 bench: bench-http bench-pagination  ## every benchmark (PostgreSQL: DATABASE_URL, default .../bench); see bench/README.md
