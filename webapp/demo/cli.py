@@ -15,7 +15,7 @@ from webapp.demo.seeding import DEMO_PASSWORD, seed
 from webapp.resources.posts.model import Post
 from webapp.resources.users.model import User
 
-SEEDED_TABLES = (User.__table__, Post.__table__)
+SEEDED_TABLES = (User.__tablename__, Post.__tablename__)
 
 
 @click.command("seed")
@@ -45,7 +45,7 @@ def seed_command(
     # The engine's first use logs which database this is: done before the bar is drawn,
     # that line would otherwise land in the middle of it.
     engine = current_database().engine
-    missing = [table.name for table in SEEDED_TABLES if not inspect(engine).has_table(table.name)]
+    missing = [table for table in SEEDED_TABLES if not inspect(engine).has_table(table)]
     if missing:
         # A fresh database: one line that says what to do, not the driver's traceback.
         raise click.ClickException(
