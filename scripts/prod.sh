@@ -29,6 +29,9 @@ NGINX_PID="$NGINX_DIR/nginx.pid"
 NGINX_WORKER_USER="${NGINX_WORKER_USER:-nobody}"
 
 say() { printf '%s\n' "$*" >&2; }
+# What stops this instance, as its messages tell the reader: another script that runs
+# prod.sh for its own instances (scripts/cluster.sh) says what stops those.
+STOP_HINT="${PROD_STOP_HINT:-make prod-down}"
 die() { say "prod: $*"; exit 1; }
 
 port_in_use() {
@@ -227,7 +230,7 @@ cmd_up() {
   npid="$(live_pid "$NGINX_PID" nginx || true)"
   if [[ -n "$gpid" && -n "$npid" ]]; then
     load_state
-    say "prod: already running (make prod-down stops it)"
+    say "prod: already running ($STOP_HINT stops it)"
     echo "http://127.0.0.1:$PORT"
     return 0
   fi
@@ -256,7 +259,7 @@ cmd_up() {
   for ((i = 0; i < APP_INSTANCES; i++)); do start_gunicorn "$i"; done
   start_nginx
   trap - EXIT
-  say "prod: ready. Logs in $RUN_DIR/ (gunicorn.log, nginx/access.log, nginx/error.log); make prod-down stops it."
+  say "prod: ready. Logs in $RUN_DIR/ (gunicorn.log, nginx/access.log, nginx/error.log); $STOP_HINT stops it."
   echo "http://127.0.0.1:$PORT"
 }
 

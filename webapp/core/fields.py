@@ -96,13 +96,18 @@ class NormalizedEmail(fields.Email):
     """An address in its normal form (normalize_email) before validation, so that look-alike
     spellings of one address are one account; control characters are refused."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if not isinstance(value, str):
-            raise self.make_error("invalid")
+    @staticmethod
+    def normalize(value: str) -> str:
+        """The address as it is validated and stored (bulk loading calls this too)."""
         storable_text(value)
         if _NOT_IN_NAMES.search(value):
             raise ValidationError("Contains control or bidirectional formatting characters.")
-        return super()._deserialize(normalize_email(value), attr, data, **kwargs)
+        return normalize_email(value)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        return super()._deserialize(self.normalize(value), attr, data, **kwargs)
 
 
 class StrictBoolean(fields.Boolean):

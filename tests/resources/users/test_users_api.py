@@ -319,13 +319,13 @@ def test_bulk_create_hashes_every_password_before_its_first_statement(
 ) -> None:
     # No transaction (and on SQLite no write lock) may be held while scrypt runs.
     hashed: list[str] = []
-    real = passwords.hash_with_salt
+    real = passwords.hash_password
 
-    def counting_hash(password: str, salt: str, method: str) -> str:
+    def counting_hash(password: str, method: str) -> str:
         hashed.append(password)
-        return real(password, salt, method)
+        return real(password, method)
 
-    monkeypatch.setattr(passwords, "hash_with_salt", counting_hash)
+    monkeypatch.setattr(passwords, "hash_password", counting_hash)
     hashes_done_at_statement: list[int] = []
 
     def on_statement(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
