@@ -185,6 +185,9 @@ class RequestLog:
             _sql_stats.reset(token)
 
 
+_TOKEN_VALUE = re.compile(r"((?:^|&)token=)[^&]*")
+
+
 def _log_request(environ: WSGIEnvironment, status_line: str, stats: SqlStats) -> None:
     # Runs after the commit: nothing here may raise, or a committed write would be
     # answered 500. The path is the raw environ's (werkzeug's request.full_path decodes
@@ -195,6 +198,10 @@ def _log_request(environ: WSGIEnvironment, status_line: str, stats: SqlStats) ->
         status = int(status_line[:3])
         method = environ.get("REQUEST_METHOD", "GET").upper()
         query = environ.get("QUERY_STRING")
+        if query and "token=" in query:
+            # A one-time token from a mailed link (the pages it opens): whoever reads the
+            # log must not be able to spend it before its owner does.
+            query = _TOKEN_VALUE.sub(r"\1[redacted]", query)
         path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
         fields: dict[str, Any] = {
             "method": method,

@@ -19,6 +19,7 @@ from webapp.core.passwords import hash_password
 from webapp.core.ratelimits import body_field, rate_limit
 from webapp.core.resource import Resource
 from webapp.resources.accounts.model import INVALID_TOKEN
+from webapp.resources.accounts.pages import pages
 from webapp.resources.accounts.schemas import (
     EMAIL_VERIFICATION_EXAMPLE,
     PASSWORD_RESET_COMPLETE_EXAMPLE,
@@ -30,7 +31,10 @@ from webapp.resources.accounts.schemas import (
 from webapp.resources.accounts.service import INVALID, AccountService
 from webapp.resources.users.model import EMAIL_TAKEN
 
-bp = Blueprint("accounts", __name__, url_prefix="/api/v1")
+# No url_prefix: the API's routes name /api/v1 themselves, next to the pages their mails link to.
+bp = Blueprint("accounts", __name__)
+bp.register_blueprint(pages)
+API = "/api/v1"
 
 
 def _service() -> AccountService:
@@ -44,7 +48,7 @@ def _accepted() -> Response:
     return response
 
 
-@bp.post("/email-verifications")
+@bp.post(f"{API}/email-verifications")
 @public
 @idempotent
 @operation(
@@ -67,7 +71,7 @@ def verify_email(body: Any) -> Response:
     return no_content()
 
 
-@bp.post("/email-verifications/resend")
+@bp.post(f"{API}/email-verifications/resend")
 @open_to_unverified
 @rate_limit("RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS")
 @operation(
@@ -85,7 +89,7 @@ def resend_verification() -> Response:
     return _accepted()
 
 
-@bp.post("/password-resets")
+@bp.post(f"{API}/password-resets")
 @public
 @rate_limit("RATELIMIT_ACCOUNT_MAILS_PER_EMAIL", key=body_field("email"))
 @rate_limit("RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS")
@@ -108,7 +112,7 @@ def request_password_reset(body: Any) -> Response:
     return _accepted()
 
 
-@bp.post("/password-resets/complete")
+@bp.post(f"{API}/password-resets/complete")
 @public
 @idempotent
 @operation(
