@@ -152,3 +152,16 @@ def test_reset_requests_are_limited_per_email_and_per_client_address(mailing: Ca
     limited = _ask(mail, "ada@example.com", "10.0.0.3")
     assert limited.get_json()["type"] == "/problems/rate-limited"
     assert int(limited.headers["Retry-After"]) > 0
+
+
+def test_a_retried_reset_request_with_an_idempotency_key_mails_once(mail: Mailing) -> None:
+    mail.sign_up("ada@example.com")
+    headers = {"Idempotency-Key": "6f1c2d9e-4b7a-4c3e-9a51-0d2f8e7b6c14"}
+
+    first = mail.client.post("/api/v1/password-resets", json={"email": "ada@example.com"}, headers=headers)
+    again = mail.client.post("/api/v1/password-resets", json={"email": "ada@example.com"}, headers=headers)
+    mail.run_jobs()
+
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert [m["Subject"] for m in mail.inbox.to("ada@example.com")].count("Reset your password") == 1

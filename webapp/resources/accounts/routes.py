@@ -74,6 +74,7 @@ def verify_email(body: Any) -> Response:
 @bp.post(f"{API}/email-verifications/resend")
 @open_to_unverified
 @rate_limit("RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS")
+@idempotent
 @operation(
     summary="Mail another verification link",
     tag="accounts",
@@ -93,6 +94,7 @@ def resend_verification() -> Response:
 @public
 @rate_limit("RATELIMIT_ACCOUNT_MAILS_PER_EMAIL", key=body_field("email"))
 @rate_limit("RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS")
+@idempotent
 @operation(
     summary="Ask for a password reset mail",
     tag="accounts",
