@@ -68,6 +68,14 @@ with the same key and body within 24 hours gets the first answer again, with
 `Idempotent-Replayed: true`, and writes nothing; the same key with another body is a 422,
 and while the first request runs, a 409.
 
+**Accounts.** Mail goes out from background jobs, after the request that causes it has
+committed. Sign-up mails a link that verifies the email (`email_verified`); users changing
+their own email keep it until the link mailed to the new one is used (`pending_email`
+meanwhile), and send `current_password` to change their password or email. A token from a
+mail works once, expires, and is stored only as a hash; any other is a 400 invalid-token.
+A password reset is asked for with an email and answered 202 for every address.
+`GET /api/v1/tokens` lists the caller's sessions; `DELETE` ends one, or all.
+
 **HEAD** is answered for every GET route, with the GET's status and headers and no body.
 
 **Problem types.** A problem's `type` says which of these a client may branch on; the
