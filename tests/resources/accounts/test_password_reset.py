@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -165,3 +167,22 @@ def test_a_retried_reset_request_with_an_idempotency_key_mails_once(mail: Mailin
     assert (first.status_code, again.status_code) == (202, 202)
     assert again.headers["Idempotent-Replayed"] == "true"
     assert [m["Subject"] for m in mail.inbox.to("ada@example.com")].count("Reset your password") == 1
+
+
+def test_two_requests_racing_with_one_token_set_one_password(mail: Mailing) -> None:
+    mail.sign_up("ada@example.com")
+    _ask(mail, "ada@example.com")
+    mail.run_jobs()
+    token = mail.token_mailed_to("ada@example.com")
+    start = threading.Barrier(8)
+
+    def complete(number: int) -> int:
+        client = mail.app.test_client()
+        start.wait()
+        body = {"token": token, "password": f"racing password {number}"}
+        return int(client.post("/api/v1/password-resets/complete", json=body).status_code)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(complete, range(8)))
+
+    assert statuses == [204] + [400] * 7
