@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -68,8 +69,10 @@ def test_a_made_up_token_is_refused_like_a_used_one(mail: Mailing) -> None:
     assert (status, problem and problem["type"]) == (400, "/problems/invalid-token")
 
 
-def test_a_verification_link_lives_the_configured_hours(mailing: object, db_session: Session) -> None:
-    mail = mailing(EMAIL_VERIFICATION_TTL_HOURS=3)  # type: ignore[operator]
+def test_a_verification_link_lives_the_configured_hours(
+    mailing: Callable[..., Mailing], db_session: Session
+) -> None:
+    mail = mailing(EMAIL_VERIFICATION_TTL_HOURS=3)
     mail.sign_up("ada@example.com")
     mail.run_jobs()
 
