@@ -195,6 +195,19 @@ class Config:
         self.MAIL_TIMEOUT_SECONDS: float = _float(env, "MAIL_TIMEOUT_SECONDS", 10.0)
         # Where the links in mails point (a front end's pages, or this API's host).
         self.APP_BASE_URL: str = (env.get("APP_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+        # The account lifecycle (docs/accounts.md): whether writes wait for a verified email,
+        # how long the tokens mailed for it live, and how often a reset may be asked for.
+        self.REQUIRE_VERIFIED_EMAIL: bool = _bool(env, "REQUIRE_VERIFIED_EMAIL", False)
+        self.EMAIL_VERIFICATION_TTL_HOURS: int = _int(env, "EMAIL_VERIFICATION_TTL_HOURS", 48)
+        self.PASSWORD_RESET_TTL_MINUTES: int = _int(env, "PASSWORD_RESET_TTL_MINUTES", 60)
+        # Mails a client can make the server send: resets per address asked for, and
+        # resets and verification resends per client address.
+        self.RATELIMIT_ACCOUNT_MAILS_PER_EMAIL: str = (
+            env.get("RATELIMIT_ACCOUNT_MAILS_PER_EMAIL") or "5 per hour"
+        )
+        self.RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS: str = (
+            env.get("RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS") or "20 per hour"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in dir(self) if name.isupper()}

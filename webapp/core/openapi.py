@@ -59,15 +59,22 @@ answers, within 2 seconds, even when every pooled connection is busy (a readines
 **Waiting is bounded.** No request waits for a database lock or a pooled connection for
 more than a few seconds: it gets a 503 with `Retry-After` instead.
 
-**Input.** Query strings must be UTF-8 once percent-decoded (`%ff` is a 400); a JSON body
-that names a member twice in one object is a 400. Names and titles refuse control
-characters, terminal escapes, bidirectional formatting characters and blank values (422);
-free text may contain line breaks and tabs but no other control characters.
+**Input.** Query strings must be UTF-8 once percent-decoded (`%ff` is a 400), and never
+carry a credential (`?access_token=` is a 400: send `Authorization`); a JSON body that
+names a member twice in one object is a 400, and one with more than 100 unknown members
+is answered with the first 100 named. Every text field refuses control characters,
+terminal escapes and bidirectional formatting characters but line breaks and tabs (422);
+names and titles refuse line breaks and blank values too; passwords take any character
+that can be stored. Emails are compared in one normal form (Unicode NFKC, case-folded).
 
 **Retries.** Every POST accepts an `Idempotency-Key` (1..255 printable ASCII): a retry
 with the same key and body within 24 hours gets the first answer again, with
 `Idempotent-Replayed: true`, and writes nothing; the same key with another body is a 422,
 and while the first request runs, a 409.
+
+**Mail and slow work** happen in background jobs, after the request that causes them has
+committed (a rolled-back request sends nothing). A link a mail carries works once and
+expires; an invalid, used or expired one is a 400 whose problem type says so.
 
 **HEAD** is answered for every GET route, with the GET's status and headers and no body.
 
