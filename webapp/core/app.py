@@ -26,6 +26,7 @@ from webapp.core.read_retry import dispatch_with_read_retry
 from webapp.core.read_your_writes import install_read_your_writes
 from webapp.core.shell import install_shell
 from webapp.core.transactions import register_request_hooks
+from webapp.core.unread_body import UnreadBody
 
 
 class NoCookieSessions(SessionInterface):
@@ -122,4 +123,7 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     app.register_blueprint(openapi.bp)
     app.cli.add_command(idempotency_cli)
     install_shell(app, database)
+    # Outermost: it settles a body the app left unread as the answer starts, whichever
+    # layer answered, and a drain is not counted in the request's logged duration.
+    app.wsgi_app = UnreadBody(app.wsgi_app)  # type: ignore[method-assign]
     return database
