@@ -11,20 +11,18 @@ itself written as HTTP requests here) read as a request.
 from __future__ import annotations
 
 import io
-import json
 import secrets
 import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import make_app
+from tests.support.keepalive import SMUGGLED, Case, exchange, read_answer
 from tests.support.server import GunicornServer, LiveServer
 from webapp.core.unread_body import DRAIN_LIMIT
 
@@ -33,17 +31,6 @@ SIGNUP_LIMIT = "1 per hour"
 SMALL = 10_000
 LARGE = 200_000
 OVER_LIMIT = 400_000
-# A body that is a run of requests: if a server read it as requests, the answers would be
-# 404s for /smuggled, never the 200 of the next real request.
-SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
-
-
-@dataclass(frozen=True)
-class Case:
-    method: str
-    path: str
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 JSON = {"Content-Type": "application/json"}
@@ -61,94 +48,19 @@ CASES = {
 SIZES = {"small": SMALL, "large": LARGE}
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
+@dataclass(frozen=True)
+class Server:
+    kind: str  # gunicorn's worker class, or werkzeug
+    address: tuple[str, int]
 
+    @property
+    def closes_first(self) -> bool:
+        # Werkzeug's server, after an answer that says close, reads what the client still
+        # sends until the client is done (a 10 MB read): it closes after the client does.
+        return self.kind != "werkzeug"
 
-def read_answer(stream: BinaryIO) -> Answer | None:
-    """One answer (the app's all have Content-Length); None if the server closed first."""
-    status_line = stream.readline()
-    if not status_line:
-        return None
-    headers: dict[str, str] = {}
-    while (line := stream.readline()) not in (b"\r\n", b"\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    body = stream.read(int(headers.get("content-length", "0")))
-    return Answer(int(status_line.split()[1]), headers, body)
-
-
-def framed(size: int, chunked: bool) -> tuple[dict[str, str], bytes]:
-    payload = (SMUGGLED * (size // len(SMUGGLED) + 1))[:size]
-    if not chunked:
-        return {"Content-Length": str(size)}, payload
-    step = 16 * 1024
-    chunks = [payload[i : i + step] for i in range(0, size, step)]
-    encoded = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks) + b"0\r\n\r\n"
-    return {"Transfer-Encoding": "chunked"}, encoded
-
-
-def send_quietly(sock: socket.socket, data: bytes, failures: list[OSError]) -> None:
-    try:
-        sock.sendall(data)
-    except OSError as error:  # a server that closes may reset a body still on its way
-        failures.append(error)
-
-
-def exchange(
-    address: tuple[str, int], case: Case, size: int, chunked: bool, server_closes_first: bool
-) -> str:
-    """Send ``case`` with an unread body, then GET /health/live on the same connection.
-
-    Returns "closed" (the first answer announced it, and the server closed: on its own
-    when ``server_closes_first``) or "kept" (the second request was answered correctly);
-    fails on anything else.
-    """
-    framing, body = framed(size, chunked)
-    headers = {"Host": "127.0.0.1", **case.headers, **framing}
-    head = f"{case.method} {case.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    with socket.create_connection(address, timeout=10) as sock, sock.makefile("rb") as stream:
-        sock.sendall(head.encode("latin-1") + b"\r\n")
-        failures: list[OSError] = []
-        # The body goes out while the answer is read, as a client's would: a server that
-        # answers early need not read it, and the socket buffers cannot hold it all.
-        sender = threading.Thread(target=send_quietly, args=(sock, body, failures))
-        sender.start()
-        try:
-            first = read_answer(stream)
-            assert first is not None, "the connection was dropped before any answer"
-            assert first.status == case.status, (first.status, first.body[:300])
-            assert first.headers["content-type"] == "application/problem+json"
-            if first.headers.get("connection", "").lower() == "close":
-                if not server_closes_first:
-                    # Werkzeug's server reads what the client still sends until the
-                    # client is done (its drain waits on a 10 MB read): a client that
-                    # was told "close" stops here.
-                    sender.join(timeout=10)
-                    sock.shutdown(socket.SHUT_WR)
-                try:
-                    rest = stream.read()
-                except ConnectionResetError:
-                    rest = b""
-                assert rest == b"", f"announced close, then sent {rest[:200]!r}"
-                return "closed"
-            assert first.headers.get("connection", "").lower() != "close"
-            sender.join(timeout=10)
-            assert not failures, f"announced keep-alive, then stopped reading the body: {failures}"
-            sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            try:
-                second = read_answer(stream)
-            except ConnectionResetError:
-                second = None
-            assert second is not None, "announced keep-alive, then closed under the next request"
-            assert second.status == 200, (second.status, second.body[:300])
-            assert json.loads(second.body) == {"status": "ok"}
-            return "kept"
-        finally:
-            sender.join(timeout=10)
+    def exchange(self, case: Case, size: int, chunked: bool) -> str:
+        return exchange(self.address, case, size, chunked, self.closes_first).outcome
 
 
 def exhaust_signups(address: tuple[str, int]) -> None:
@@ -181,8 +93,8 @@ def server_env(database_url: str) -> dict[str, str]:
 @pytest.fixture(scope="module", params=["gthread", "sync", "werkzeug"])
 def server(
     request: pytest.FixtureRequest, app: Flask, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, tuple[str, int]]]:
-    """(worker kind, address) of a server with a low MAX_CONTENT_LENGTH and one sign-up an hour.
+) -> Iterator[Server]:
+    """A server with a low MAX_CONTENT_LENGTH and one sign-up an hour.
 
     Depends on ``app``: its fixture creates the tables the servers' app reads.
     """
@@ -198,8 +110,7 @@ def server(
         live = LiveServer(own)
         live.start()
         try:
-            port = int(live.url.rsplit(":", 1)[1])
-            yield kind, ("127.0.0.1", port)
+            yield Server(kind, ("127.0.0.1", int(live.url.rsplit(":", 1)[1])))
         finally:
             live.stop()
             own.extensions["database"].dispose()
@@ -208,7 +119,7 @@ def server(
     gunicorn = GunicornServer(server_env(database_url), log_path, worker_class=kind)
     gunicorn.start()
     try:
-        yield kind, gunicorn.address
+        yield Server(kind, gunicorn.address)
     finally:
         gunicorn.stop()
 
@@ -219,12 +130,8 @@ def expected(kind: str, size: int) -> str:
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_a_body_over_the_limit_never_reaches_the_next_request(
-    server: tuple[str, tuple[str, int]], chunked: bool
-) -> None:
-    kind, address = server
-
-    outcome = exchange(address, CASES["413"], OVER_LIMIT, chunked, kind != "werkzeug")
+def test_a_body_over_the_limit_never_reaches_the_next_request(server: Server, chunked: bool) -> None:
+    outcome = server.exchange(CASES["413"], OVER_LIMIT, chunked)
 
     assert outcome == "closed"
 
@@ -233,21 +140,19 @@ def test_a_body_over_the_limit_never_reaches_the_next_request(
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 @pytest.mark.parametrize("name", [name for name in CASES if name != "413"])
 def test_an_answer_before_the_body_drains_it_or_closes(
-    server: tuple[str, tuple[str, int]], name: str, size: int, chunked: bool
+    server: Server, name: str, size: int, chunked: bool
 ) -> None:
-    kind, address = server
     if name == "429":
-        exhaust_signups(address)
+        exhaust_signups(server.address)
 
-    outcome = exchange(address, CASES[name], size, chunked, kind != "werkzeug")
+    outcome = server.exchange(CASES[name], size, chunked)
 
-    assert outcome == expected(kind, size)
+    assert outcome == expected(server.kind, size)
 
 
-def test_the_smuggled_requests_would_be_noticed(server: tuple[str, tuple[str, int]]) -> None:
+def test_the_smuggled_requests_would_be_noticed(server: Server) -> None:
     """The body the other tests leave unread is itself requests the app would answer 404."""
-    _, address = server
-    with socket.create_connection(address, timeout=10) as sock, sock.makefile("rb") as stream:
+    with socket.create_connection(server.address, timeout=10) as sock, sock.makefile("rb") as stream:
         sock.sendall(SMUGGLED)
         answer = read_answer(stream)
 
