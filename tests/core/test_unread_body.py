@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,3 +175,18 @@ def test_the_app_reads_a_small_unread_rest_and_leaves_a_large_one(
 
     assert response.status_code == 401
     assert stream.tell() == read
+
+
+def test_body_drain_limit_sets_how_much_an_early_answer_reads(make_own_app: Callable[..., Flask]) -> None:
+    """Behind the edge it is MAX_CONTENT_LENGTH: a whole body is read rather than cut off."""
+    client = make_own_app(BODY_DRAIN_LIMIT=LARGE).test_client()
+    stream = io.BytesIO(b"x" * LARGE)
+
+    response = client.post(
+        "/api/v1/posts",
+        headers={"Content-Type": "application/json"},
+        environ_overrides={"wsgi.input": stream, "CONTENT_LENGTH": str(LARGE)},
+    )
+
+    assert response.status_code == 401
+    assert stream.tell() == LARGE

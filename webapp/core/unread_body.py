@@ -12,7 +12,7 @@ proxy that pools its connections).
 starts its response, before a header goes out:
 
 - the body was read to its end: nothing to do;
-- at most ``DRAIN_LIMIT`` bytes are left (``Content-Length`` says so, or a chunked
+- at most BODY_DRAIN_LIMIT bytes are left (``Content-Length`` says so, or a chunked
   body ends within them): they are read and dropped, and the connection stays open
   for the next request;
 - more is left: the server is told to answer ``Connection: close`` and close.
@@ -21,8 +21,12 @@ Closing needs the server. gunicorn drops a ``Connection`` header an app sends (W
 forbids hop-by-hop headers to apps), so gunicorn.conf.py hands each request to
 ``remember_gunicorn_request`` (its ``pre_request`` hook) and the connection is closed
 through that request's ``force_close()``. Werkzeug's development server closes every
-connection after every answer by itself. Behind nginx (docs/deployment.md) gunicorn
-always gets the whole body at once, so a drain never waits for a client.
+connection after every answer by itself.
+
+BODY_DRAIN_LIMIT is 64 KiB by default. Behind the edge (docs/deployment.md) it is
+MAX_CONTENT_LENGTH: nginx has the whole body before it writes a byte to gunicorn, so a
+drain never waits for a client, and gunicorn closing under a body nginx is still
+writing would make nginx answer 502.
 """
 
 from __future__ import annotations
@@ -35,9 +39,12 @@ if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-# The most an answer reads and throws away to keep a connection open. Reading costs
-# the worker a thread for as long as the client takes to send it; past this, opening a
-# new connection costs the client less than the server's reading would.
+# The most an answer reads and throws away to keep a connection open, by default
+# (BODY_DRAIN_LIMIT). From a client directly, reading holds a thread for as long as the
+# client takes to send; past this, a new connection costs the client less than the
+# reading costs the server. The edge hands over whole bodies at loopback speed, and a
+# close under a body it is still writing makes it answer 502: there, the limit is
+# MAX_CONTENT_LENGTH.
 DRAIN_LIMIT = 64 * 1024
 _DRAIN_STEP = 16 * 1024
 
@@ -121,15 +128,15 @@ class CountingInput:
     def is_complete(self, declared: int | None) -> bool:
         return self.ended or (declared is not None and self.consumed >= declared)
 
-    def drain(self, declared: int | None) -> bool:
-        """Read and drop the rest of the body, if it is at most DRAIN_LIMIT bytes.
+    def drain(self, declared: int | None, limit: int) -> bool:
+        """Read and drop the rest of the body, if it is at most ``limit`` bytes.
 
         True when the body has then been read to its end. ``Content-Length`` says how much
         is left before a byte is read; a chunked body is read until its end or until
-        DRAIN_LIMIT more bytes came without one (its next chunk could be a gigabyte).
+        ``limit`` more bytes came without one (its next chunk could be a gigabyte).
         """
-        budget = DRAIN_LIMIT if declared is None else declared - self.consumed
-        if budget > DRAIN_LIMIT:
+        budget = limit if declared is None else declared - self.consumed
+        if budget > limit:
             return False
         try:
             while budget > 0:
@@ -142,7 +149,7 @@ class CountingInput:
                 self.consumed += len(data)
                 budget -= len(data)
             if declared is None:
-                # Exactly DRAIN_LIMIT bytes read: the end may still follow.
+                # Exactly ``limit`` bytes read: the end may still follow.
                 self.ended = not self.stream.read(1)
                 return self.ended
         except Exception:  # noqa: BLE001 -- whatever reading raises, the connection is done for
@@ -163,8 +170,9 @@ def _declared_length(environ: WSGIEnvironment) -> int | None:
 class UnreadBody:
     """WSGI middleware: no answer leaves an unread body on a connection announced as kept alive."""
 
-    def __init__(self, app: WSGIApplication) -> None:
+    def __init__(self, app: WSGIApplication, drain_limit: int = DRAIN_LIMIT) -> None:
         self.app = app
+        self.drain_limit = drain_limit
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         declared = _declared_length(environ)
@@ -182,7 +190,11 @@ class UnreadBody:
         def settle(
             status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
         ) -> Callable[[bytes], object]:
-            if not body.is_complete(declared) and not body.drain(declared) and server_request is not None:
+            if (
+                not body.is_complete(declared)
+                and not body.drain(declared, self.drain_limit)
+                and server_request is not None
+            ):
                 server_request.force_close()
             return start_response(status, headers, exc_info)
 
