@@ -157,10 +157,7 @@ class CountingInput:
         return True
 
 
-def _declared_length(environ: WSGIEnvironment) -> int | None:
-    raw = environ.get("CONTENT_LENGTH")
-    if not raw:
-        return None
+def _declared_length(raw: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
@@ -175,10 +172,10 @@ class UnreadBody:
         self.drain_limit = drain_limit
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        declared = _declared_length(environ)
-        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-        if not declared and not chunked:  # no body: nothing can be left unread
+        length = environ.get("CONTENT_LENGTH")
+        if not length and "HTTP_TRANSFER_ENCODING" not in environ:  # no body: nothing to leave unread
             return self.app(environ, start_response)
+        declared = _declared_length(length) if length else None
 
         original = environ["wsgi.input"]
         body = CountingInput(original)
