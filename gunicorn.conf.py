@@ -76,8 +76,8 @@ proc_name = "webapp"
 # An answer given before the request body was read (413, 415, a 401 from the headers...)
 # must not leave the body on a connection announced as kept alive. The app drains a small
 # rest itself; for a larger one it needs this request's force_close(), and gunicorn
-# ignores a Connection header from the app. webapp/core/unread_body.py; imported here, on
-# the first request, not in the master process.
+# ignores a Connection header from the app (webapp/core/unread_body.py). Imported as a
+# request comes, in a worker: the master process never loads the app.
 def pre_request(worker: object, req: ServerRequest) -> None:
     from webapp.core.unread_body import remember_gunicorn_request
 

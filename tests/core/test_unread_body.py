@@ -190,3 +190,23 @@ def test_body_drain_limit_sets_how_much_an_early_answer_reads(make_own_app: Call
 
     assert response.status_code == 401
     assert stream.tell() == LARGE
+
+
+@pytest.mark.parametrize(("terminated", "read"), [(True, SMALL), (False, 0)])
+def test_a_body_of_unknown_length_is_drained_only_from_a_stream_that_ends_with_it(
+    client: FlaskClient, terminated: bool, read: int
+) -> None:
+    """Without wsgi.input_terminated, reading past the body could take the next request's bytes."""
+    stream = io.BytesIO(b"x" * SMALL)
+    environ: dict[str, object] = {"wsgi.input": stream, "CONTENT_LENGTH": ""}
+    if terminated:
+        environ["wsgi.input_terminated"] = True
+
+    response = client.post(
+        "/api/v1/posts",
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides=environ,
+    )
+
+    assert response.status_code == 401
+    assert stream.tell() == read

@@ -75,10 +75,13 @@ def forget_gunicorn_request() -> None:
 class CountingInput:
     """``wsgi.input``, counting what the app reads and noticing its end."""
 
-    __slots__ = ("consumed", "ended", "stream")
+    __slots__ = ("consumed", "ended", "stream", "terminated")
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, terminated: bool) -> None:
         self.stream = stream
+        # WSGI's wsgi.input_terminated: the stream ends where the body ends (a chunked
+        # body, decoded by the server). Without it, only Content-Length says where.
+        self.terminated = terminated
         self.consumed = 0
         self.ended = False
 
@@ -135,6 +138,8 @@ class CountingInput:
         is left before a byte is read; a chunked body is read until its end or until
         ``limit`` more bytes came without one (its next chunk could be a gigabyte).
         """
+        if declared is None and not self.terminated:
+            return False  # reading on could take the next request's bytes
         budget = limit if declared is None else declared - self.consumed
         if budget > limit:
             return False
@@ -178,7 +183,7 @@ class UnreadBody:
         declared = _declared_length(length) if length else None
 
         original = environ["wsgi.input"]
-        body = CountingInput(original)
+        body = CountingInput(original, bool(environ.get("wsgi.input_terminated")))
         environ["wsgi.input"] = body
         server_request = _server_request.get()
         if server_request is not None and server_request.body is not original:
