@@ -178,8 +178,8 @@ class UnreadBody:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         length = environ.get("CONTENT_LENGTH")
-        if not length and "HTTP_TRANSFER_ENCODING" not in environ:  # no body: nothing to leave unread
-            return self.app(environ, start_response)
+        if (not length or length == "0") and "HTTP_TRANSFER_ENCODING" not in environ:
+            return self.app(environ, start_response)  # no body: nothing can be left unread
         declared = _declared_length(length) if length else None
 
         original = environ["wsgi.input"]
