@@ -141,6 +141,11 @@ class Config:
         self.SQL_ECHO: bool = _bool(env, "SQL_ECHO", False)
         self.SLOW_QUERY_MS: float = _float(env, "SLOW_QUERY_MS", 200.0)
         self.MAX_CONTENT_LENGTH: int = _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024)
+        # An answer given before the body was read (413, 415, 401...) reads and drops up to
+        # this much of it to keep the connection open; past that the connection closes.
+        # Behind the edge, which hands over whole bodies at loopback speed, scripts/prod.sh
+        # sets it to MAX_CONTENT_LENGTH (webapp/core/unread_body.py, docs/deployment.md).
+        self.BODY_DRAIN_LIMIT: int = _int(env, "BODY_DRAIN_LIMIT", 64 * 1024)
         self.IDEMPOTENCY_RETENTION_HOURS: float = _float(env, "IDEMPOTENCY_RETENTION_HOURS", 24.0)
         self.RETRY_AFTER_SECONDS: int = _int(env, "RETRY_AFTER_SECONDS", 5)
         self.LOG_LEVEL: str = env.get("LOG_LEVEL", "INFO").upper()

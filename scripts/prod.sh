@@ -121,6 +121,22 @@ render() {
   printf '%s\n' "$text" >"$out"
 }
 
+# One body limit for both: nginx's client_max_body_size is the app's MAX_CONTENT_LENGTH,
+# read from the app itself (environment, .env and defaults, as gunicorn will see them).
+# nginx answers every body over it, so the app's own 413 only meets clients that reach
+# gunicorn directly. An answer the app gives before reading a body drains all of it
+# (BODY_DRAIN_LIMIT): nginx hands it over complete, and closing under it makes a 502.
+settle_body_limits() {
+  local out
+  out="$(cd "$PROJECT_ROOT" && python_ -c 'import wsgi; print(wsgi.app.config["MAX_CONTENT_LENGTH"])' 2>&1)" ||
+    { say "$out"; die "the app did not start (see above)"; }
+  MAX_CONTENT_LENGTH="$(tail -n 1 <<<"$out")"
+  [[ "$MAX_CONTENT_LENGTH" =~ ^[1-9][0-9]*$ ]] ||
+    die "MAX_CONTENT_LENGTH must be a positive number of bytes behind the edge, got '$MAX_CONTENT_LENGTH'"
+  export MAX_CONTENT_LENGTH
+  export BODY_DRAIN_LIMIT="${BODY_DRAIN_LIMIT:-$MAX_CONTENT_LENGTH}"
+}
+
 nginx_() {
   "$NGINX" -p "$NGINX_DIR/" -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/error.log" "$@"
 }
@@ -152,7 +168,7 @@ prepare_nginx() {
   done
   NGINX_ACCESS_LOG="$NGINX_DIR/access.log"
   render "$PROJECT_ROOT/deploy/nginx/edge.conf.template" "$NGINX_DIR/edge.conf" \
-    NGINX_LISTEN APP_UPSTREAM NGINX_ACCESS_LOG
+    NGINX_LISTEN APP_UPSTREAM NGINX_ACCESS_LOG MAX_CONTENT_LENGTH
   render "$PROJECT_ROOT/deploy/nginx/nginx.conf.template" "$NGINX_DIR/nginx.conf" \
     NGINX_USER_DIRECTIVE RUN_DIR
   nginx_ -t -q 2>&1 | sed 's/^/prod: /' >&2 || true
@@ -247,6 +263,7 @@ cmd_up() {
   export FLASK_APP=wsgi
   NGINX="$(ensure_nginx)"
   ensure_secret_key
+  settle_body_limits
   prepare_nginx
   printf 'PORT=%q\nAPP_PORT=%q\nAPP_INSTANCES=%q\n' "$PORT" "$APP_PORT" "$APP_INSTANCES" >"$STATE_FILE"
 

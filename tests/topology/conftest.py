@@ -21,6 +21,8 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROD_SH = PROJECT_ROOT / "scripts" / "prod.sh"
+# Not the default (1 MiB): the edge must take the app's limit, whatever it is.
+MAX_CONTENT_LENGTH = 768 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         "GUNICORN_THREADS": "2",
         "RATELIMIT_ENABLED": "false",
         "LOG_LEVEL": "WARNING",
+        "MAX_CONTENT_LENGTH": str(MAX_CONTENT_LENGTH),
     }
     try:
         started = subprocess.run(

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.topology.conftest import Edge
+from tests.support.keepalive import Case, exchange
+from tests.topology.conftest import MAX_CONTENT_LENGTH, Edge
 
 pytestmark = pytest.mark.proxy
 
@@ -128,14 +129,30 @@ def test_overlong_header_is_431_problem_json(edge: Edge) -> None:
     assert NGINX_REQUEST_ID.match(answer.problem()["request_id"])
 
 
-def test_body_over_one_mib_is_413_problem_json_before_it_is_read(edge: Edge) -> None:
+def test_body_over_the_apps_limit_is_the_edges_413_before_it_is_read(edge: Edge) -> None:
     answer = send_raw(
         edge,
         b"POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 1048577\r\n\r\n{",
+        b"Content-Length: %d\r\n\r\n{" % (MAX_CONTENT_LENGTH + 1),
     )
     assert answer.status == 413
-    answer.problem()
+    problem = answer.problem()
+    # The app's problem type: a client sees one 413 whichever of the two answers.
+    assert problem["type"] == "/problems/request-too-large"
+    assert problem["detail"] == f"The request body is larger than {MAX_CONTENT_LENGTH} bytes."
+    assert " us=- " in access_log_line(edge, problem["request_id"])
+
+
+def test_body_of_exactly_the_apps_limit_reaches_the_app(edge: Edge) -> None:
+    # JSON padded with spaces to the byte: valid, so the app answers it (422, not 413).
+    body = b"{}" + b" " * (MAX_CONTENT_LENGTH - 2)
+    answer = send_raw(
+        edge,
+        b"POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body),
+    )
+    assert answer.status == 422, answer.body[:300]
+    assert " us=422 " in access_log_line(edge, answer.problem()["request_id"])
 
 
 def test_body_the_edge_spools_to_disk_reaches_the_app(edge: Edge) -> None:
@@ -220,3 +237,35 @@ def test_limits_meet_without_a_gap_where_gunicorn_answers_in_html(edge: Edge) ->
     answer = send_raw(edge, b"GET /no/such/route HTTP/1.1\r\nHost: x\r\n" + many_headers + b"\r\n")
     assert answer.status == 404
     answer.problem()
+
+
+JSON_BODY = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_after_the_edges_413_the_connection_is_closed_not_reused(edge: Edge, chunked: bool) -> None:
+    """nginx refuses the body unread and says so: Connection: close, then it closes."""
+    refused = Case("POST", "/api/v1/users", 413, JSON_BODY)
+
+    result = exchange(("127.0.0.1", edge.port), refused, 2 * MAX_CONTENT_LENGTH, chunked)
+
+    assert result.outcome == "closed"
+    assert json.loads(result.first.body)["type"] == "/problems/request-too-large"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("size", [10_000, 500_000], ids=["small", "large"])
+def test_an_app_answer_before_the_body_keeps_the_clients_connection(
+    edge: Edge, size: int, chunked: bool
+) -> None:
+    """The app answers 401 without reading; the client's next request on the connection works.
+
+    gunicorn drains the body nginx hands over (BODY_DRAIN_LIMIT = MAX_CONTENT_LENGTH):
+    closing under a body nginx is still writing would make it answer 502.
+    """
+    unauthenticated = Case("POST", "/api/v1/posts", 401, JSON_BODY)
+
+    for _ in range(20):
+        result = exchange(("127.0.0.1", edge.port), unauthenticated, size, chunked)
+
+        assert result.outcome == "kept"

@@ -30,6 +30,9 @@ one resource.
 `Content-Type: application/json` (else 415), must be a JSON object (else 400) and at most
 1 MiB by default (else 413). Unknown fields and fields the server owns (`id`, `version`,
 timestamps...) are refused with 422, never ignored. Timestamps are RFC 3339 in UTC.
+An answer given before the body was read (413, 415, a 401 or 429) keeps the connection
+only if the server read the rest; otherwise it says `Connection: close` and closes it, and
+the next request goes on a new connection.
 
 **Errors** are RFC 9457 problem details (`application/problem+json`) with `type`, `title`,
 `status`, `detail` and the `request_id` that the server logged; a 422 adds `errors`, a map
