@@ -167,8 +167,17 @@ prepare_nginx() {
     APP_UPSTREAM+=$';\n    server 127.0.0.1:'"$((APP_PORT + i))"
   done
   NGINX_ACCESS_LOG="$NGINX_DIR/access.log"
+  # Per client address (docs/deployment.md, "One client cannot take the edge").
+  EDGE_CONNECTIONS_PER_CLIENT="${EDGE_CONNECTIONS_PER_CLIENT:-100}"
+  EDGE_REQUESTS_PER_SECOND="${EDGE_REQUESTS_PER_SECOND:-200}"
+  EDGE_BURST="${EDGE_BURST:-400}"
+  local limit
+  for limit in EDGE_CONNECTIONS_PER_CLIENT EDGE_REQUESTS_PER_SECOND EDGE_BURST; do
+    [[ "${!limit}" =~ ^[1-9][0-9]*$ ]] || die "$limit must be a positive whole number, got '${!limit}'"
+  done
   render "$PROJECT_ROOT/deploy/nginx/edge.conf.template" "$NGINX_DIR/edge.conf" \
-    NGINX_LISTEN APP_UPSTREAM NGINX_ACCESS_LOG MAX_CONTENT_LENGTH
+    NGINX_LISTEN APP_UPSTREAM NGINX_ACCESS_LOG MAX_CONTENT_LENGTH \
+    EDGE_CONNECTIONS_PER_CLIENT EDGE_REQUESTS_PER_SECOND EDGE_BURST
   render "$PROJECT_ROOT/deploy/nginx/nginx.conf.template" "$NGINX_DIR/nginx.conf" \
     NGINX_USER_DIRECTIVE RUN_DIR
   nginx_ -t -q 2>&1 | sed 's/^/prod: /' >&2 || true

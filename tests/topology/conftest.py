@@ -23,6 +23,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROD_SH = PROJECT_ROOT / "scripts" / "prod.sh"
 # Not the default (1 MiB): the edge must take the app's limit, whatever it is.
 MAX_CONTENT_LENGTH = 768 * 1024
+# Small, so a test can reach it with a few sockets.
+EDGE_CONNECTIONS_PER_CLIENT = 20
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         "RATELIMIT_ENABLED": "false",
         "LOG_LEVEL": "WARNING",
         "MAX_CONTENT_LENGTH": str(MAX_CONTENT_LENGTH),
+        "EDGE_CONNECTIONS_PER_CLIENT": str(EDGE_CONNECTIONS_PER_CLIENT),
     }
     try:
         started = subprocess.run(
