@@ -111,7 +111,7 @@ class Config:
     DEBUG = False
     DEFAULT_DATABASE_URL = DEFAULT_SQLITE_URL
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:  # noqa: PLR0915 -- a line per setting
         env = os.environ if environ is None else environ
         # Empty counts as unset: a cursor signed with an empty key could be forged by anyone.
         self.SECRET_KEY: str = env.get("SECRET_KEY") or DEFAULT_SECRET_KEY
@@ -180,6 +180,14 @@ class Config:
         self.FORWARDED_ALLOW_IPS: tuple[str, ...] = tuple(
             part.strip()
             for part in (env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1").split(",")
+            if part.strip()
+        )
+        # Prometheus metrics at /metrics (docs/operations.md), answered only to peers in
+        # METRICS_ALLOW_IPS (addresses or networks) and never through a proxy.
+        self.METRICS_ENABLED: bool = _bool(env, "METRICS_ENABLED", True)
+        self.METRICS_ALLOW_IPS: tuple[str, ...] = tuple(
+            part.strip()
+            for part in (env.get("METRICS_ALLOW_IPS") or "127.0.0.1,::1").split(",")
             if part.strip()
         )
         # Browser origins allowed to call the API; none by default (no CORS headers at all).

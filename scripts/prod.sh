@@ -206,11 +206,16 @@ start_gunicorn() {
   port_in_use "$port" && die "127.0.0.1:$port (APP_PORT+$index, for gunicorn) is taken by another program"
   say "prod: starting gunicorn on 127.0.0.1:$port (log: $log)"
   rm -f "$pid_file"
+  # Each instance's workers write their Prometheus metrics into a folder of its own
+  # (prometheus-client's multiprocess mode; /metrics sums them). Emptied at every start:
+  # files left by processes of an earlier run would be summed as if they were alive.
+  local metrics_dir="$RUN_DIR/metrics/$index"
+  rm -rf "$metrics_dir" && mkdir -p "$metrics_dir"
   # Detached from our session and our stdio, so it outlives make and a caller that
   # reads our output to the end does not wait for it.
   (
     cd "$PROJECT_ROOT"
-    GUNICORN_BIND="127.0.0.1:$port" GUNICORN_PID_FILE="$pid_file" \
+    GUNICORN_BIND="127.0.0.1:$port" GUNICORN_PID_FILE="$pid_file" PROMETHEUS_MULTIPROC_DIR="$metrics_dir" \
       exec setsid "$VENV_BIN/gunicorn" -c "$PROJECT_ROOT/gunicorn.conf.py" wsgi:app \
       </dev/null >>"$log" 2>&1
   ) &
@@ -267,6 +272,9 @@ cmd_up() {
   [[ "$APP_INSTANCES" =~ ^[1-9][0-9]?$ ]] || die "APP_INSTANCES must be 1..99, got $APP_INSTANCES"
   ((PORT < APP_PORT || PORT >= APP_PORT + APP_INSTANCES)) || die "PORT ($PORT) is among the app ports"
   export APP_ENV="${APP_ENV:-production}"
+  # Set per gunicorn instance below; this script's own runs of the app (the body limit,
+  # the migration) must not leave their metrics files among the workers'.
+  unset PROMETHEUS_MULTIPROC_DIR
   # nginx sets X-Forwarded-For: one trusted hop, so rate limits count clients, not nginx.
   export PROXY_FIX_X_FOR="${PROXY_FIX_X_FOR:-1}"
   export FLASK_APP=wsgi
