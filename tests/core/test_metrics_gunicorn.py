@@ -38,6 +38,10 @@ class Served:
                     return sample.value
         return 0.0
 
+    def settle(self) -> None:
+        """Past the workers' next flush of their request counts (webapp/core/metrics)."""
+        time.sleep(1.5)
+
     def pids(self, kind: str) -> set[int]:
         return {int(path.stem.rsplit("_", 1)[1]) for path in self.metrics_dir.glob(f"{kind}_*.db")}
 
@@ -76,13 +80,15 @@ def test_every_scrape_sums_the_requests_of_both_workers(served: Served) -> None:
             sent += len(statuses)
 
     assert len(served.pids("counter")) == 2
-    # Whichever worker answers the scrape, it answers for both.
+    # Each worker writes its counts each second: then, whichever answers, it answers for both.
+    served.settle()
     assert {served.health_count() - before for _ in range(6)} == {sent}
 
 
 def test_a_dead_workers_gauges_leave_and_its_counts_stay(served: Served) -> None:
     for _ in range(40):
         served.get("/health")
+    served.settle()
     counted = served.health_count()
     live = served.pids("gauge_livesum")
     assert live, "the workers that opened a pool keep its gauges"

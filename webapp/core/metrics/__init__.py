@@ -17,20 +17,23 @@ table by whichever process answers the scrape. docs/operations.md lists every me
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import logging
 import os
 import re
 import threading
+import time
+import weakref
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.pool import QueuePool
 
 from webapp.core.context import current_flask_app
@@ -64,20 +67,41 @@ def install_metrics(app: Flask, database: Database) -> None:
     recorder = RequestMetrics()
     app.extensions[EXTENSION] = recorder
     request_log_of(app).observe = recorder.observe
+    SAMPLER.add(recorder)
     database.on_engine_created(lambda engine: watch_pool(database, engine))
     app.wsgi_app = MetricsEndpoint(  # type: ignore[method-assign]
         app.wsgi_app, allowed, JobsCollector(database)
     )
 
 
+class Series:
+    """One (route, method, status class) and its instruments."""
+
+    __slots__ = ("duration", "requests", "sql_seconds", "statements")
+
+    def __init__(self, route: str, method: str, status: str) -> None:
+        self.duration = instruments.REQUEST_DURATION.labels(route, method, status)
+        self.requests = instruments.REQUESTS.labels(route, method, status)
+        self.statements = instruments.SQL_STATEMENTS.labels(route, method)
+        self.sql_seconds = instruments.SQL_SECONDS.labels(route, method)
+
+
 class RequestMetrics:
-    """Counts one answered request: called by the request log as the status is sent."""
+    """Counts one answered request: called by the request log as the status is sent.
+
+    The latency is observed at once (the histogram needs each value). The three counters
+    are added up here and written to their instruments each second by the Sampler, and
+    before every scrape: each write of a prometheus-client value takes a lock and, under
+    gunicorn, a memory-mapped file; three per request cost more than the 5% of a GET
+    by id the metrics may (bench/README.md).
+    """
 
     def __init__(self) -> None:
-        # (route, method, status class) -> the label children, looked up once each.
-        self._children: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}
+        self._series: dict[tuple[str, str, str], Series] = {}
         self._routes: dict[str, str] = {}
         self._lock = threading.Lock()
+        # Per series: [requests, statements, SQL seconds] since the last flush.
+        self._pending: dict[Series, list[float]] = {}
 
     def observe(self, environ: WSGIEnvironment, status: str, stats: SqlStats, elapsed: float) -> None:
         # The request Flask made for this environ (werkzeug's populate_request) carries
@@ -86,16 +110,31 @@ class RequestMetrics:
         rule = request.url_rule if request is not None else None
         route = self._route(rule.rule) if rule is not None else UNMATCHED
         method = environ.get("REQUEST_METHOD", "GET")
-        key = (route, method, status[0])
-        children = self._children.get(key)
-        if children is None:
-            children = self._label(route, method, status[0])
-        requests, duration, statements, sql_seconds = children
-        requests.inc()
-        duration.observe(elapsed)
-        if stats.count:
-            statements.inc(stats.count)
-            sql_seconds.inc(stats.seconds)
+        key = (route, method if method in _METHODS else "other", status[0])
+        series = self._series.get(key)
+        if series is None:
+            series = self._series.setdefault(key, Series(key[0], key[1], f"{key[2]}xx"))
+        series.duration.observe(elapsed)
+        with self._lock:
+            pending = self._pending.get(series)
+            if pending is None:
+                self._pending[series] = [1, stats.count, stats.seconds]
+            else:
+                pending[0] += 1
+                pending[1] += stats.count
+                pending[2] += stats.seconds
+        if not SAMPLER.running:
+            SAMPLER.start()
+
+    def flush(self) -> None:
+        """Write the counts added up since the last flush to the counters."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for series, (requests, statements, sql_seconds) in pending.items():
+            series.requests.inc(requests)
+            if statements:
+                series.statements.inc(statements)
+                series.sql_seconds.inc(sql_seconds)
 
     def _route(self, rule: str) -> str:
         label = self._routes.get(rule)
@@ -103,58 +142,89 @@ class RequestMetrics:
             label = self._routes[rule] = _CONVERTER.sub(r"{\1}", rule)
         return label
 
-    def _label(self, route: str, method: str, status_digit: str) -> tuple[Any, Any, Any, Any]:
-        method_label = method if method in _METHODS else "other"
-        status_label = f"{status_digit}xx"
-        children = (
-            instruments.REQUESTS.labels(route, method_label, status_label),
-            instruments.REQUEST_DURATION.labels(route, method_label, status_label),
-            instruments.SQL_STATEMENTS.labels(route, method_label),
-            instruments.SQL_SECONDS.labels(route, method_label),
-        )
-        with self._lock:
-            # Bounded: routes x 8 methods x 5 classes. A method outside _METHODS is keyed by
-            # its own text, so past the bound it is labelled without being remembered.
-            if method in _METHODS or len(self._children) < 4096:
-                self._children[(route, method, status_digit)] = children
-        return children
-
 
 def watch_pool(database: Database, engine: Engine) -> None:
-    """Checked-out and overflow gauges for one of the app's pools, kept by its events."""
+    """Report one of the app's pools in the pool gauges (Sampler)."""
     engines = database.engines
-    if not any(engine is candidate for candidate in engines):
-        return  # the readiness probe's engine: no pool, a connection per probe
-    name = pool_name(engine, engines)
-    pool = engine.pool
-    size = pool.size() if isinstance(pool, QueuePool) else None
-    checked_out = instruments.POOL_CHECKED_OUT.labels(name)
-    overflow = instruments.POOL_OVERFLOW.labels(name)
-    if size is not None:
-        instruments.POOL_SIZE.labels(name).inc(size)
-    lock = threading.Lock()
-    # This process's connections of this pool in use; a gauge's inc/dec would do, but the
-    # overflow needs the count itself, and pool.checkedout() is not yet current when the
-    # checkin event fires.
-    in_use = [0]
+    if any(engine is candidate for candidate in engines):  # not the readiness probe's engine
+        SAMPLER.watch(engine, pool_name(engine, engines))
 
-    def changed(delta: int) -> None:
-        with lock:
-            before = in_use[0]
-            now = in_use[0] = before + delta
-        checked_out.inc(delta)
-        # In a QueuePool, overflow connections exist only while more than ``size`` are
-        # checked out: one returned to a full pool is closed.
-        if size is not None and (now > size or before > size):
-            overflow.inc(max(0, now - size) - max(0, before - size))
 
-    @event.listens_for(pool, "checkout")
-    def _checkout(_dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        changed(1)
+class Sampler:
+    """Each second, in a daemon thread of the process: the request counters' flush, and the
+    pool gauges set from the pools' own counts. The process answering a scrape does the
+    same at once, and a process that exits normally once more (atexit).
 
-    @event.listens_for(pool, "checkin")
-    def _checkin(_dbapi_connection: Any, _record: Any) -> None:
-        changed(-1)
+    Sampling, not pool events: a checkout and checkin listener would cost every request
+    two gauge writes, for a figure Prometheus reads every 15 s or so anyway.
+    """
+
+    INTERVAL_S = 1.0
+
+    def __init__(self) -> None:
+        self._engines: list[tuple[weakref.ref[Engine], str]] = []
+        self._recorders: weakref.WeakSet[RequestMetrics] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self.running = False
+        # A forked child (a gunicorn worker of a preloaded app) has no thread of its parent's.
+        os.register_at_fork(after_in_child=self._forked)
+        atexit.register(self.tick)
+
+    def add(self, recorder: RequestMetrics) -> None:
+        self._recorders.add(recorder)
+
+    def watch(self, engine: Engine, name: str) -> None:
+        with self._lock:
+            self._engines.append((weakref.ref(engine), name))
+        self.start()
+        self.tick()
+
+    def start(self) -> None:
+        with self._lock:
+            if self.running:
+                return
+            self.running = True
+        threading.Thread(target=self._run, name="webapp-metrics", daemon=True).start()
+
+    def tick(self) -> None:
+        for recorder in list(self._recorders):
+            recorder.flush()
+        self.sample_pools()
+
+    def sample_pools(self) -> None:
+        """Each pool's checked-out, overflow and size, summed per pool name."""
+        totals: dict[str, list[int]] = {}
+        with self._lock:
+            self._engines = [(ref, name) for ref, name in self._engines if ref() is not None]
+            watched = [(ref(), name) for ref, name in self._engines]
+        for engine, name in watched:
+            # engine.pool, not a pool kept from before: dispose() gives the engine a new one.
+            pool = engine.pool if engine is not None else None
+            if not isinstance(pool, QueuePool):
+                continue
+            figures = totals.setdefault(name, [0, 0, 0])
+            figures[0] += pool.checkedout()
+            figures[1] += max(0, pool.overflow())
+            figures[2] += pool.size()
+        for name, (checked_out, overflow, size) in totals.items():
+            instruments.POOL_CHECKED_OUT.labels(name).set(checked_out)
+            instruments.POOL_OVERFLOW.labels(name).set(overflow)
+            instruments.POOL_SIZE.labels(name).set(size)
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self.running = False
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.INTERVAL_S)
+            try:
+                self.tick()
+            except Exception:  # figures a second older must not end the sampling
+                log.warning("metrics: writing the sampled figures failed", exc_info=True)
+
+
+SAMPLER = Sampler()
 
 
 def pool_name(engine: Engine, engines: Sequence[Engine]) -> str:
@@ -254,6 +324,7 @@ class MetricsEndpoint:
                 ],
             )
             return [body]
+        SAMPLER.tick()
         body = exposition() + generate_latest(self.jobs)
         start_response(
             "200 OK",

@@ -38,11 +38,11 @@ SQL_SECONDS = Counter(
     "Time requests spent in the database driver's execute, by route template and method.",
     ("route", "method"),
 )
-# Each live process writes its own value; /metrics answers their sum, and a dead worker's
-# value goes with it (gunicorn.conf.py's child_exit).
+# Each live process sets its own value, sampled each second; /metrics answers their sum,
+# and a dead worker's value goes with it (gunicorn.conf.py's child_exit).
 POOL_CHECKED_OUT = Gauge(
     "webapp_db_pool_checked_out",
-    "Database connections in use now, per pool, summed over the instance's workers.",
+    "Database connections in use, per pool, summed over the instance's workers.",
     ("pool",),
     multiprocess_mode="livesum",
 )
