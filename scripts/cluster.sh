@@ -339,6 +339,8 @@ start_apps() {
     # These instances stop with the cluster: make prod-down would look in another folder.
     export PROD_STOP_HINT="make cluster-down"
     export PORT="$APPS_PORT" APP_PORT="$((APPS_PORT + 1))"
+    # With METRICS=1, a Prometheus of the cluster's own, beside make prod's (9090).
+    export PROMETHEUS_PORT="${CLUSTER_PROMETHEUS_PORT:-9091}"
     # Limits that hold across the two instances need a shared store: Redis, when one answers.
     if [[ -z "${RATELIMIT_STORAGE_URL:-}" ]] && (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
       export RATELIMIT_STORAGE_URL=redis://127.0.0.1:6379/0

@@ -12,6 +12,9 @@
 # default 8000), both on 127.0.0.1. APP_INSTANCES (default 1) starts that many gunicorn
 # instances on APP_PORT, APP_PORT+1, ... behind the one edge, as several machines would
 # be behind a balancer. PROD_RUN_DIR moves the state folder (default .run/).
+# METRICS=1 also starts a Prometheus server (Debian's package, installed when missing)
+# on 127.0.0.1:PROMETHEUS_PORT (default 9090) scraping every instance, its configuration
+# (deploy/prometheus/) and data in RUN_DIR/prometheus; down stops it with the rest.
 # Messages go to stderr, the URL to stdout.
 set -euo pipefail
 
@@ -25,6 +28,8 @@ GUNICORN_PID="$RUN_DIR/gunicorn.pid"
 gunicorn_pid_file() { if [[ "$1" == 0 ]]; then echo "$GUNICORN_PID"; else echo "$RUN_DIR/gunicorn.$1.pid"; fi; }
 gunicorn_log() { if [[ "$1" == 0 ]]; then echo "$RUN_DIR/gunicorn.log"; else echo "$RUN_DIR/gunicorn.$1.log"; fi; }
 NGINX_PID="$NGINX_DIR/nginx.pid"
+PROMETHEUS_DIR="$RUN_DIR/prometheus"
+PROMETHEUS_PID="$PROMETHEUS_DIR/prometheus.pid"
 # Unprivileged user for nginx's workers when we run as root.
 NGINX_WORKER_USER="${NGINX_WORKER_USER:-nobody}"
 
@@ -83,6 +88,30 @@ ensure_nginx() {
   bin="$(find_nginx)" || die "nginx was installed but its binary is not found"
   echo "$bin"
 }
+
+find_prometheus() {
+  local candidate
+  for candidate in "${PROMETHEUS_BIN:-}" "$(command -v prometheus 2>/dev/null || true)" /usr/bin/prometheus; do
+    if [[ -n "$candidate" && -x "$candidate" ]]; then echo "$candidate"; return 0; fi
+  done
+  return 1
+}
+
+ensure_prometheus() {
+  local bin
+  if bin="$(find_prometheus)"; then echo "$bin"; return; fi
+  [[ "$(id -u)" == 0 ]] || die "METRICS=1 needs Prometheus. Install it (Debian/Ubuntu: sudo apt-get install
+  prometheus; macOS: brew install prometheus) or set PROMETHEUS_BIN=/path/to/prometheus."
+  command -v apt-get >/dev/null || die "prometheus is not installed and there is no apt-get: install it, or set PROMETHEUS_BIN"
+  say "prod: installing prometheus (Debian package; only its binary is used, its own service stays off)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >&2 ||
+    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >&2; } ||
+    die "apt-get install prometheus failed"
+  bin="$(find_prometheus)" || die "prometheus was installed but its binary is not found"
+  echo "$bin"
+}
+
+metrics_wanted() { [[ "${METRICS:-}" =~ ^(1|true|yes|on)$ ]]; }
 
 python_() { "$VENV_BIN/python" "$@"; }
 
@@ -230,6 +259,34 @@ start_nginx() {
   wait_for nginx "$PORT" /health "$NGINX_PID" nginx "$NGINX_DIR/error.log"
 }
 
+# Every gunicorn instance, scraped on loopback (the edge refuses /metrics), its rules the
+# alerts of deploy/prometheus/alerts.yml.
+start_prometheus() {
+  local bin log i
+  bin="$(ensure_prometheus)"
+  port_in_use "$PROMETHEUS_PORT" && die "127.0.0.1:$PROMETHEUS_PORT (PROMETHEUS_PORT, for Prometheus) is taken by another program"
+  mkdir -p "$PROMETHEUS_DIR/data"
+  PROMETHEUS_TARGETS="'127.0.0.1:$APP_PORT'"
+  for ((i = 1; i < APP_INSTANCES; i++)); do PROMETHEUS_TARGETS+=", '127.0.0.1:$((APP_PORT + i))'"; done
+  PROMETHEUS_RULES="$PROJECT_ROOT/deploy/prometheus/alerts.yml"
+  PROMETHEUS_SCRAPE_INTERVAL="${PROMETHEUS_SCRAPE_INTERVAL:-5s}"
+  [[ "$PROMETHEUS_SCRAPE_INTERVAL" =~ ^[1-9][0-9]*(ms|s|m)$ ]] ||
+    die "PROMETHEUS_SCRAPE_INTERVAL must be a duration like 5s, got '$PROMETHEUS_SCRAPE_INTERVAL'"
+  render "$PROJECT_ROOT/deploy/prometheus/prometheus.yml.template" "$PROMETHEUS_DIR/prometheus.yml" \
+    PROMETHEUS_TARGETS PROMETHEUS_RULES PROMETHEUS_SCRAPE_INTERVAL
+  log="$PROMETHEUS_DIR/prometheus.log"
+  say "prod: starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT ($("$bin" --version 2>&1 | head -1 | awk '{print $3}'); log: $log)"
+  rm -f "$PROMETHEUS_PID"
+  (
+    cd "$PROMETHEUS_DIR"
+    exec setsid "$bin" --config.file="$PROMETHEUS_DIR/prometheus.yml" \
+      --storage.tsdb.path="$PROMETHEUS_DIR/data" --storage.tsdb.retention.time=7d \
+      --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" </dev/null >>"$log" 2>&1
+  ) &
+  echo $! >"$PROMETHEUS_PID"
+  wait_for Prometheus "$PROMETHEUS_PORT" /-/ready "$PROMETHEUS_PID" prometheus "$log"
+}
+
 stop_pid() {
   local what="$1" pid="$2" signal="$3" seconds="$4"
   kill "-$signal" "$pid" 2>/dev/null || return 0
@@ -250,6 +307,14 @@ load_state() {
   PORT="${PORT:-8080}"
   APP_PORT="${APP_PORT:-8000}"
   APP_INSTANCES="${APP_INSTANCES:-1}"
+  PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+}
+
+prometheus_status() {
+  local pid
+  if pid="$(live_pid "$PROMETHEUS_PID" prometheus)"; then
+    say "prod: Prometheus running (pid $pid) on http://127.0.0.1:$PROMETHEUS_PORT"
+  fi
 }
 
 cmd_up() {
@@ -261,6 +326,7 @@ cmd_up() {
   if [[ -n "$gpid" && -n "$npid" ]]; then
     load_state
     say "prod: already running ($STOP_HINT stops it)"
+    prometheus_status
     echo "http://127.0.0.1:$PORT"
     return 0
   fi
@@ -269,6 +335,7 @@ cmd_up() {
   PORT="${PORT:-8080}"
   APP_PORT="${APP_PORT:-8000}"
   APP_INSTANCES="${APP_INSTANCES:-1}"
+  PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
   [[ "$APP_INSTANCES" =~ ^[1-9][0-9]?$ ]] || die "APP_INSTANCES must be 1..99, got $APP_INSTANCES"
   ((PORT < APP_PORT || PORT >= APP_PORT + APP_INSTANCES)) || die "PORT ($PORT) is among the app ports"
   export APP_ENV="${APP_ENV:-production}"
@@ -282,7 +349,8 @@ cmd_up() {
   ensure_secret_key
   settle_body_limits
   prepare_nginx
-  printf 'PORT=%q\nAPP_PORT=%q\nAPP_INSTANCES=%q\n' "$PORT" "$APP_PORT" "$APP_INSTANCES" >"$STATE_FILE"
+  printf 'PORT=%q\nAPP_PORT=%q\nAPP_INSTANCES=%q\nPROMETHEUS_PORT=%q\n' \
+    "$PORT" "$APP_PORT" "$APP_INSTANCES" "$PROMETHEUS_PORT" >"$STATE_FILE"
 
   say "prod: migrating (APP_ENV=$APP_ENV; flask db upgrade)"
   (cd "$PROJECT_ROOT" && mkdir -p instance && "$VENV_BIN/flask" db upgrade 2>&1 | sed 's/^/prod: /' >&2) ||
@@ -292,6 +360,10 @@ cmd_up() {
   local i
   for ((i = 0; i < APP_INSTANCES; i++)); do start_gunicorn "$i"; done
   start_nginx
+  if metrics_wanted; then
+    start_prometheus
+    say "prod: Prometheus: http://127.0.0.1:$PROMETHEUS_PORT (scraping every ${PROMETHEUS_SCRAPE_INTERVAL}; alerts: deploy/prometheus/alerts.yml)"
+  fi
   trap - EXIT
   say "prod: ready. Logs in $RUN_DIR/ (gunicorn.log, nginx/access.log, nginx/error.log); $STOP_HINT stops it."
   echo "http://127.0.0.1:$PORT"
@@ -299,6 +371,11 @@ cmd_up() {
 
 cmd_down() {
   local pid any=""
+  if pid="$(live_pid "$PROMETHEUS_PID" prometheus)"; then
+    any=1
+    stop_pid Prometheus "$pid" TERM 15
+  fi
+  rm -f "$PROMETHEUS_PID"
   # nginx first: it stops accepting, finishes what it proxies, then gunicorn can go.
   if pid="$(live_pid "$NGINX_PID" nginx)"; then
     any=1
@@ -325,6 +402,7 @@ cmd_status() {
   npid="$(live_pid "$NGINX_PID" nginx || true)"
   if [[ -n "$gpid" ]]; then say "prod: gunicorn running (pid $gpid) on 127.0.0.1:$APP_PORT"; else say "prod: gunicorn stopped"; fi
   if [[ -n "$npid" ]]; then say "prod: nginx running (pid $npid) on 127.0.0.1:$PORT"; else say "prod: nginx stopped"; fi
+  prometheus_status
   if [[ -n "$gpid" && -n "$npid" ]]; then
     echo "http://127.0.0.1:$PORT"
   else
