@@ -170,6 +170,14 @@ class Config:
             env, "JOBS_WORKER", "celery" if self.CELERY_BROKER_URL else "thread", ("celery", "thread", "none")
         )
         self.JOBS_POLL_SECONDS: float = _float(env, "JOBS_POLL_SECONDS", 1.0)
+        # A running job whose worker vanished may be claimed again after this long; the
+        # Celery time limits sit below it, the broker's visibility timeout above it.
+        self.JOBS_LEASE_SECONDS: float = _float(env, "JOBS_LEASE_SECONDS", 300.0)
+        # How long Redis keeps a message a worker took but never acknowledged (killed)
+        # before it hands it out again; kombu's default is an hour.
+        self.CELERY_VISIBILITY_TIMEOUT_SECONDS: float = _float(
+            env, "CELERY_VISIBILITY_TIMEOUT_SECONDS", 600.0
+        )
         # Mail: SMTP when MAIL_URL is set (smtp://[user:pass@]host:port[?starttls=true],
         # smtps://...), else the log and .eml files in MAIL_DIR.
         self.MAIL_URL: str = env.get("MAIL_URL") or ""

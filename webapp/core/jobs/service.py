@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from webapp.core.db.mixins import utcnow
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 ENQUEUED = "webapp.jobs.enqueued"
 
 # A running job whose worker vanished is claimed again after this long: longer than any
-# task may run (the Celery time limit is set below it, celery_app.py).
+# task may run (the Celery time limit is set below it, celery_app.py). JOBS_LEASE_SECONDS.
 DEFAULT_LEASE = timedelta(minutes=5)
 
 
@@ -44,7 +45,13 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(2**attempts, 600))
 
 
-def run_job(job_id: int, *, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None) -> str | None:
+def lease_from_config() -> timedelta:
+    """JOBS_LEASE_SECONDS of the current app (DEFAULT_LEASE outside one)."""
+    seconds = current_app.config.get("JOBS_LEASE_SECONDS") if has_app_context() else None
+    return timedelta(seconds=float(seconds)) if seconds else DEFAULT_LEASE
+
+
+def run_job(job_id: int, *, lease: timedelta | None = None, now: datetime | None = None) -> str | None:
     """Run the job if it is due and no one else holds it; its new state, or None if it did
     not run (finished already, not due, missing, or claimed by another worker).
 
@@ -53,10 +60,23 @@ def run_job(job_id: int, *, lease: timedelta = DEFAULT_LEASE, now: datetime | No
     the failure. A worker that dies between them leaves a claim whose lease runs out.
     """
     now = now or utcnow()
+    lease = lease or lease_from_config()
     with unit_of_work() as uow:
         job = JobRepository(uow.session).claim(job_id, now)
         if job is None:
             return None
+        # The message that brought this claim is used up: a retry or a lease that runs
+        # out needs a new one, which the relay publishes for jobs marked unpublished.
+        job.published_at = None
+        if job.attempts >= job.max_attempts:
+            # Every attempt so far lost its worker (killed, out of memory, over the time
+            # limit): a job that takes its worker down is not run again and again.
+            job.state = JobState.FAILED
+            job.finished_at = now
+            job.lease_until = None
+            job.error = _problem(500, f"The job failed after {job.attempts} attempts.")
+            job.last_error = job.last_error or "every attempt lost its worker before it finished"
+            return JobState.FAILED
         job.state = JobState.RUNNING
         job.attempts += 1
         job.started_at = now
@@ -120,6 +140,34 @@ def run_due_jobs(limit: int = 100, *, now: datetime | None = None) -> int:
     with unit_of_work() as uow:
         due = JobRepository(uow.session).due_ids(now, limit)
     return sum(run_job(job_id, now=now) is not None for job_id in due)
+
+
+def publish_due(
+    publish: Callable[[Sequence[int]], None],
+    *,
+    grace: timedelta,
+    republish_after: timedelta,
+    limit: int = 100,
+    now: datetime | None = None,
+) -> int:
+    """The relay's sweep: hand ``publish`` the runnable jobs no broker message stands for
+    (JobRepository.to_publish), mark them published; how many. The rows stay locked while
+    ``publish`` runs, so two relays do not publish the same job in one sweep; a publish
+    that raises rolls the marks back and the next sweep tries again."""
+    now = now or utcnow()
+    with unit_of_work() as uow:
+        jobs = JobRepository(uow.session)
+        due = jobs.to_publish(now, grace, republish_after, limit)
+        if due:
+            publish(due)
+            jobs.mark_published(due, now)
+    return len(due)
+
+
+def mark_published(job_ids: Sequence[int], at: datetime) -> None:
+    """Record that the broker has a message for each of ``job_ids`` (sent at ``at``)."""
+    with unit_of_work() as uow:
+        JobRepository(uow.session).mark_published(job_ids, at)
 
 
 def retry(job_id: int) -> Job | None:
