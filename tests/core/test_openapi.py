@@ -9,6 +9,9 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
 from tests.support.operations import OPERATION_IDS
+from webapp.core.db import Database
+from webapp.core.jobs import enqueue
+from webapp.core.mail import SEND_MAIL
 
 EXPECTED_OPERATIONS = {
     ("get", "/health"),
@@ -150,11 +153,15 @@ def test_304_and_204_are_declared_without_content(client: FlaskClient) -> None:
 
 
 def test_every_get_has_a_head_twin_that_the_app_answers_without_a_body(
-    client: FlaskClient, create_user: Any
+    client: FlaskClient, create_user: Any, database: Database
 ) -> None:
     user = create_user()
     post = client.post("/api/v1/posts", json={"title": "T"}, headers=user.auth).get_json()
     comment = client.post(f"/api/v1/posts/{post['id']}/comments", json={"body": "B"}, headers=user.auth)
+    with database.new_session() as session, session.begin():
+        job = enqueue(
+            session, SEND_MAIL, {"to": "a@example.com", "subject": "S", "text": "T"}, owner_id=user["id"]
+        )
     paths = client.get("/openapi.json").get_json()["paths"]
 
     for path, item in paths.items():
@@ -165,9 +172,11 @@ def test_every_get_has_a_head_twin_that_the_app_answers_without_a_body(
         assert head.get("parameters") == item["get"].get("parameters")
         assert set(head["responses"]) == set(item["get"]["responses"])
         assert all("content" not in response for response in head["responses"].values())
-        url = path.format(user_id=user["id"], post_id=post["id"], comment_id=comment.get_json()["id"])
-        answered = client.head(url)
-        assert answered.status_code == client.get(url).status_code == 200, path
+        url = path.format(
+            user_id=user["id"], post_id=post["id"], comment_id=comment.get_json()["id"], job_id=job.id
+        )
+        answered = client.head(url, headers=user.auth)
+        assert answered.status_code == client.get(url, headers=user.auth).status_code == 200, path
         assert answered.get_data() == b""
 
 

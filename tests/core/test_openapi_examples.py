@@ -52,7 +52,7 @@ def same_shape(actual: Any, example: Any) -> bool:
 
 
 def _arrange(client: FlaskClient, database: Database) -> tuple[dict[str, int], dict[str, str]]:
-    """An admin with a post and a comment, for the path parameters, and the admin's token
+    """An admin with a post, a comment and a queued job, for the path parameters, and the admin's token
     (an admin may do every documented write); not the examples' own email."""
     owner = {"email": "owner@example.com", "full_name": "Owner", "password": "password123"}
     user = client.post("/api/v1/users", json=owner).get_json()
@@ -61,7 +61,12 @@ def _arrange(client: FlaskClient, database: Database) -> tuple[dict[str, int], d
     auth = sign_in(client, owner["email"], owner["password"])
     post = client.post("/api/v1/posts", json={"title": "Owned", "content": ""}, headers=auth).get_json()
     comment = client.post(f"/api/v1/posts/{post['id']}/comments", json={"body": "B"}, headers=auth).get_json()
-    return {"user_id": user["id"], "post_id": post["id"], "comment_id": comment["id"]}, auth
+    queued = {"items": [{"email": "queued@example.com", "full_name": "Queued", "password": "password123"}]}
+    job = client.post(
+        "/api/v1/users/bulk", json=queued, headers={**auth, "Prefer": "respond-async"}
+    ).get_json()
+    ids = {"user_id": user["id"], "post_id": post["id"], "comment_id": comment["id"], "job_id": job["id"]}
+    return ids, auth
 
 
 @pytest.mark.parametrize("operation_id", OPERATION_IDS)

@@ -21,6 +21,7 @@ OPERATION_IDS = [
     "delete_comment",
     "create_token",
     "delete_current_token",
+    "get_job",
     "get_health",
     "get_health_live",
     "get_health_ready",

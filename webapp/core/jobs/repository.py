@@ -40,6 +40,9 @@ class JobRepository:
         )
         return self.session.scalars(stmt).first()
 
+    def get(self, job_id: int) -> Job | None:
+        return self.session.get(Job, job_id)
+
     def locked(self, job_id: int) -> Job | None:
         stmt = select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True)
         return self.session.scalars(stmt).first()

@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session
 
 from webapp.core.db.mixins import utcnow
 from webapp.core.db.unit_of_work import unit_of_work
+from webapp.core.errors import DomainError
 from webapp.core.jobs.model import Job, JobState
 from webapp.core.jobs.registry import TASKS, PermanentFailure
 from webapp.core.jobs.repository import JobRepository
+from webapp.core.problems import domain_problem
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ def run_job(job_id: int, *, lease: timedelta | None = None, now: datetime | None
         if job.attempts >= job.max_attempts:
             # Every attempt so far lost its worker (killed, out of memory, over the time
             # limit): a job that takes its worker down is not run again and again.
+            _redact(job)
             job.state = JobState.FAILED
             job.finished_at = now
             job.lease_until = None
@@ -89,9 +92,12 @@ def run_job(job_id: int, *, lease: timedelta | None = None, now: datetime | None
         with unit_of_work() as uow:
             result = task.run(uow.session, payload)
             _finish(JobRepository(uow.session), job_id, JobState.SUCCEEDED, result=result)
-    except PermanentFailure as failure:
+    except (PermanentFailure, DomainError) as failure:
+        # A DomainError is the answer a request would have given (a 409, a 422): the
+        # job's error, as the same problem document; a retry would answer it again.
+        error = failure.error if isinstance(failure, PermanentFailure) else domain_problem(failure)
         with unit_of_work() as uow:
-            _finish(JobRepository(uow.session), job_id, JobState.FAILED, error=failure.error)
+            _finish(JobRepository(uow.session), job_id, JobState.FAILED, error=error)
         return JobState.FAILED
     except Exception:  # any task error is recorded and retried, never lost
         log.warning("job %s (%s) failed", job_id, kind, exc_info=True)
@@ -110,6 +116,7 @@ def _finish(
     job = jobs.locked(job_id)
     if job is None:
         return
+    _redact(job)
     job.state = state
     job.result = result
     job.error = dict(error) if error is not None else None
@@ -125,6 +132,7 @@ def _after_failure(job_id: int, last_error: str) -> str | None:
         job.last_error = last_error
         job.lease_until = None
         if job.attempts >= job.max_attempts:
+            _redact(job)
             job.state = JobState.FAILED
             job.finished_at = utcnow()
             job.error = _problem(500, f"The job failed after {job.attempts} attempts.")
@@ -184,6 +192,13 @@ def retry(job_id: int) -> Job | None:
         job.error = None
         uow.session.info.setdefault(ENQUEUED, []).append(job.id)
         return job
+
+
+def _redact(job: Job) -> None:
+    """A finished job keeps no secret its payload carried (a task's ``redact``)."""
+    task = TASKS.get(job.kind)
+    if task is not None and task.redact is not None:
+        job.payload = task.redact(dict(job.payload))
 
 
 def _problem(status: int, detail: str) -> dict[str, Any]:
