@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.support.smtp import smtp_server
+from tests.support.statements import count_statements
 from webapp.core.db import Database, unit_of_work
 from webapp.core.db.mixins import utcnow
 from webapp.core.jobs import Job, JobState, PermanentFailure, enqueue, run_due_jobs, run_job, task
@@ -190,3 +191,47 @@ def test_the_thread_worker_runs_what_a_request_commits(make_own_app: Any) -> Non
             send_mail_later(uow.session, to="thread@example.com", subject="Hi", text="x\n")
         inbox.wait_for("thread@example.com", timeout=5.0)
         app.extensions["jobs"].stop()
+
+
+def test_a_write_that_enqueues_costs_one_more_insert_and_nothing_after_its_commit(
+    make_own_app: Any,
+) -> None:
+    app = make_own_app(JOBS_WORKER="none")
+    database: Database = app.extensions["database"]
+
+    def write(email: str, *, mail: bool) -> list[str]:
+        with app.app_context(), count_statements(database) as log, unit_of_work(database) as uow:
+            uow.session.add(User(email=email, full_name="W", hashed_password="x"))
+            if mail:
+                send_mail_later(uow.session, to=email, subject="Hi", text="x\n")
+            uow.session.flush()
+        return log.statements
+
+    plain = write("plain@example.com", mail=False)
+    enqueuing = write("enqueuing@example.com", mail=True)
+
+    assert len(enqueuing) == len(plain) + 1
+    (extra,) = [sql for sql in enqueuing if sql not in plain]
+    assert extra.lstrip().upper().startswith("INSERT INTO JOBS")
+
+
+def test_requests_that_enqueue_nothing_cost_the_same_statements_with_the_celery_hand_off(
+    make_own_app: Any, client: Any, create_user: Any
+) -> None:
+    user = create_user()
+    # The after-commit listener and the Celery dispatcher installed; nothing is enqueued,
+    # so the (unreachable) broker is never asked.
+    with_celery = make_own_app(JOBS_WORKER="celery", CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+    without = make_own_app(JOBS_WORKER="none")
+    counts = []
+    for app in (without, with_celery):
+        database: Database = app.extensions["database"]
+        app_client = app.test_client()
+        app_client.get(f"/api/v1/users/{user['id']}")  # warm the pools
+        with count_statements(database) as read:
+            assert app_client.get(f"/api/v1/users/{user['id']}").status_code == 200
+        with count_statements(database) as write:
+            posted = app_client.post("/api/v1/posts", json={"title": "T", "content": ""}, headers=user.auth)
+            assert posted.status_code == 201
+        counts.append((read.count, write.count))
+    assert counts[0] == counts[1]
