@@ -14,6 +14,7 @@ Three parts, all built from one Flask app by ``celery_app_for(app)``:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -28,8 +29,7 @@ from celery.signals import worker_process_init
 from flask import Flask
 
 from webapp.core.db.database import Database
-from webapp.core.db.mixins import utcnow
-from webapp.core.jobs.service import mark_published, publish_due, run_job
+from webapp.core.jobs.service import hand_off, publish_due, run_job
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +148,9 @@ def publish(celery: Celery, job_ids: Sequence[int]) -> None:
 
 
 class CeleryDispatcher:
-    """Publishes the jobs a commit enqueued, then marks them published. A thread per
-    process does it, after the request; a process that dies first leaves them unpublished
-    in the outbox, where the relay finds them after PUBLISH_GRACE."""
+    """Marks the jobs a commit enqueued published, then publishes them (service.hand_off).
+    A thread per process does it, after the request; a process that dies first leaves them
+    unpublished in the outbox, where the relay finds them after PUBLISH_GRACE."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
@@ -180,9 +180,7 @@ class CeleryDispatcher:
                 job_ids.extend(self._queue.get_nowait())
             try:
                 with self.app.app_context():
-                    at = utcnow()
-                    publish(celery_app_for(self.app), job_ids)
-                    mark_published(job_ids, at)
+                    hand_off(functools.partial(publish, celery_app_for(self.app)), job_ids)
             except Exception:  # the relay publishes what this could not
                 log.warning("publishing jobs %s failed; the relay will", job_ids, exc_info=True)
 
@@ -213,7 +211,7 @@ class Relay:
     def sweep(self) -> int:
         with self.app.app_context():
             return publish_due(
-                lambda job_ids: publish(self.celery, job_ids),
+                functools.partial(publish, self.celery),
                 grace=PUBLISH_GRACE,
                 republish_after=self.republish_after,
             )

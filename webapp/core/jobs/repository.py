@@ -64,7 +64,7 @@ class JobRepository:
             .where(
                 _runnable(now),
                 or_(
-                    and_(Job.published_at.is_(None), Job.created_at < now - grace),
+                    and_(Job.published_at.is_(None), or_(Job.attempts > 0, Job.created_at < now - grace)),
                     Job.published_at < now - republish_after,
                 ),
             )
@@ -75,17 +75,17 @@ class JobRepository:
         return self.session.scalars(stmt).all()
 
     def mark_published(self, job_ids: Sequence[int], at: datetime) -> None:
-        """Published at ``at``, unless a worker claimed the job since (its claim cleared
-        the mark, and a retry or a lost lease must find it unpublished again)."""
+        """A message for each is being sent at ``at`` (a claim clears the mark again)."""
         stmt = (
             update(Job)
-            .where(
-                Job.id.in_(job_ids),
-                Job.state.in_((JobState.QUEUED, JobState.RUNNING)),
-                or_(Job.started_at.is_(None), Job.started_at < at),
-            )
+            .where(Job.id.in_(job_ids), Job.state.in_((JobState.QUEUED, JobState.RUNNING)))
             .values(published_at=at)
         )
+        self.session.execute(stmt.execution_options(synchronize_session=False))
+
+    def unmark_published(self, job_ids: Sequence[int], at: datetime) -> None:
+        """Undo mark_published(job_ids, at) where nothing changed the mark since."""
+        stmt = update(Job).where(Job.id.in_(job_ids), Job.published_at == at).values(published_at=None)
         self.session.execute(stmt.execution_options(synchronize_session=False))
 
     def failed(self, limit: int) -> Sequence[Job]:

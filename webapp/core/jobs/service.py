@@ -159,17 +159,37 @@ def publish_due(
     now: datetime | None = None,
 ) -> int:
     """The relay's sweep: hand ``publish`` the runnable jobs no broker message stands for
-    (JobRepository.to_publish), mark them published; how many. The rows stay locked while
-    ``publish`` runs, so two relays do not publish the same job in one sweep; a publish
-    that raises rolls the marks back and the next sweep tries again."""
+    (JobRepository.to_publish); how many. They are marked published in a transaction that
+    skips rows another relay holds, committed before ``publish`` runs (see hand_off)."""
     now = now or utcnow()
     with unit_of_work() as uow:
         jobs = JobRepository(uow.session)
         due = jobs.to_publish(now, grace, republish_after, limit)
         if due:
-            publish(due)
             jobs.mark_published(due, now)
+    if due:
+        _publish_marked(publish, due, now)
     return len(due)
+
+
+def hand_off(publish: Callable[[Sequence[int]], None], job_ids: Sequence[int]) -> None:
+    """Mark ``job_ids`` published, then ``publish`` them.
+
+    In this order, and committed first: a worker that gets the message at once must not
+    find the row locked by the mark (its claim skips locked rows and would drop the
+    message). A publish that fails takes the mark back, so the relay sends them later."""
+    at = utcnow()
+    mark_published(job_ids, at)
+    _publish_marked(publish, job_ids, at)
+
+
+def _publish_marked(publish: Callable[[Sequence[int]], None], job_ids: Sequence[int], at: datetime) -> None:
+    try:
+        publish(job_ids)
+    except Exception:
+        with unit_of_work() as uow:
+            JobRepository(uow.session).unmark_published(job_ids, at)
+        raise
 
 
 def mark_published(job_ids: Sequence[int], at: datetime) -> None:
