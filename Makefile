@@ -33,10 +33,15 @@ fuzz: install  ## schemathesis over every documented operation, on PostgreSQL
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-100} $(BIN)/pytest tests/fuzz -q -s -p no:cacheprovider
 
+# Another package's private names (scripts/check_private_names.py says which, and which
+# underscored names are documented API): PRIVATE_NAME_PATHS=... checks other files.
+PRIVATE_NAME_PATHS ?= webapp config.py wsgi.py
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python scripts/check_private_names.py $(PRIVATE_NAME_PATHS)
 
 client-check: install  ## generate a Python client from /openapi.json, mypy --strict a program against it, run it
 	scripts/client_check/run.sh
@@ -91,7 +96,7 @@ cluster-down:  ## stop PgBouncer, the replica and the primary (their data stays 
 cluster-status:  ## which parts of the local cluster run (the script itself exits 3 when one is stopped)
 	@scripts/cluster.sh status || true
 
-seed: install  ## demo data: make seed users=1000 posts=10
+seed: install db-upgrade  ## demo data, on a migrated database: make seed users=1000 posts=10
 	$(BIN)/flask seed --users $(or $(users),100) --posts-per-user $(or $(posts),5)
 
 bench: bench-http bench-pagination  ## every benchmark (PostgreSQL: DATABASE_URL, default .../bench); see bench/README.md

@@ -141,6 +141,11 @@ class Config:
         self.SQL_ECHO: bool = _bool(env, "SQL_ECHO", False)
         self.SLOW_QUERY_MS: float = _float(env, "SLOW_QUERY_MS", 200.0)
         self.MAX_CONTENT_LENGTH: int = _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024)
+        # An answer given before the body was read (413, 415, 401...) reads and drops up to
+        # this much of it to keep the connection open; past that the connection closes.
+        # Behind the edge, which hands over whole bodies at loopback speed, scripts/prod.sh
+        # sets it to MAX_CONTENT_LENGTH (webapp/core/unread_body.py, docs/deployment.md).
+        self.BODY_DRAIN_LIMIT: int = _int(env, "BODY_DRAIN_LIMIT", 64 * 1024)
         self.IDEMPOTENCY_RETENTION_HOURS: float = _float(env, "IDEMPOTENCY_RETENTION_HOURS", 24.0)
         self.RETRY_AFTER_SECONDS: int = _int(env, "RETRY_AFTER_SECONDS", 5)
         self.LOG_LEVEL: str = env.get("LOG_LEVEL", "INFO").upper()
@@ -152,16 +157,57 @@ class Config:
         self.RATELIMIT_ENABLED: bool = _bool(env, "RATELIMIT_ENABLED", True)
         self.RATELIMIT_STORAGE_URI: str = env.get("RATELIMIT_STORAGE_URL") or "memory://"
         self.RATELIMIT_SIGNUP: str = env.get("RATELIMIT_SIGNUP") or "20 per minute"
+        # Per account and address: one address cannot lock the owner out (5 of the 10 below).
+        self.RATELIMIT_TOKEN_FAILURES_PER_EMAIL_AND_ADDRESS: str = (
+            env.get("RATELIMIT_TOKEN_FAILURES_PER_EMAIL_AND_ADDRESS") or "5 per 15 minutes"
+        )
         self.RATELIMIT_TOKEN_FAILURES_PER_EMAIL: str = (
             env.get("RATELIMIT_TOKEN_FAILURES_PER_EMAIL") or "10 per 15 minutes"
         )
         self.RATELIMIT_TOKEN_FAILURES_PER_ADDRESS: str = (
             env.get("RATELIMIT_TOKEN_FAILURES_PER_ADDRESS") or "30 per 15 minutes"
         )
+        # Password hashes (sign-up, sign-in, password changes) per client address: scrypt is
+        # slow on purpose, so this is what keeps one client from occupying every worker.
+        self.RATELIMIT_PASSWORD_HASHES_PER_ADDRESS: str = (
+            env.get("RATELIMIT_PASSWORD_HASHES_PER_ADDRESS") or "30 per minute"
+        )
         # How many proxies in front of the app set X-Forwarded-For (nginx: 1); 0 trusts none.
         self.PROXY_FIX_X_FOR: int = _int(env, "PROXY_FIX_X_FOR", 0)
+        # Which peers are those proxies (gunicorn.conf.py reads the same variable): anyone
+        # else's X-Forwarded-For is ignored. "*" trusts any peer (only where nothing but
+        # the proxy can reach the app, as in docker-compose.yml).
+        self.FORWARDED_ALLOW_IPS: tuple[str, ...] = tuple(
+            part.strip()
+            for part in (env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1").split(",")
+            if part.strip()
+        )
         # Browser origins allowed to call the API; none by default (no CORS headers at all).
         self.CORS_ORIGINS: tuple[str, ...] = _origins(env, "CORS_ORIGINS")
+        self._read_jobs(env)
+        # Mail: SMTP when MAIL_URL is set (smtp://[user:pass@]host:port[?starttls=true],
+        # smtps://...), else the log and .eml files in MAIL_DIR.
+        self.MAIL_URL: str = env.get("MAIL_URL") or ""
+        self.MAIL_FROM: str = env.get("MAIL_FROM") or "webapp <no-reply@localhost>"
+        self.MAIL_DIR: str = env.get("MAIL_DIR") or str(PROJECT_ROOT / "instance" / "mailbox")
+        self.MAIL_TIMEOUT_SECONDS: float = _float(env, "MAIL_TIMEOUT_SECONDS", 10.0)
+        # Where the links in mails point (a front end's pages, or this API's host).
+        self.APP_BASE_URL: str = (env.get("APP_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+        # The account lifecycle (docs/accounts.md): whether writes wait for a verified email,
+        # how long the tokens mailed for it live, and how often a reset may be asked for.
+        self.REQUIRE_VERIFIED_EMAIL: bool = _bool(env, "REQUIRE_VERIFIED_EMAIL", False)
+        self.EMAIL_VERIFICATION_TTL_HOURS: int = _int(env, "EMAIL_VERIFICATION_TTL_HOURS", 48)
+        self.PASSWORD_RESET_TTL_MINUTES: int = _int(env, "PASSWORD_RESET_TTL_MINUTES", 60)
+        # Mails a client can make the server send: resets per address asked for, and
+        # resets and verification resends per client address.
+        self.RATELIMIT_ACCOUNT_MAILS_PER_EMAIL: str = (
+            env.get("RATELIMIT_ACCOUNT_MAILS_PER_EMAIL") or "5 per hour"
+        )
+        self.RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS: str = (
+            env.get("RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS") or "20 per hour"
+        )
+
+    def _read_jobs(self, env: Mapping[str, str]) -> None:
         # Background jobs (docs/jobs.md). With a broker, Celery workers run them; without
         # one, a thread in each web process does ("thread"); "none" leaves them queued for
         # `flask jobs run`.
@@ -178,14 +224,6 @@ class Config:
         self.CELERY_VISIBILITY_TIMEOUT_SECONDS: float = _float(
             env, "CELERY_VISIBILITY_TIMEOUT_SECONDS", 600.0
         )
-        # Mail: SMTP when MAIL_URL is set (smtp://[user:pass@]host:port[?starttls=true],
-        # smtps://...), else the log and .eml files in MAIL_DIR.
-        self.MAIL_URL: str = env.get("MAIL_URL") or ""
-        self.MAIL_FROM: str = env.get("MAIL_FROM") or "webapp <no-reply@localhost>"
-        self.MAIL_DIR: str = env.get("MAIL_DIR") or str(PROJECT_ROOT / "instance" / "mailbox")
-        self.MAIL_TIMEOUT_SECONDS: float = _float(env, "MAIL_TIMEOUT_SECONDS", 10.0)
-        # Where the links in mails point (a front end's pages, or this API's host).
-        self.APP_BASE_URL: str = (env.get("APP_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in dir(self) if name.isupper()}
@@ -224,6 +262,11 @@ class ProductionConfig(Config):
         problem = secret_key_problem(env.get("SECRET_KEY"))
         if problem is not None:
             raise RuntimeError(problem)
+        if self.SQL_ECHO:
+            raise RuntimeError(
+                "SQL_ECHO logs every statement with its parameters (password hashes, token "
+                "digests, emails): refused in production"
+            )
 
 
 CONFIGS: dict[str, type[Config]] = {

@@ -338,6 +338,8 @@ start_apps() {
   (
     eval "$(urls)"
     export DB_SESSION_OPTIONS=false PROD_RUN_DIR="$APPS_RUN_DIR" APP_INSTANCES=2
+    # These instances stop with the cluster: make prod-down would look in another folder.
+    export PROD_STOP_HINT="make cluster-down"
     export PORT="$APPS_PORT" APP_PORT="$((APPS_PORT + 1))" REDIS_PORT="$APPS_REDIS_PORT"
     # Limits that hold across the two instances need a shared store: Redis, when one answers.
     if [[ -z "${RATELIMIT_STORAGE_URL:-}" ]] && (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then

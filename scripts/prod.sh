@@ -37,6 +37,9 @@ REDIS_PID="$REDIS_DIR/redis.pid"
 NGINX_WORKER_USER="${NGINX_WORKER_USER:-nobody}"
 
 say() { printf '%s\n' "$*" >&2; }
+# What stops this instance, as its messages tell the reader: another script that runs
+# prod.sh for its own instances (scripts/cluster.sh) says what stops those.
+STOP_HINT="${PROD_STOP_HINT:-make prod-down}"
 die() { say "prod: $*"; exit 1; }
 
 port_in_use() {
@@ -181,6 +184,22 @@ render() {
   printf '%s\n' "$text" >"$out"
 }
 
+# One body limit for both: nginx's client_max_body_size is the app's MAX_CONTENT_LENGTH,
+# read from the app itself (environment, .env and defaults, as gunicorn will see them).
+# nginx answers every body over it, so the app's own 413 only meets clients that reach
+# gunicorn directly. An answer the app gives before reading a body drains all of it
+# (BODY_DRAIN_LIMIT): nginx hands it over complete, and closing under it makes a 502.
+settle_body_limits() {
+  local out
+  out="$(cd "$PROJECT_ROOT" && python_ -c 'import wsgi; print(wsgi.app.config["MAX_CONTENT_LENGTH"])' 2>&1)" ||
+    { say "$out"; die "the app did not start (see above)"; }
+  MAX_CONTENT_LENGTH="$(tail -n 1 <<<"$out")"
+  [[ "$MAX_CONTENT_LENGTH" =~ ^[1-9][0-9]*$ ]] ||
+    die "MAX_CONTENT_LENGTH must be a positive number of bytes behind the edge, got '$MAX_CONTENT_LENGTH'"
+  export MAX_CONTENT_LENGTH
+  export BODY_DRAIN_LIMIT="${BODY_DRAIN_LIMIT:-$MAX_CONTENT_LENGTH}"
+}
+
 nginx_() {
   "$NGINX" -p "$NGINX_DIR/" -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/error.log" "$@"
 }
@@ -211,8 +230,17 @@ prepare_nginx() {
     APP_UPSTREAM+=$';\n    server 127.0.0.1:'"$((APP_PORT + i))"
   done
   NGINX_ACCESS_LOG="$NGINX_DIR/access.log"
+  # Per client address (docs/deployment.md, "One client cannot take the edge").
+  EDGE_CONNECTIONS_PER_CLIENT="${EDGE_CONNECTIONS_PER_CLIENT:-100}"
+  EDGE_REQUESTS_PER_SECOND="${EDGE_REQUESTS_PER_SECOND:-200}"
+  EDGE_BURST="${EDGE_BURST:-400}"
+  local limit
+  for limit in EDGE_CONNECTIONS_PER_CLIENT EDGE_REQUESTS_PER_SECOND EDGE_BURST; do
+    [[ "${!limit}" =~ ^[1-9][0-9]*$ ]] || die "$limit must be a positive whole number, got '${!limit}'"
+  done
   render "$PROJECT_ROOT/deploy/nginx/edge.conf.template" "$NGINX_DIR/edge.conf" \
-    NGINX_LISTEN APP_UPSTREAM NGINX_ACCESS_LOG
+    NGINX_LISTEN APP_UPSTREAM NGINX_ACCESS_LOG MAX_CONTENT_LENGTH \
+    EDGE_CONNECTIONS_PER_CLIENT EDGE_REQUESTS_PER_SECOND EDGE_BURST
   render "$PROJECT_ROOT/deploy/nginx/nginx.conf.template" "$NGINX_DIR/nginx.conf" \
     NGINX_USER_DIRECTIVE RUN_DIR
   nginx_ -t -q 2>&1 | sed 's/^/prod: /' >&2 || true
@@ -292,7 +320,7 @@ cmd_up() {
   cpid="$(live_pid "$CELERY_PID" celery || true)"
   if [[ -n "$gpid" && -n "$npid" && -n "$cpid" ]]; then
     load_state
-    say "prod: already running (make prod-down stops it)"
+    say "prod: already running ($STOP_HINT stops it)"
     echo "http://127.0.0.1:$PORT"
     return 0
   fi
@@ -312,6 +340,7 @@ cmd_up() {
   export FLASK_APP=wsgi
   NGINX="$(ensure_nginx)"
   ensure_secret_key
+  settle_body_limits
   prepare_nginx
   local own_redis=""
   if [[ -z "${CELERY_BROKER_URL:-}" ]] && ! dotenv_has CELERY_BROKER_URL; then
@@ -332,7 +361,7 @@ cmd_up() {
   for ((i = 0; i < APP_INSTANCES; i++)); do start_gunicorn "$i"; done
   start_nginx
   trap - EXIT
-  say "prod: ready. Logs in $RUN_DIR/ (gunicorn.log, celery.log, nginx/access.log, nginx/error.log); make prod-down stops it."
+  say "prod: ready. Logs in $RUN_DIR/ (gunicorn.log, celery.log, nginx/access.log, nginx/error.log); $STOP_HINT stops it."
   echo "http://127.0.0.1:$PORT"
 }
 

@@ -152,7 +152,7 @@ def test_development_warns_once_when_it_signs_with_the_built_in_key(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="webapp")
-    # JOBS_WORKER=none: a jobs thread would outlive the test and run other tests' jobs.
+    # No jobs thread: it would outlive this app and run the other tests' jobs.
     app = create_app(DevelopmentConfig({"DATABASE_URL": database_url, "JOBS_WORKER": "none"}))
     try:
         assert _signing_warnings(caplog) == []  # starting alone signs nothing
@@ -198,3 +198,9 @@ def test_a_cursor_signed_with_an_empty_key_is_never_honoured(app: Flask, client:
     for response in (refused_with_key, refused_without_key):
         assert response.status_code == 400
         assert response.content_type == "application/problem+json"
+
+
+def test_production_refuses_sql_echo() -> None:
+    with pytest.raises(RuntimeError, match="SQL_ECHO"):
+        ProductionConfig({"SECRET_KEY": STRONG_KEY, "SQL_ECHO": "true"})
+    assert DevelopmentConfig({"SQL_ECHO": "true"}).SQL_ECHO is True

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
 from webapp.core.loaders import Declined, compile_acceptor, compile_loader, loader_for
 from webapp.core.operations import declared_operation
@@ -203,9 +203,37 @@ def test_schemas_with_hooks_or_defaults_are_left_to_marshmallow() -> None:
     class WithDottedAttribute(Schema):
         name = fields.String(attribute="profile.name")
 
-    for schema in (WithHook(), WithDefault(), WithDottedAttribute()):
+    class WithValidator(Schema):
+        name = fields.String()
+
+        @validates("name")
+        def not_ada(self, value: str, **_kwargs: Any) -> None:
+            if value == "ada":
+                raise ValidationError("Not ada.")
+
+    class Nesting(Schema):
+        inner = fields.Nested(WithHook())
+
+    for schema in (WithHook(), WithDefault(), WithDottedAttribute(), WithValidator()):
         assert compile_acceptor(schema) is None
-        assert compile_loader(schema)({"name": "ada"}) == schema.load({"name": "ada"})
+        assert outcome(compile_loader(schema), {"name": "ada"}) == outcome(
+            marshmallow(schema), {"name": "ada"}
+        )
+    assert compile_acceptor(Nesting()) is None
+
+
+def test_a_field_that_converts_its_own_way_is_loaded_through_its_deserialize() -> None:
+    class Shouting(fields.String):
+        def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+            return str(super()._deserialize(value, attr, data, **kwargs)).upper()
+
+    class Loud(Schema):
+        word = Shouting(required=True, validate=validate.Length(max=3))
+
+    schema = Loud()
+    assert compile_acceptor(schema) is not None
+    for data in ({"word": "abc"}, {"word": "abcd"}, {"word": None}, {"word": 3}, {}):
+        assert outcome(compile_loader(schema), data) == outcome(marshmallow(schema), data), data
 
 
 def test_optional_nullable_and_other_fields_load_as_marshmallow_loads_them() -> None:

@@ -117,3 +117,24 @@ def test_a_long_statement_is_cut() -> None:
 
     assert len(logged) == 2003
     assert logged.endswith("...")
+
+
+@pytest.mark.parametrize("unsafe", ["\x1b[31m", "\x07", "\x9b2J", "\u202e", "\r"])
+def test_control_and_bidi_characters_never_reach_a_log_line_raw(
+    kept: list[logging.LogRecord], unsafe: str
+) -> None:
+    logger = logging.getLogger("tests.log_format")
+    logger.info("path %s", f"/a{unsafe}b")
+    log_event(logger, logging.INFO, "request", path=f"/a{unsafe}b")
+
+    for record in kept:
+        for line in (TextFormatter().format(record), JsonFormatter().format(record)):
+            assert unsafe not in line
+    # Still the same value for a reader of the JSON line.
+    assert json.loads(JsonFormatter().format(kept[1]))["path"] == f"/a{unsafe}b"
+
+
+def test_a_multi_line_message_keeps_its_line_breaks_and_tabs(kept: list[logging.LogRecord]) -> None:
+    logging.getLogger("tests.log_format").info("one\n\ttwo")
+
+    assert TextFormatter().format(kept[0]).endswith("one\n\ttwo")

@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Column, MetaData, Text, inspect, make_url, text
+from sqlalchemy import Column, MetaData, Table, Text, inspect, make_url, text
 from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import make_app
@@ -24,6 +24,7 @@ from tests.support.auth import sign_in
 from tests.support.schema import drop_everything
 from webapp.core.db import Base
 from webapp.core.db.base import NAMING_CONVENTION
+from webapp.core.db.indexes import ONLY_ON
 from webapp.core.db.sqlite_migrations import (
     index_definitions,
     index_drift,
@@ -127,19 +128,49 @@ def sqlite_app(tmp_path: Path) -> Iterator[Flask]:
     app.extensions["database"].dispose()
 
 
-def _models_with_bio() -> MetaData:
-    """The models plus a users.bio column: the day-two change a new user makes."""
+def unused_column_name(table: Table, wanted: str = "day_two_note") -> str:
+    """A column name the table does not have: the day-two column must be new whatever
+    the models already hold (a user may well add a ``bio`` of their own)."""
+    name, suffix = wanted, 1
+    while name in table.columns:
+        suffix += 1
+        name = f"{wanted}_{suffix}"
+    return name
+
+
+NEW_COLUMN = unused_column_name(Base.metadata.tables["users"])
+ADD_COLUMN = f"add {NEW_COLUMN} to users"
+
+
+def _models_with_new_column(source: MetaData = Base.metadata) -> MetaData:
+    """The models plus one new nullable users column: the day-two change a new user makes."""
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    for table in Base.metadata.sorted_tables:
+    for table in source.sorted_tables:
         copied = table.to_metadata(metadata)
-        # to_metadata() does not carry ddl_if(): say again which indexes are PostgreSQL's.
+        # to_metadata() carries neither an index's info nor its ddl_if(): say again which
+        # indexes exist on one dialect only.
         for index in table.indexes:
-            condition = getattr(index, "_ddl_if", None)
-            if condition is not None:
+            only_on = index.info.get(ONLY_ON)
+            if only_on is not None:
                 twin = next(item for item in copied.indexes if item.name == index.name)
-                twin.ddl_if(dialect=condition.dialect)
-    metadata.tables["users"].append_column(Column("bio", Text(), nullable=True))
+                twin.info[ONLY_ON] = only_on
+                twin.ddl_if(dialect=only_on)
+    users = metadata.tables["users"]
+    users.append_column(Column(unused_column_name(users), Text(), nullable=True))
     return metadata
+
+
+def test_the_day_two_column_is_new_even_if_the_models_already_have_it() -> None:
+    models = _models_with_new_column()
+    users = models.tables["users"]
+    assert NEW_COLUMN in users.columns
+    assert NEW_COLUMN not in Base.metadata.tables["users"].columns
+
+    again = _models_with_new_column(models)
+
+    added = set(again.tables["users"].columns.keys()) - set(users.columns.keys())
+    assert len(added) == 1
+    assert NEW_COLUMN not in added
 
 
 def _generate_revision(app: Flask, directory: Path, metadata: MetaData, message: str) -> Path:
@@ -179,17 +210,17 @@ def test_a_generated_column_migration_keeps_indexes_and_rows_through_downgrade_a
         user_id = _create_author_with_posts(client, "ada@example.com", posts=3)
         with engine.connect() as connection:
             indexes_before = index_definitions(connection)
-        revision = _generate_revision(sqlite_app, migrations_copy, _models_with_bio(), "add bio to users")
+        revision = _generate_revision(sqlite_app, migrations_copy, _models_with_new_column(), ADD_COLUMN)
         assert "batch_alter_table" in revision.read_text()
 
         flask_migrate.upgrade(directory=str(migrations_copy))
-        # The downgrade drops bio: SQLite rebuilds users while posts point at it.
+        # The downgrade drops the column: SQLite rebuilds users while posts point at it.
         flask_migrate.downgrade(directory=str(migrations_copy), revision="-1")
         flask_migrate.upgrade(directory=str(migrations_copy))
 
     with engine.connect() as connection:
         indexes_after = index_definitions(connection)
-        assert {"bio"} <= {column["name"] for column in inspect(connection).get_columns("users")}
+        assert {NEW_COLUMN} <= {column["name"] for column in inspect(connection).get_columns("users")}
         posts = connection.scalar(text("SELECT count(*) FROM posts WHERE user_id = :id"), {"id": user_id})
         assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
     assert indexes_after.keys() == indexes_before.keys()
@@ -208,7 +239,7 @@ def test_the_email_index_rejects_a_duplicate_row_after_a_rebuild(
     engine = sqlite_app.extensions["database"].engine
     with sqlite_app.app_context():
         flask_migrate.upgrade(directory=str(migrations_copy))
-        _generate_revision(sqlite_app, migrations_copy, _models_with_bio(), "add bio to users")
+        _generate_revision(sqlite_app, migrations_copy, _models_with_new_column(), ADD_COLUMN)
         flask_migrate.upgrade(directory=str(migrations_copy))
         flask_migrate.downgrade(directory=str(migrations_copy), revision="-1")
     insert = text(
@@ -228,7 +259,7 @@ def test_a_migration_that_orphans_rows_fails_and_changes_nothing(
     with sqlite_app.app_context():
         flask_migrate.upgrade(directory=str(migrations_copy))
         _create_author_with_posts(client, "ada@example.com", posts=1)
-        revision = _generate_revision(sqlite_app, migrations_copy, _models_with_bio(), "add bio to users")
+        revision = _generate_revision(sqlite_app, migrations_copy, _models_with_new_column(), ADD_COLUMN)
         # A migration with a bug: it empties users while posts still point at them.
         source = revision.read_text().replace(
             "def upgrade() -> None:\n", "def upgrade() -> None:\n    op.execute('DELETE FROM users')\n"
@@ -241,7 +272,7 @@ def test_a_migration_that_orphans_rows_fails_and_changes_nothing(
     assert "point at missing rows" in capsys.readouterr().err
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM users")) == 1
-        assert "bio" not in {column["name"] for column in inspect(connection).get_columns("users")}
+        assert NEW_COLUMN not in {column["name"] for column in inspect(connection).get_columns("users")}
 
 
 def test_a_migrated_sqlite_database_has_every_index_the_models_declare(sqlite_app: Flask) -> None:
@@ -284,7 +315,7 @@ def test_a_generated_revision_recreates_a_missing_expression_index(
 def test_a_generated_revision_passes_the_linter_as_written(sqlite_app: Flask, migrations_copy: Path) -> None:
     with sqlite_app.app_context():
         flask_migrate.upgrade(directory=str(migrations_copy))
-        revision = _generate_revision(sqlite_app, migrations_copy, _models_with_bio(), "add bio to users")
+        revision = _generate_revision(sqlite_app, migrations_copy, _models_with_new_column(), ADD_COLUMN)
     ruff = [sys.executable, "-m", "ruff"]
     root = migrations_copy.parent
     checked = subprocess.run(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import time
 import uuid
@@ -253,3 +255,79 @@ def test_a_burst_of_parallel_wrong_passwords_cannot_overrun_the_limit(
     # Every guess that reached the password check counted before it ran.
     assert statuses.count(401) == 5, statuses
     assert statuses.count(429) == 35, statuses
+
+
+def _guess_from(server: LiveServer, address: str, email: str) -> int:
+    """One wrong password over a real socket from ``address`` (any 127.0.0.0/8 address)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30, source_address=(address, 0))
+    try:
+        body = json.dumps({"email": email, "password": "wrong guess"})
+        connection.request("POST", "/api/v1/tokens", body=body, headers={"Content-Type": "application/json"})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_concurrent_guesses_from_four_addresses_check_at_most_the_per_email_limit(
+    limited_app: Callable[..., Flask],
+) -> None:
+    app = limited_app()  # the shipped defaults: 10 per email, 5 per email and address
+    assert _sign_up(app.test_client(), "spread@example.com") == 201
+    server = LiveServer(app)
+    server.start()
+    try:
+        addresses = [f"127.0.0.{n}" for n in range(2, 6)] * 10
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(
+                pool.map(lambda address: _guess_from(server, address, "spread@example.com"), addresses)
+            )
+    finally:
+        server.stop()
+
+    assert statuses.count(401) == 10, statuses
+    assert statuses.count(429) == 30, statuses
+
+
+def test_an_attacker_at_one_address_does_not_lock_the_owner_out(limited_app: Callable[..., Flask]) -> None:
+    client = limited_app().test_client()
+    assert _sign_up(client, "owner@example.com") == 201
+    attacker = [
+        _sign_in(client, "owner@example.com", f"guess {n}", "203.0.113.7").status_code for n in range(15)
+    ]
+
+    owner = _sign_in(client, "owner@example.com", PASSWORD, "198.51.100.20")
+
+    assert attacker.count(401) == 5
+    assert owner.status_code == 201
+
+
+def test_with_the_limit_storage_down_failed_sign_ins_are_still_limited(
+    limited_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = limited_app(RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0").test_client()
+    assert _sign_up(client, "fallback@example.com") == 201
+
+    statuses = [_sign_in(client, "fallback@example.com", f"guess {n}").status_code for n in range(12)]
+
+    assert statuses.count(401) == 5
+    assert set(statuses[5:]) == {429}
+    assert "counted in this process only" in caplog.text
+
+
+def test_a_forwarded_address_from_a_peer_that_is_not_the_proxy_is_ignored(
+    limited_app: Callable[..., Flask],
+) -> None:
+    client = limited_app(RATELIMIT_SIGNUP="2 per minute", PROXY_FIX_X_FOR=1).test_client()
+    outsider = {"REMOTE_ADDR": "198.51.100.9"}
+
+    def sign_up_claiming(address: str, n: int) -> int:
+        payload = {"email": f"o{n}@example.com", "full_name": "O", "password": PASSWORD}
+        headers = {"X-Forwarded-For": address}
+        response = client.post("/api/v1/users", json=payload, headers=headers, environ_base=outsider)
+        return int(response.status_code)
+
+    # A new address claimed on every request: still one client, counted as its own peer.
+    statuses = [sign_up_claiming(f"203.0.113.{n}", n) for n in range(3)]
+
+    assert statuses == [201, 201, 429]

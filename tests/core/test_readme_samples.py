@@ -33,7 +33,8 @@ from tests.support.server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = "## Calling the API"
-README_ORIGIN = "http://127.0.0.1:5000"
+# The samples name the server once, as a default of $BASE; the test exports BASE.
+SERVER_ADDRESS = re.compile(r"https?://(?:127\.0\.0\.1|localhost)(?::\d+)?")
 EXPECT = re.compile(r"#\s*->\s*(\d{3})(?:\s*,?\s*(/problems/[a-z-]+))?")
 # Header values that do not depend on ids, clocks or randomness: compared exactly.
 EXACT_HEADERS = {"content-type", "etag", "idempotent-replayed", "cache-control"}
@@ -187,7 +188,7 @@ def test_every_readme_sample_answers_as_shown(
             pytest.fail(f"the README samples need {', '.join(missing)}")
         pytest.skip(f"the README samples need {', '.join(missing)}")
     samples = parse_samples((ROOT / "README.md").read_text(encoding="utf-8"))
-    script = samples.script.replace(README_ORIGIN, live_server.url)
+    script = samples.script
     # README_SAMPLES_DIR=/some/folder keeps every answer there, to read after the run.
     kept = os.environ.get("README_SAMPLES_DIR")
     if kept:
@@ -197,6 +198,7 @@ def test_every_readme_sample_answers_as_shown(
     env = {
         **os.environ,
         "SAMPLES_DIR": str(tmp_path),
+        "BASE": live_server.url,
         # `.venv/bin/flask users promote ...` must act on the database the live server uses.
         "APP_ENV": "testing",
         "TEST_DATABASE_URL": database_url,
@@ -239,6 +241,15 @@ def test_every_readme_sample_answers_as_shown(
                 assert real.headers[name] == value, f"{sample}: {name}: {real.headers[name]}"
         if shown.body is not None:
             assert shape(json.loads(real.body)) == shape(shown.body), sample
+
+
+def test_the_samples_name_the_server_in_one_place() -> None:
+    samples = parse_samples((ROOT / "README.md").read_text(encoding="utf-8"))
+
+    # One line to change for another port: BASE's default; every other sample uses $BASE or $API.
+    addresses = [line for line in samples.script.splitlines() if SERVER_ADDRESS.search(line)]
+    assert len(addresses) == 1, addresses
+    assert addresses[0].startswith("BASE=${BASE:-")
 
 
 def test_shape_compares_keys_not_values() -> None:

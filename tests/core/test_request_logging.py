@@ -284,3 +284,35 @@ def test_a_request_id_with_a_trailing_newline_is_replaced(
     assert response.status_code == 404
     assert line["request_id"] == response.headers["X-Request-ID"] == response.get_json()["request_id"]
     assert re.fullmatch(r"[0-9a-f]{32}", line["request_id"])
+
+
+def test_an_escape_sequence_in_the_path_is_logged_escaped(
+    client: FlaskClient, request_log: pytest.LogCaptureFixture
+) -> None:
+    client.get("/api/v1/users/%1b[2J%c2%9b")
+
+    (record,) = [record for record in request_log.records if record.name == "webapp.request"]
+    text = record.getMessage()
+    assert "\x1b" not in text
+    assert "\x9b" not in text
+    assert "\\u001b[2J" in text
+
+
+def test_a_token_in_the_query_string_is_refused_and_not_logged(
+    client: FlaskClient, create_user: Any, request_log: pytest.LogCaptureFixture
+) -> None:
+    user = create_user()
+    token = user.auth["Authorization"].removeprefix("Bearer ")
+
+    response = client.get(f"/api/v1/users/{user['id']}?access_token={token}")
+
+    assert response.status_code == 400
+    assert response.content_type == "application/problem+json"
+    assert "Authorization header" in response.get_json()["detail"]
+    (record,) = [
+        record
+        for record in request_log.records
+        if record.name == "webapp.request" and "access_token" in record.getMessage()
+    ]
+    assert token not in record.getMessage()
+    assert "access_token=[redacted]" in record.getMessage()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -10,6 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests.conftest import make_app
 from webapp.core.passwords import verify_password
 from webapp.demo.data import DemoData
 from webapp.demo.seeding import DEMO_PASSWORD, seed
@@ -19,6 +21,19 @@ from webapp.resources.users.model import User
 
 def _count(session: Session, model: type[User] | type[Post]) -> int:
     return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_seeding_a_database_that_was_never_migrated_says_to_migrate_first(tmp_path: Path) -> None:
+    fresh = make_app(f"sqlite:///{tmp_path / 'fresh.db'}")
+
+    with fresh.app_context():  # over the suite's own, which the command would otherwise use
+        result = fresh.test_cli_runner().invoke(args=["seed", "--users", "1"])
+
+    fresh.extensions["database"].dispose()
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "db-upgrade" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_seed_creates_users_each_with_their_posts(app: Flask, db_session: Session) -> None:

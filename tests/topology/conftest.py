@@ -23,6 +23,10 @@ from tests.support.smtp import Inbox, smtp_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROD_SH = PROJECT_ROOT / "scripts" / "prod.sh"
+# Not the default (1 MiB): the edge must take the app's limit, whatever it is.
+MAX_CONTENT_LENGTH = 768 * 1024
+# Small, so a test can reach it with a few sockets.
+EDGE_CONNECTIONS_PER_CLIENT = 20
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
             "GUNICORN_THREADS": "2",
             "RATELIMIT_ENABLED": "false",
             "LOG_LEVEL": "WARNING",
+            "MAX_CONTENT_LENGTH": str(MAX_CONTENT_LENGTH),
+            "EDGE_CONNECTIONS_PER_CLIENT": str(EDGE_CONNECTIONS_PER_CLIENT),
         }
         env.pop("CELERY_BROKER_URL", None)
         edge = Edge(

@@ -9,10 +9,9 @@ from flask import Flask, Request, Response
 from flask.sessions import NullSession, SessionInterface
 from flask.typing import ResponseReturnValue
 from flask_migrate import Migrate
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.core import health, mail, openapi
-from webapp.core.auth import enforce_authentication
+from webapp.core.auth import enforce_authentication, refuse_token_in_query_string
 from webapp.core.context import current_request
 from webapp.core.db import Database
 from webapp.core.db.database import IN_VIEW
@@ -22,11 +21,13 @@ from webapp.core.idempotency.cli import idempotency_cli
 from webapp.core.jobs.install import install_jobs
 from webapp.core.observability import configure_logging, register_request_logging
 from webapp.core.problems import register_error_handlers
+from webapp.core.proxies import TrustedProxyFix, parse_networks
 from webapp.core.ratelimits import install_rate_limits
 from webapp.core.read_retry import dispatch_with_read_retry
 from webapp.core.read_your_writes import install_read_your_writes
 from webapp.core.shell import install_shell
 from webapp.core.transactions import register_request_hooks
+from webapp.core.unread_body import DRAIN_LIMIT, UnreadBody
 
 
 class NoCookieSessions(SessionInterface):
@@ -98,8 +99,13 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     if app.config.get("PROXY_FIX_X_FOR"):
         # Behind a proxy every request comes from the proxy: trust its X-Forwarded-For
-        # (exactly that many hops) so rate limits count clients, not the proxy.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))  # type: ignore[method-assign]
+        # (exactly that many hops, and only from FORWARDED_ALLOW_IPS) so rate limits
+        # count clients, not the proxy.
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            int(app.config["PROXY_FIX_X_FOR"]),
+            parse_networks(app.config["FORWARDED_ALLOW_IPS"]),
+        )
 
     database = Database()
     database.init_app(app)
@@ -119,6 +125,7 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     # Before any rule is added: rules resolve their converters when registered.
     app.url_map.converters["id"] = IdConverter
     app.before_request(reject_undecodable_query_string)
+    app.before_request(refuse_token_in_query_string)
     app.before_request(enforce_authentication)
     install_rate_limits(app)
     app.register_blueprint(health.bp)
@@ -126,4 +133,8 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     app.cli.add_command(idempotency_cli)
     install_jobs(app, database)
     install_shell(app, database)
+    # Outermost: it settles a body the app left unread as the answer starts, whichever
+    # layer answered, and a drain is not counted in the request's logged duration.
+    drain_limit = int(app.config.get("BODY_DRAIN_LIMIT", DRAIN_LIMIT))
+    app.wsgi_app = UnreadBody(app.wsgi_app, drain_limit)  # type: ignore[method-assign]
     return database

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,47 +49,65 @@ def plain_free_text(value: str) -> None:
         raise ValidationError("Contains control or bidirectional formatting characters.")
 
 
-class Text(fields.String):
-    """A string field that rejects characters the database cannot store."""
+def _with(first: Any, validators: Any) -> list[Any]:
+    extra = [] if validators is None else validators if isinstance(validators, list) else [validators]
+    return [first, *extra]
+
+
+class Secret(fields.String):
+    """A password: only what the database cannot store is refused. It is never shown or
+    logged, and refusing characters would lock out whoever chose them."""
 
     def __init__(self, **kwargs: Any) -> None:
-        validators = kwargs.pop("validate", None)
-        validate = [storable_text]
-        if validators is not None:
-            validate.extend(validators if isinstance(validators, list) else [validators])
-        super().__init__(validate=validate, **kwargs)
+        super().__init__(validate=_with(storable_text, kwargs.pop("validate", None)), **kwargs)
+
+
+class Text(fields.String):
+    """Every string a client sends that anyone may read back (the one rule for text):
+    storable, and no control or bidirectional formatting characters but tabs and line breaks."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=_with(_storable_free_text, kwargs.pop("validate", None)), **kwargs)
+
+
+def _storable_free_text(value: str) -> None:
+    storable_text(value)
+    plain_free_text(value)
 
 
 class Name(Text):
     """A short human-readable label (a person's name, a title): one plain line, not blank."""
 
     def __init__(self, **kwargs: Any) -> None:
-        validators = kwargs.pop("validate", None)
-        validate_ = [plain_name]
-        if validators is not None:
-            validate_.extend(validators if isinstance(validators, list) else [validators])
-        super().__init__(validate=validate_, **kwargs)
+        super().__init__(validate=_with(plain_name, kwargs.pop("validate", None)), **kwargs)
 
 
-class FreeText(Text):
-    """Longer prose: keeps newlines and tabs, refuses other control and bidi characters."""
+# Longer prose: the same rule as every Text (kept as a name that says what the field holds).
+FreeText = Text
 
-    def __init__(self, **kwargs: Any) -> None:
-        validators = kwargs.pop("validate", None)
-        validate_ = [plain_free_text]
-        if validators is not None:
-            validate_.extend(validators if isinstance(validators, list) else [validators])
-        super().__init__(validate=validate_, **kwargs)
+
+def normalize_email(value: str) -> str:
+    """The one form of an address that uniqueness, sign-in and rate limits compare:
+    NFKC (fullwidth letters, ligatures such as U+FB00 become plain ones) and case-folded."""
+    return unicodedata.normalize("NFKC", value.strip()).casefold()
 
 
 class NormalizedEmail(fields.Email):
-    """Email trimmed and lower-cased before validation, so lookups are case-insensitive."""
+    """An address in its normal form (normalize_email) before validation, so that look-alike
+    spellings of one address are one account; control characters are refused."""
+
+    @staticmethod
+    def normalize(value: str) -> str:
+        """The address as it is validated and stored (bulk loading calls this too)."""
+        storable_text(value)
+        if _NOT_IN_NAMES.search(value):
+            raise ValidationError("Contains control or bidirectional formatting characters.")
+        return normalize_email(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, str):
             raise self.make_error("invalid")
-        storable_text(value)
-        return super()._deserialize(value.strip().lower(), attr, data, **kwargs)
+        return super()._deserialize(self.normalize(value), attr, data, **kwargs)
 
 
 class StrictBoolean(fields.Boolean):

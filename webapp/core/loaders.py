@@ -4,15 +4,18 @@ fraction of its cost, and marshmallow's own errors for anything else.
 marshmallow's load walks every field generically for every item: a closure and an
 error store per field, ``deserialize``'s checks, an ``And`` of the validators built on
 each call. For a batch of 1,000 items that machinery cost more than the INSERT of the
-rows (bench/profile.py bulk). The work a schema asks for is fixed by its fields, so it
-is compiled once into one Python function that only accepts: it checks each value with
-the field's own ``_deserialize`` (inlined for plain strings) and the field's own
-validator objects, and builds the result as marshmallow would. The first thing it does
-not accept (an invalid value, a missing or unknown key, a type it does not expect)
-hands the whole input to marshmallow, whose result or ValidationError is the answer:
-error messages and keys come from marshmallow alone. A schema with hooks, or a field
-whose loading cannot be reproduced exactly (load defaults, field-level pre/post-load,
-dotted attributes), is not compiled: its loader is marshmallow's.
+rows (bench/README.md, bulk create). The work a schema asks for is fixed by its fields,
+so it is compiled once into one Python function that only accepts. It is built from
+marshmallow's public surface alone: the declared fields (``load_fields``), their public
+attributes, and field and validator classes compared by exact type. Strings, lists and
+nested schemas of known classes are inlined, with the validators whose rule is
+documented (``Length``, ``Email``); any other field is called through its public
+``deserialize``. The first thing it does not accept (an invalid value, a missing or
+unknown key, a type it does not expect) hands the whole input to marshmallow, whose
+result or ValidationError is the answer: error messages and keys come from marshmallow
+alone. A schema that defines any method (so any hook), or a field whose loading cannot
+be reproduced exactly (load defaults, field-level pre/post-load, dotted attributes),
+is not compiled: its loader is marshmallow's.
 
 tests/core/test_loaders.py compares the two on valid and invalid input.
 """
@@ -22,7 +25,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, missing, validate
+
+from webapp.core.fields import FreeText, Name, NormalizedEmail, Text
 
 Load = Callable[[Any], Any]
 
@@ -31,7 +36,10 @@ class Declined(Exception):
     """The generated check does not accept the input: marshmallow decides."""
 
 
-_HOOKS = ("pre_load", "post_load", "validates", "validates_schema")
+# String fields whose conversion is known (String's own, their rules being validators, or
+# NormalizedEmail.normalize): compared by exact class, so a subclass that converts
+# differently goes through its own public deserialize.
+_STRINGS = frozenset({fields.String, fields.Email, Text, Name, FreeText, NormalizedEmail})
 
 # Domains an email field remembers as valid: a bound, since every request may bring new ones.
 _REMEMBERED_DOMAINS = 1000
@@ -46,7 +54,7 @@ class _Compiler:
     """
 
     def __init__(self) -> None:
-        self.namespace: dict[str, Any] = {"Declined": Declined, "_missing": fields.missing_}  # type: ignore[attr-defined]
+        self.namespace: dict[str, Any] = {"Declined": Declined, "_missing": missing}
         self.functions: list[str] = []
 
     def name(self, prefix: str, value: Any = None) -> str:
@@ -56,12 +64,11 @@ class _Compiler:
 
     def schema(self, schema: Schema) -> str | None:
         """The name of a function ``data -> loaded``, or None if it cannot be made exact."""
-        hooks = getattr(schema, "_hooks", {})
         if (
             schema.many
             or schema.partial
             or schema.unknown != RAISE
-            or any(hooks.get(hook) for hook in _HOOKS)
+            or not _declares_fields_only(type(schema))
         ):
             return None
         keys: list[str] = []
@@ -70,7 +77,7 @@ class _Compiler:
         for attr_name, field in schema.load_fields.items():
             key = field.data_key if field.data_key is not None else attr_name
             target = field.attribute or attr_name
-            if "." in target or field.load_default is not fields.missing_:  # type: ignore[attr-defined]
+            if "." in target or field.load_default is not missing:
                 return None
             check = self.field(field, key, "data")
             if check is None:
@@ -110,7 +117,12 @@ class _Compiler:
         field cannot be compiled exactly. ``data`` names the parent object."""
         if field.pre_load or field.post_load:
             return None
-        conversion = self.conversion(field, key, data)
+        kind = type(field)
+        if kind not in _STRINGS and kind is not fields.List and kind is not fields.Nested:
+            # Any other field: its own public deserialize (None, conversion, validators).
+            deserialize = self.name("deserialize", field.deserialize)
+            return [f"out = {deserialize}(v, {key!r}, {data})"]
+        conversion = self.conversion(field)
         if conversion is None:
             return None
         lines = conversion + self.validation(field)
@@ -119,11 +131,10 @@ class _Compiler:
             return ["if v is None:", "    out = None", "else:", *_indent(lines)]
         return ["if v is None:", "    raise Declined", *lines]
 
-    def conversion(self, field: fields.Field[Any], key: str | None, data: str) -> list[str] | None:
-        """What the field's _deserialize does to ``v`` (not None), as statements."""
-        kind = type(field)
+    def conversion(self, field: fields.Field[Any]) -> list[str] | None:
+        """What a plain string, list or nested field makes of ``v`` (not None), as statements."""
         if isinstance(field, fields.List):
-            item = self.item(field.inner) if kind._deserialize is fields.List._deserialize else None
+            item = self.item(field.inner)
             # is_collection() also admits tuples, sets, generators; JSON has lists only.
             return (
                 None
@@ -134,11 +145,11 @@ class _Compiler:
             nested = _plain_nested(field)
             load = None if nested is None else self.schema(nested)
             return None if load is None else [f"out = {load}(v)"]
-        if kind._deserialize is fields.String._deserialize:
-            # What String._deserialize does with what JSON gives: a str is itself.
-            return ["if type(v) is not str:", "    raise Declined", "out = v"]
-        deserialize = self.name("deserialize", field._deserialize)
-        return [f"out = {deserialize}(v, {key!r}, {data})"]
+        # What these fields make of what JSON gives: a str is itself, or normalized.
+        if type(field) is NormalizedEmail:
+            normalize = self.name("normalize", NormalizedEmail.normalize)
+            return ["if type(v) is not str:", "    raise Declined", f"out = {normalize}(v)"]
+        return ["if type(v) is not str:", "    raise Declined", "out = v"]
 
     def validation(self, field: fields.Field[Any]) -> list[str]:
         """The field's validators on ``out``, in order; a failure raises."""
@@ -204,12 +215,31 @@ class _Compiler:
 
 def _plain_nested(field: fields.Field[Any]) -> Schema | None:
     """The schema of a Nested field that loads one object as its schema's load() does."""
-    if not isinstance(field, fields.Nested) or type(field)._deserialize is not fields.Nested._deserialize:
+    if type(field) is not fields.Nested:
         return None
     nested = field.schema
-    if field.many or field.unknown is not None or type(nested).load not in _PLAIN_LOADS:
+    if (
+        field.many
+        or field.unknown is not None
+        or type(nested).load not in _PLAIN_LOADS
+        or not _declares_fields_only(type(nested))
+    ):
         return None
     return nested
+
+
+def _declares_fields_only(schema_class: type[Schema]) -> bool:
+    """Whether the schema's own classes declare fields and Meta only: no method, so no
+    hook (pre_load, post_load, validates, validates_schema) and no override."""
+    for cls in schema_class.__mro__:
+        if cls in _BASES:
+            return True
+        for name, value in vars(cls).items():
+            if name == "Meta" or (name.startswith("__") and name.endswith("__")):
+                continue
+            if callable(value) or isinstance(value, staticmethod | classmethod | property):
+                return False
+    return True
 
 
 def _indent(lines: list[str]) -> list[str]:
@@ -284,3 +314,5 @@ class CompiledLoadSchema(Schema):
 
 # Nested schemas whose load() is marshmallow's own, or ours (equal to it).
 _PLAIN_LOADS = (Schema.load, CompiledLoadSchema.load)
+# Where a schema's own declarations end and marshmallow's (or ours, which add no hook) begin.
+_BASES = (Schema, CompiledLoadSchema, object)

@@ -41,7 +41,16 @@ database_log = logging.getLogger("webapp.database")
 # Matched whole (fullmatch): "$" would also accept a final newline, in an id that goes
 # back out in a response header.
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_NEEDS_QUOTES = re.compile(r'[\s"=\\]')
+# Controls and bidi formatting characters: a client's bytes (a path with %1b, a C1 CSI)
+# must not reach a terminal or a log viewer as escape sequences.
+_BIDI = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_NEEDS_QUOTES = re.compile(rf'[\s"=\\\x00-\x1f\x7f-\x9f{_BIDI}]')
+# What json.dumps(ensure_ascii=False) leaves as it is of those: DEL, C1 and bidi.
+_UNESCAPED_BY_JSON = re.compile(rf"[\x7f-\x9f{_BIDI}]")
+# Anywhere in a line but the line breaks and tabs of tracebacks and multi-line messages.
+_UNSAFE_IN_LINE = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+# Query parameters that carry a credential: written to the log as [redacted].
+_TOKEN_PARAMETER = re.compile(r"((?:^|&)(?:access_)?token=)[^&]*")
 # insertmanyvalues batches: "VALUES (...), (...), ..." with up to 1,000 rows.
 _ROW = r"\((?:[^()%]|%\([^()]*\)s|%)*\)"  # a row of placeholders, psycopg2's %(name)s included
 _VALUES_ROWS = re.compile(rf"(VALUES {_ROW})(?:, {_ROW})+")
@@ -102,8 +111,22 @@ def logfmt(fields: dict[str, Any]) -> str:
 
 def _logfmt_value(text: str) -> str:
     if text == "" or _NEEDS_QUOTES.search(text):
-        return json.dumps(text, ensure_ascii=False)
+        return _escape_unsafe(json.dumps(text, ensure_ascii=False))
     return text
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _escape_unsafe(text: str) -> str:
+    """JSON text with DEL, C1 and bidi characters escaped too (still the same JSON value)."""
+    return _UNESCAPED_BY_JSON.sub(_json_escape, text)
+
+
+def escape_line(text: str) -> str:
+    """A log line with every control and bidi character shown as an escape, but newlines and tabs."""
+    return _UNSAFE_IN_LINE.sub(_json_escape, text)
 
 
 def current_request_id() -> str:
@@ -195,6 +218,10 @@ def _log_request(environ: WSGIEnvironment, status_line: str, stats: SqlStats) ->
         status = int(status_line[:3])
         method = environ.get("REQUEST_METHOD", "GET").upper()
         query = environ.get("QUERY_STRING")
+        if query and "token=" in query:
+            # A bearer token sent in the URL (refused with a 400), or a one-time token of a
+            # mailed link: whoever reads the log must not be able to use it.
+            query = _TOKEN_PARAMETER.sub(r"\1[redacted]", query)
         path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
         fields: dict[str, Any] = {
             "method": method,
@@ -309,7 +336,7 @@ class JsonFormatter(logging.Formatter):
             body["message"] = record.getMessage()
         if record.exc_info:
             body["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(body, ensure_ascii=False, default=str)
+        return _escape_unsafe(json.dumps(body, ensure_ascii=False, default=str))
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -341,6 +368,11 @@ class TextFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
         return f"{record.asctime} {record.levelname} {record.name} {record.message}"
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        # The message, a traceback and a stack may all carry a client's text.
+        return escape_line(line) if _UNSAFE_IN_LINE.search(line) else line
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:

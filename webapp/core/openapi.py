@@ -23,26 +23,30 @@ from webapp.core.ratelimits import declared_limits
 bp = Blueprint("openapi", __name__)
 
 API_DESCRIPTION = """\
-Users, posts and comments over a SQLAlchemy 2.x persistence layer.
+A JSON API over a SQLAlchemy 2.x persistence layer: each group of operations below is
+one resource.
 
 **Requests and answers.** JSON in and out, UTF-8. A request body must be sent with
 `Content-Type: application/json` (else 415), must be a JSON object (else 400) and at most
 1 MiB by default (else 413). Unknown fields and fields the server owns (`id`, `version`,
 timestamps...) are refused with 422, never ignored. Timestamps are RFC 3339 in UTC.
+An answer given before the body was read (413, 415, a 401 or 429) keeps the connection
+only if the server read the rest; otherwise it says `Connection: close` and closes it, and
+the next request goes on a new connection.
 
 **Errors** are RFC 9457 problem details (`application/problem+json`) with `type`, `title`,
 `status`, `detail` and the `request_id` that the server logged; a 422 adds `errors`, a map
 from field to messages. No stack trace, SQL or driver text is ever sent. A 503 (the
 database is unavailable or too slow) carries `Retry-After`.
 
-**Concurrency.** Users, posts and comments carry a `version` that every change bumps;
+**Concurrency.** Every resource a client changes carries a `version` that each change bumps;
 single-resource answers send it as `ETag: "<version>"`. `If-Match` on PATCH and DELETE
 refuses a stale change (412); two changes racing from the same version: one wins, the
 other gets 409. `If-None-Match` on GET answers 304 when nothing changed.
 
 **Deletes are soft**: a deleted row is 404 from then on, and what belongs to it goes in
-the same transaction (a post's comments; a user's posts, the comments on them and the
-user's own comments). A deleted user's email is free again.
+the same transaction (each delete operation says what that is). A unique value a deleted
+row held (an email, say) is free again.
 
 **Lists** take `sort` (comma-separated keys, `-` for descending; the id always ends the
 order), and either `page` (offset mode, with an exact `total`) or `cursor` (the previous
@@ -58,15 +62,22 @@ answers, within 2 seconds, even when every pooled connection is busy (a readines
 **Waiting is bounded.** No request waits for a database lock or a pooled connection for
 more than a few seconds: it gets a 503 with `Retry-After` instead.
 
-**Input.** Query strings must be UTF-8 once percent-decoded (`%ff` is a 400); a JSON body
-that names a member twice in one object is a 400. Names and titles refuse control
-characters, terminal escapes, bidirectional formatting characters and blank values (422);
-post content may contain line breaks and tabs but no other control characters.
+**Input.** Query strings must be UTF-8 once percent-decoded (`%ff` is a 400), and never
+carry a credential (`?access_token=` is a 400: send `Authorization`); a JSON body that
+names a member twice in one object is a 400, and one with more than 100 unknown members
+is answered with the first 100 named. Every text field refuses control characters,
+terminal escapes and bidirectional formatting characters but line breaks and tabs (422);
+names and titles refuse line breaks and blank values too; passwords take any character
+that can be stored. Emails are compared in one normal form (Unicode NFKC, case-folded).
 
 **Retries.** Every POST accepts an `Idempotency-Key` (1..255 printable ASCII): a retry
 with the same key and body within 24 hours gets the first answer again, with
 `Idempotent-Replayed: true`, and writes nothing; the same key with another body is a 422,
 and while the first request runs, a 409.
+
+**Mail and slow work** run in the background, after the request that causes them has
+committed (a rolled-back request sends nothing). A link a mail carries works once and
+expires; an invalid, used or expired one is a 400 whose problem type says so.
 
 **HEAD** is answered for every GET route, with the GET's status and headers and no body.
 
@@ -95,11 +106,18 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
         },
         "title": {"type": "string"},
         "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "request_id": {"type": "string"},
+        "detail": {
+            "type": "string",
+            "description": "What went wrong here; absent when the title says it all.",
+        },
+        "request_id": {
+            "type": "string",
+            "description": "The request's X-Request-ID, as the logs have it; absent only on answers "
+            "given before the request was identified.",
+        },
         "errors": {
             "type": "object",
-            "description": "Field (dotted path for nested input) -> messages.",
+            "description": "Field (dotted path for nested input) -> messages; on 422 only, absent otherwise.",
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
         },
     },
@@ -347,7 +365,16 @@ def _parameters(
     if op.conditional and method == "GET":
         parameters.append({"in": "header", "name": "If-None-Match", "schema": {"type": "string"}})
     if op.conditional and method in {"PATCH", "DELETE"}:
-        parameters.append({"in": "header", "name": "If-Match", "schema": {"type": "string"}})
+        # Demanded, not optional: without it the answer is 428 (see if_match_versions).
+        parameters.append(
+            {
+                "in": "header",
+                "name": "If-Match",
+                "required": True,
+                "description": "The ETag of the version being changed, or * for any version.",
+                "schema": {"type": "string"},
+            }
+        )
     return parameters
 
 

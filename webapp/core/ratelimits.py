@@ -8,6 +8,7 @@ turns every limit off (load tests, benchmarks).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -20,9 +21,11 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, Storage
 from limits.strategies import FixedWindowRateLimiter
 
-from webapp.core.errors import RateLimited
+from webapp.core.errors import DomainError, RateLimited
+from webapp.core.fields import normalize_email
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
@@ -42,8 +45,13 @@ def client_address() -> str:
     return get_remote_address()
 
 
+def email_and_address() -> str:
+    """A key function: the account's email and the client's address, together."""
+    return f"{body_field('email')()}|{client_address()}"
+
+
 def body_field(name: str) -> Callable[[], str]:
-    """A key function: a JSON body field, lower-cased (an account's email); '' if absent."""
+    """A key function: a JSON body field in an email's normal form (an account); '' if absent."""
 
     def key() -> str:
         try:
@@ -51,7 +59,7 @@ def body_field(name: str) -> Callable[[], str]:
         except (ValueError, RecursionError):
             return ""
         value = data.get(name) if isinstance(data, dict) else None
-        return value.strip().lower()[:320] if isinstance(value, str) else ""
+        return normalize_email(value)[:320] if isinstance(value, str) else ""
 
     return key
 
@@ -92,6 +100,16 @@ def install_rate_limits(app: Flask) -> Limiter:
     )
     already = [len(registry.get(None, [])) for registry in hooks]
     limiter = Limiter(key_func=client_address, default_limits=[], app=app)
+    if (
+        limiter.enabled
+        and str(app.config["RATELIMIT_STORAGE_URI"]).startswith("memory")
+        and not (app.debug or app.testing)
+    ):
+        log.warning(
+            "rate limits are counted in each process (RATELIMIT_STORAGE_URL is memory://): with "
+            "several workers or instances every limit is that many times looser; point "
+            "RATELIMIT_STORAGE_URL at the Redis they share"
+        )
     app.extensions["webapp_limiter"] = limiter
     limited: set[str] = set()
     app.extensions["webapp_limited_endpoints"] = limited
@@ -152,36 +170,103 @@ class FailureBudget:
         self.limits = limits  # (setting holding the rate, key function)
 
     def reserve(self) -> Callable[[], None]:
-        """Take one failure from every budget; a 429 if one is spent. Returns the refund."""
+        """Take one failure from every budget; a 429 if one is spent. Returns the refund.
+
+        If the shared storage is down the budgets are counted in this process instead
+        (per process, so looser, and said in the log): failed sign-ins are never unlimited.
+        """
         limiter: Limiter = current_app.extensions["webapp_limiter"]
         if not limiter.enabled:
             return lambda: None
-        prefix = str(current_app.config.get("RATELIMIT_KEY_PREFIX", ""))
-        taken: list[tuple[RateLimitItem, tuple[str, ...]]] = []
         try:
-            strategy = FixedWindowRateLimiter(limiter.storage)
-            for setting, key in self.limits:
-                item = parse(str(current_app.config[setting]))
-                identifiers = ("failures", prefix, setting, key())
-                taken.append((item, identifiers))
-                if not strategy.hit(item, *identifiers):
-                    reset = strategy.get_window_stats(item, *identifiers).reset_time
-                    for item_, identifiers_ in taken:
-                        limiter.storage.incr(item_.key_for(*identifiers_), item_.get_expiry(), amount=-1)
-                    raise RateLimited(
-                        TOO_MANY, headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))}
-                    )
+            return self._reserve_in(limiter.storage)
         except RateLimited:
             raise
-        except Exception:  # any storage failure (Redis down, timeouts): fail open, as route limits do
-            log.warning("rate limit storage unavailable; failed attempts are not counted", exc_info=True)
-            return lambda: None
+        except Exception:  # any storage failure (Redis down, timeouts): count here instead
+            log.warning(
+                "rate limit storage unavailable; failed attempts are counted in this process only",
+                exc_info=True,
+            )
+            return self._reserve_in(_fallback_storage())
+
+    def _reserve_in(self, storage: Storage) -> Callable[[], None]:
+        prefix = str(current_app.config.get("RATELIMIT_KEY_PREFIX", ""))
+        taken: list[tuple[RateLimitItem, tuple[str, ...]]] = []
+        strategy = FixedWindowRateLimiter(storage)
+        for setting, key in self.limits:
+            item = parse(str(current_app.config[setting]))
+            identifiers = ("failures", prefix, setting, key())
+            taken.append((item, identifiers))
+            if not strategy.hit(item, *identifiers):
+                reset = strategy.get_window_stats(item, *identifiers).reset_time
+                for item_, identifiers_ in taken:
+                    storage.incr(item_.key_for(*identifiers_), item_.get_expiry(), amount=-1)
+                raise RateLimited(
+                    TOO_MANY, headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))}
+                )
 
         def refund() -> None:
             try:
                 for item, identifiers in taken:
-                    limiter.storage.incr(item.key_for(*identifiers), item.get_expiry(), amount=-1)
+                    storage.incr(item.key_for(*identifiers), item.get_expiry(), amount=-1)
             except Exception:  # the attempt succeeded; a lost refund only tightens the limit
                 log.warning("rate limit storage unavailable; a success was not refunded", exc_info=True)
 
         return refund
+
+
+_FALLBACK: list[Storage] = []
+
+
+def _fallback_storage() -> Storage:
+    if not _FALLBACK:
+        _FALLBACK.append(MemoryStorage())
+    return _FALLBACK[0]
+
+
+def spends(budget: FailureBudget) -> Callable[[ViewT], ViewT]:
+    """Charge ``budget`` one unit before the view runs, before its body is even parsed;
+    never given back. For work a client may ask for too often (a password hash)."""
+
+    def decorate(view: ViewT) -> ViewT:
+        @functools.wraps(view)
+        def charged(*args: Any, **kwargs: Any) -> Any:
+            budget.reserve()
+            return view(*args, **kwargs)
+
+        return charged  # type: ignore[return-value]
+
+    return decorate
+
+
+def counts_failures(
+    budget: FailureBudget, *, failures: frozenset[int] = frozenset({401, 403})
+) -> Callable[[ViewT], ViewT]:
+    """Reserve a failure from ``budget`` before the view runs (before its body is parsed,
+    so a refused client costs no parsing), and give it back unless the view answers
+    with one of ``failures`` (a wrong password)."""
+
+    def decorate(view: ViewT) -> ViewT:
+        @functools.wraps(view)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            refund = budget.reserve()
+            try:
+                response = view(*args, **kwargs)
+            except DomainError as error:
+                if error.status not in failures:
+                    refund()
+                raise
+            except BaseException:  # not the client's failure (a 503, a bug): it must not count
+                refund()
+                raise
+            refund()
+            return response
+
+        return counted  # type: ignore[return-value]
+
+    return decorate
+
+
+# Password hashes a client address may cause per window, whatever the route: one client
+# cannot keep the workers hashing (scrypt is made to be slow) while others wait.
+PASSWORD_HASHES = FailureBudget(("RATELIMIT_PASSWORD_HASHES_PER_ADDRESS", client_address))

@@ -7,10 +7,15 @@ import sys
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from sqlalchemy import inspect
 
 from webapp.core.db import current_database
 from webapp.core.passwords import hash_password
 from webapp.demo.seeding import DEMO_PASSWORD, seed
+from webapp.resources.posts.model import Post
+from webapp.resources.users.model import User
+
+SEEDED_TABLES = (User.__tablename__, Post.__tablename__)
 
 
 @click.command("seed")
@@ -37,10 +42,17 @@ def seed_command(
     """Add realistic demo users and posts, all in one transaction."""
     if not 8 <= len(password) <= 128:
         raise click.BadParameter("must be 8 to 128 characters, like any user's", param_hint="--password")
-    hashed_password = hash_password(password, current_app.config["PASSWORD_HASH_METHOD"])
     # The engine's first use logs which database this is: done before the bar is drawn,
     # that line would otherwise land in the middle of it.
-    current_database().engine  # noqa: B018
+    engine = current_database().engine
+    missing = [table for table in SEEDED_TABLES if not inspect(engine).has_table(table)]
+    if missing:
+        # A fresh database: one line that says what to do, not the driver's traceback.
+        raise click.ClickException(
+            f"the database has no {', '.join(missing)} table yet: run `make db-upgrade` "
+            "(or `flask db upgrade`) first"
+        )
+    hashed_password = hash_password(password, current_app.config["PASSWORD_HASH_METHOD"])
     with click.progressbar(
         length=user_count,
         label=f"Seeding {user_count} users x {posts_per_user} posts",

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from tests.support.auth import CreatedUser, make_admin
 from webapp.core.db import Database
-from webapp.core.jobs import Job, run_due_jobs
+from webapp.core.jobs import Job, run_job
 from webapp.resources.users.model import User
 
 ASYNC = {"Prefer": "respond-async"}
@@ -28,9 +28,10 @@ def _users(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(User)) or 0
 
 
-def _run_jobs(app: Flask) -> None:
+def _run(app: Flask, accepted: Any) -> None:
+    """Run the job a 202 answered with (a sign-up's mail job may be queued beside it)."""
     with app.app_context():
-        assert run_due_jobs() == 1
+        assert run_job(accepted.get_json()["id"]) in {"succeeded", "failed"}
 
 
 def _without_request_id(problem: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def test_respond_async_answers_202_with_the_job_and_the_job_answers_what_the_req
     )
     assert _users(db_session) == 1  # only the admin: nothing is hashed or inserted in the request
 
-    _run_jobs(app)
+    _run(app, response)
 
     done = client.get(response.headers["Location"], headers=admin_user.auth)
     assert done.status_code == 200
@@ -86,7 +87,7 @@ def test_a_failing_batch_writes_nothing_and_its_error_is_the_problem_the_request
     assert synchronous.status_code == 409
 
     accepted = client.post("/api/v1/users/bulk", json={"items": items}, headers={**admin_user.auth, **ASYNC})
-    _run_jobs(app)
+    _run(app, accepted)
 
     job = client.get(accepted.headers["Location"], headers=admin_user.auth).get_json()
     assert (job["state"], job["result"]) == ("failed", None)
@@ -101,7 +102,7 @@ def test_a_batch_repeating_an_email_fails_with_the_same_422(
     synchronous = client.post("/api/v1/users/bulk", json={"items": items}, headers=admin_user.auth)
 
     accepted = client.post("/api/v1/users/bulk", json={"items": items}, headers={**admin_user.auth, **ASYNC})
-    _run_jobs(app)
+    _run(app, accepted)
 
     job = client.get(accepted.headers["Location"], headers=admin_user.auth).get_json()
     assert synchronous.status_code == 422
@@ -114,7 +115,7 @@ def test_a_finished_job_keeps_no_password(
     accepted = client.post(
         "/api/v1/users/bulk", json={"items": _items("p@example.com")}, headers={**admin_user.auth, **ASYNC}
     )
-    _run_jobs(app)
+    _run(app, accepted)
 
     db_session.rollback()
     job = db_session.get(Job, accepted.get_json()["id"])
@@ -131,7 +132,9 @@ def test_only_admins_may_queue_a_bulk_create_and_they_are_told_at_once(
     )
 
     assert response.status_code == 403
-    assert db_session.scalar(select(func.count()).select_from(Job)) == 0
+    assert (
+        db_session.scalar(select(func.count()).select_from(Job).where(Job.kind == "users.bulk_create")) == 0
+    )
 
 
 @pytest.mark.parametrize(

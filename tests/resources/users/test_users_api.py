@@ -14,7 +14,17 @@ from webapp.core import passwords
 from webapp.resources.posts.model import Post
 from webapp.resources.users.model import User
 
-USER_FIELDS = {"id", "email", "full_name", "is_active", "version", "created_at", "updated_at"}
+USER_FIELDS = {
+    "id",
+    "email",
+    "email_verified",
+    "pending_email",
+    "full_name",
+    "is_active",
+    "version",
+    "created_at",
+    "updated_at",
+}
 
 
 def test_create_user_returns_201_with_location_etag_and_no_password(
@@ -319,13 +329,13 @@ def test_bulk_create_hashes_every_password_before_its_first_statement(
 ) -> None:
     # No transaction (and on SQLite no write lock) may be held while scrypt runs.
     hashed: list[str] = []
-    real = passwords.hash_with_salt
+    real = passwords.hash_password
 
-    def counting_hash(password: str, salt: str, method: str) -> str:
+    def counting_hash(password: str, method: str) -> str:
         hashed.append(password)
-        return real(password, salt, method)
+        return real(password, method)
 
-    monkeypatch.setattr(passwords, "hash_with_salt", counting_hash)
+    monkeypatch.setattr(passwords, "hash_password", counting_hash)
     hashes_done_at_statement: list[int] = []
 
     def on_statement(_conn: object, _cursor: object, statement: str, *_args: object) -> None:

@@ -6,6 +6,10 @@ from sqlalchemy import Index, func, text
 
 LIVE = "deleted_at IS NULL"
 
+# Index.info key naming the one dialect an index exists on: ddl_if() tells create_all(),
+# but SQLAlchemy offers no public way to read its condition back.
+ONLY_ON = "only_on_dialect"
+
 
 def live_index(name: str, *columns: str) -> Index:
     """A B-tree over the rows that are not soft-deleted (every list query says so), on both databases."""
@@ -15,8 +19,8 @@ def live_index(name: str, *columns: str) -> Index:
 def trigram_index(name: str, column: str) -> Index:
     """A GIN trigram index on lower(column) over live rows: serves lower(column) LIKE '%...%'.
 
-    PostgreSQL only (pg_trgm): the migration that creates it skips SQLite, and ``ddl_if``
-    says so to create_all() and to the SQLite index checks of migrations.
+    PostgreSQL only (pg_trgm): the migration that creates it skips SQLite, ``ddl_if``
+    says so to create_all(), and ``info[ONLY_ON]`` to the SQLite index checks of migrations.
     """
     label = f"{column}_lower"
     index = Index(
@@ -25,5 +29,6 @@ def trigram_index(name: str, column: str) -> Index:
         postgresql_using="gin",
         postgresql_ops={label: "gin_trgm_ops"},
         postgresql_where=text(LIVE),
+        info={ONLY_ON: "postgresql"},
     )
     return index.ddl_if(dialect="postgresql")

@@ -22,6 +22,8 @@ from alembic.operations.batch import BatchOperationsImpl
 from sqlalchemy import Connection, Index, MetaData
 from sqlalchemy.schema import CreateIndex
 
+from webapp.core.db.indexes import ONLY_ON
+
 log = logging.getLogger("alembic.env")
 
 # What SQLAlchemy says when a rebuild or a comparison meets an expression index; both
@@ -64,13 +66,9 @@ def _normalized(statement: str) -> str:
 
 
 def applies_to(index: Index, dialect_name: str) -> bool:
-    """Whether the index exists on this dialect (``Index(...).ddl_if(dialect=...)`` says where)."""
-    # ddl_if() keeps its condition on the private _ddl_if; SQLAlchemy offers no public reader.
-    condition = getattr(index, "_ddl_if", None)
-    wanted = getattr(condition, "dialect", None)
-    if wanted is None:
-        return True
-    return dialect_name == wanted if isinstance(wanted, str) else dialect_name in wanted
+    """Whether the index exists on this dialect (``index.info[ONLY_ON]`` says where, if anywhere)."""
+    wanted = index.info.get(ONLY_ON)
+    return wanted is None or dialect_name == wanted
 
 
 def _indexes_named_in(batch: BatchOperationsImpl) -> set[str]:

@@ -22,14 +22,15 @@ class CommentUpdateSchema(Schema):
 
 
 class CommentSchema(Schema):
-    id = fields.Integer(dump_only=True)
-    post_id = fields.Integer(dump_only=True)
-    body = fields.String(dump_only=True)
-    user_id = fields.Integer(dump_only=True)
-    author = fields.Nested(AuthorSchema, dump_only=True)
-    version = fields.Integer(dump_only=True)
-    created_at = UtcDateTime(dump_only=True)
-    updated_at = UtcDateTime(dump_only=True)
+    # required=True on an output field: "always sent", so generated clients type it as present.
+    id = fields.Integer(dump_only=True, required=True)
+    post_id = fields.Integer(dump_only=True, required=True)
+    body = fields.String(dump_only=True, required=True)
+    user_id = fields.Integer(dump_only=True, required=True)
+    author = fields.Nested(AuthorSchema, dump_only=True, required=True)
+    version = fields.Integer(dump_only=True, required=True)
+    created_at = UtcDateTime(dump_only=True, required=True)
+    updated_at = UtcDateTime(dump_only=True, required=True)
 
 
 class CommentListSchema(Schema):

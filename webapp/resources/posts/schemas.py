@@ -75,7 +75,8 @@ USER_POST_CREATE_EXAMPLE = {
     "title": "Notes on the Analytical Engine",
     "content": "It weaves algebraic patterns.",
 }
-POST_CREATE_EXAMPLE = {**USER_POST_CREATE_EXAMPLE, "user_id": 1}
+# No user_id: the caller is the author, and naming anyone else is for admins (403 otherwise).
+POST_CREATE_EXAMPLE = dict(USER_POST_CREATE_EXAMPLE)
 POST_EXAMPLE = {
     "id": 1,
     "title": "Notes on the Analytical Engine",

@@ -25,6 +25,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
+from webapp.core.fields import normalize_email
 from webapp.core.lists.keyset import Lister
 from webapp.core.problems import constraint_name
 from webapp.core.repository import ReadRepository, Repository
@@ -44,6 +45,8 @@ class NewUserRow(TypedDict):
 CREATED_COLUMNS = (
     User.id,
     User.email,
+    User.email_verified,
+    User.pending_email,
     User.full_name,
     User.is_active,
     User.version,
@@ -53,7 +56,7 @@ CREATED_COLUMNS = (
 
 
 # One of CREATED_COLUMNS' rows.
-CreatedUser = Row[int, str, str, bool, int, datetime, datetime]
+CreatedUser = Row[int, str, bool, str | None, str, bool, int, datetime, datetime]
 
 
 class InsertedUsers(NamedTuple):
@@ -130,7 +133,7 @@ class UserRepository(Repository[User]):
     model = User
 
     def get_by_email(self, email: str) -> User | None:
-        stmt = select(User).where(func.lower(User.email) == email.lower(), User.deleted_at.is_(None))
+        stmt = select(User).where(func.lower(User.email) == normalize_email(email), User.deleted_at.is_(None))
         return self.session.scalars(stmt).first()
 
     def emails_taken(self, emails: list[str]) -> set[str]:
@@ -217,6 +220,8 @@ class UserReadRepository(ReadRepository):
     columns = (
         users.id,
         users.email,
+        users.email_verified,
+        users.pending_email,
         users.full_name,
         users.is_active,
         users.version,
@@ -227,7 +232,14 @@ class UserReadRepository(ReadRepository):
     def account_by_email(self, email: str) -> Row[int, str, bool, int] | None:
         """What sign-in checks of the live user with this email (its hash included)."""
         stmt = select(users.id, users.hashed_password, users.is_active, users.token_generation).where(
-            func.lower(users.email) == email.lower(), users.deleted_at.is_(None)
+            func.lower(users.email) == normalize_email(email), users.deleted_at.is_(None)
+        )
+        return self.reader.execute(stmt).first()
+
+    def credentials_of(self, user_id: int) -> Row[int, str, str] | None:
+        """(id, email, hashed_password) of the live user: what checking a current password reads."""
+        stmt = select(users.id, users.email, users.hashed_password).where(
+            users.id == user_id, users.deleted_at.is_(None)
         )
         return self.reader.execute(stmt).first()
 
@@ -244,7 +256,7 @@ class UserReadRepository(ReadRepository):
         if is_active is not None:
             stmt = stmt.where(users.is_active.is_(is_active))
         if email is not None:
-            stmt = stmt.where(func.lower(users.email) == email.lower())
+            stmt = stmt.where(func.lower(users.email) == normalize_email(email))
         if q:
             in_name = contains_text(users.full_name, q)
             stmt = stmt.where(in_name | contains_text(users.email, q) if q_matches_email else in_name)
