@@ -60,7 +60,8 @@ def same_shape(actual: Any, example: Any) -> bool:
 
 def _arrange(client: FlaskClient, database: Database) -> tuple[dict[str, int], dict[str, str]]:
     """An admin (an admin may do every documented write) and the admin's token; not the
-    examples' own email. Rows for other path parameters are made on demand (fill_path)."""
+    examples' own email. Rows for other path parameters are made on demand (fill_path), but
+    for a session and a job, which no 201 locates."""
     owner = {"email": "owner@example.com", "full_name": "Owner", "password": "password123"}
     user = client.post("/api/v1/users", json=owner).get_json()
     with database.new_session() as session:
@@ -68,7 +69,11 @@ def _arrange(client: FlaskClient, database: Database) -> tuple[dict[str, int], d
     auth = sign_in(client, owner["email"], owner["password"])
     # A session's id is no Location of a 201 (sign-in answers the token itself): read it.
     (session,) = client.get("/api/v1/tokens", headers=auth).get_json()["items"]
-    return {"user_id": user["id"], "token_id": session["id"]}, auth
+    queued = {"items": [{"email": "queued@example.com", "full_name": "Queued", "password": "password123"}]}
+    job = client.post(
+        "/api/v1/users/bulk", json=queued, headers={**auth, "Prefer": "respond-async"}
+    ).get_json()
+    return {"user_id": user["id"], "token_id": session["id"], "job_id": job["id"]}, auth
 
 
 def _mail_token_of_the_example(database: Database, user_id: int, purpose: Purpose, token: str) -> None:

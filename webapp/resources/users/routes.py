@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
-from flask import Blueprint, Response, current_app, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 from flask.cli import AppGroup
 
 from webapp.core.auth import check_verified, current_principal, open_to_unverified, public, require_principal
@@ -30,6 +30,7 @@ from webapp.core.operations import operation
 from webapp.core.ratelimits import PASSWORD_HASHES, FailureBudget, client_address, rate_limit, spends
 from webapp.core.resource import Resource
 from webapp.resources.accounts.model import WRONG_PASSWORD
+from webapp.resources.jobs.routes import RESPOND_ASYNC, accepted, prefers_async
 from webapp.resources.users.model import EMAIL_TAKEN, User
 from webapp.resources.users.schemas import (
     USER_BULK_CREATE_EXAMPLE,
@@ -48,6 +49,7 @@ from webapp.resources.users.schemas import (
     UserUpdateSchema,
 )
 from webapp.resources.users.service import UserReadService, UserService
+from webapp.resources.users.tasks import bulk_result
 
 bp = Blueprint("users", __name__, url_prefix="/api/v1")
 
@@ -60,7 +62,6 @@ user_schema = UserSchema()
 dump_user = dumper_for(user_schema)
 dump_user_row = dumper_for(user_schema, labels=UserReadService.row_labels)
 dump_user_rows = dump_many(user_schema, labels=UserReadService.row_labels)
-dump_created_users = dump_many(user_schema, labels=UserService.created_labels)
 
 
 # Shown only to the user and admins.
@@ -135,19 +136,22 @@ def create_user(body: Any) -> Response:
     tag="users",
     description="One transaction: an invalid item (422, `errors` keyed `items.<index>.<field>`), an "
     "email repeated in the batch (422) or one already taken (409 email-taken) writes nothing. "
-    "The users come back in the order sent.",
+    "The users come back in the order sent. With `Prefer: respond-async` it answers 202 at once and a "
+    "job hashes and inserts them (the same rules, all or nothing): follow its `Location`.",
     request_example=USER_BULK_CREATE_EXAMPLE,
     response_example=USER_BULK_RESULT_EXAMPLE,
     body=UserBulkCreateSchema(),
     response=UserBulkResultSchema(),
     status=201,
     problems=(EMAIL_TAKEN,),
+    respond_async=RESPOND_ASYNC,
 )
 def bulk_create_users(body: Any) -> Response:
-    users = _service().bulk_create(body["items"], require_principal())
+    if prefers_async(request.headers.getlist("Prefer")):
+        return accepted(_service().bulk_create_later(body["items"], require_principal()))
     # Only admins get this far (the service refuses anyone else), and admins see every
     # email: no per-user viewer check, which cost 5 ms per 1,000 users.
-    return json_response({"items": dump_created_users(users)}, 201)
+    return json_response(bulk_result(_service().bulk_create(body["items"], require_principal())), 201)
 
 
 @bp.get("/users")

@@ -14,6 +14,7 @@ from webapp.core.db import Reader
 from webapp.core.db.driver_reads import ReadRow
 from webapp.core.db.mixins import utcnow
 from webapp.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from webapp.core.jobs import Job, enqueue
 from webapp.core.lists import Page, PageRequest
 from webapp.core.passwords import DEFAULT_METHOD, hash_password, hash_passwords, verify_password
 from webapp.core.preconditions import check_precondition
@@ -27,6 +28,9 @@ from webapp.resources.users.repository import (
     UserReadRepository,
     UserRepository,
 )
+
+# The job kind of a bulk create a request queued (Prefer: respond-async): tasks.py.
+BULK_CREATE = "users.bulk_create"
 
 
 class NewUser(TypedDict):
@@ -100,6 +104,7 @@ class UserService:
     created_labels = tuple(column.key for column in CREATED_COLUMNS)
 
     def __init__(self, session: Session, password_method: str = DEFAULT_METHOD) -> None:
+        self.session = session
         self.users = UserRepository(session)
         self.password_method = password_method
 
@@ -152,6 +157,20 @@ class UserService:
             )
         by_email = {row.email: row for row in created}
         return [by_email[email] for email in emails]
+
+    def bulk_create_later(self, items: Sequence[NewUser], actor: Principal) -> Job:
+        """Admins only: bulk_create in a job (tasks.py), queued in this transaction; one
+        INSERT. The job runs it as ``actor``, whose right was checked here, now."""
+        require_admin(actor)
+        payload = {
+            "items": [dict(item) for item in items],
+            "actor": {
+                "user_id": actor.user_id,
+                "is_admin": actor.is_admin,
+                "credential_id": actor.credential_id,
+            },
+        }
+        return enqueue(self.session, BULK_CREATE, payload, owner_id=actor.user_id)
 
     def get(self, user_id: int) -> User:
         user = self.users.get_live(user_id)
