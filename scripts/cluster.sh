@@ -341,10 +341,7 @@ start_apps() {
     # These instances stop with the cluster: make prod-down would look in another folder.
     export PROD_STOP_HINT="make cluster-down"
     export PORT="$APPS_PORT" APP_PORT="$((APPS_PORT + 1))" REDIS_PORT="$APPS_REDIS_PORT"
-    # Limits that hold across the two instances need a shared store: Redis, when one answers.
-    if [[ -z "${RATELIMIT_STORAGE_URL:-}" ]] && (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
-      export RATELIMIT_STORAGE_URL=redis://127.0.0.1:6379/0
-    fi
+    # Limits shared by the two instances: prod.sh counts them in the Redis it starts.
     "$PROJECT_ROOT/scripts/prod.sh" up >/dev/null
   ) || die "the app instances did not start (logs in $APPS_RUN_DIR/)"
   say "cluster: 2 app instances behind nginx on http://127.0.0.1:$APPS_PORT, a Celery worker on redis://127.0.0.1:$APPS_REDIS_PORT/0"

@@ -346,6 +346,11 @@ cmd_up() {
   if [[ -z "${CELERY_BROKER_URL:-}" ]] && ! dotenv_has CELERY_BROKER_URL; then
     own_redis=1
     export CELERY_BROKER_URL="redis://127.0.0.1:$REDIS_PORT/0"
+    # Rate limits in the same Redis: counted once for every worker and instance, exactly
+    # (in process memory each of them would count alone, and every limit be that much looser).
+    if [[ -z "${RATELIMIT_STORAGE_URL:-}" ]] && ! dotenv_has RATELIMIT_STORAGE_URL; then
+      export RATELIMIT_STORAGE_URL="redis://127.0.0.1:$REDIS_PORT/1"
+    fi
   fi
   printf 'PORT=%q\nAPP_PORT=%q\nAPP_INSTANCES=%q\nREDIS_PORT=%q\n' "$PORT" "$APP_PORT" "$APP_INSTANCES" "$REDIS_PORT" >"$STATE_FILE"
 

@@ -295,3 +295,14 @@ def test_a_hand_off_marks_before_it_publishes_and_takes_the_mark_back_when_publi
         assert _job(db_session, job_id).published_at is None
         hand_off(publish, [job_id])
     assert seen[0] is not None
+
+
+def test_a_long_link_in_a_mail_is_not_folded_in_the_dev_mailbox(make_own_app: Any, tmp_path: Any) -> None:
+    app = make_own_app(MAIL_URL="", MAIL_DIR=str(tmp_path / "mailbox"))
+    link = "http://127.0.0.1:5000/verify-email?token=" + "A" * 43
+    with app.app_context(), unit_of_work() as uow:
+        send_mail_later(uow.session, to="ada@example.com", subject="Verify", text=f"Open {link} to verify.\n")
+    with app.app_context():
+        assert run_due_jobs() == 1
+    (saved,) = (tmp_path / "mailbox").iterdir()
+    assert link.encode() in saved.read_bytes()
