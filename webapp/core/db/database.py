@@ -70,19 +70,13 @@ def forbid_writes_on_read_engines(engine: Engine) -> None:
     default_transaction_read_only (engine.py), which the server enforces for everything.
     """
 
-    def guard(
-        _cursor: Any, _statement: Any, _parameters: Any, context: DefaultExecutionContext | None
-    ) -> None:
-        # No context: a statement SQLAlchemy runs outside an execution context (a
-        # sequence, a column default) or a kept SELECT sent to the driver (driver_reads.py).
-        if (
-            context is not None
-            and context.execution_options.get(READ_ONLY_ENGINE)
-            and (context.isinsert or context.isupdate or context.isdelete)
+    def guard(_cursor: Any, _statement: Any, _parameters: Any, context: DefaultExecutionContext) -> None:
+        if context.execution_options.get(READ_ONLY_ENGINE) and (
+            context.isinsert or context.isupdate or context.isdelete
         ):
             raise WriteInReadOnlyRequest("a GET/HEAD/OPTIONS request must not write")
 
-    def guard_no_params(cursor: Any, statement: Any, context: DefaultExecutionContext | None) -> None:
+    def guard_no_params(cursor: Any, statement: Any, context: DefaultExecutionContext) -> None:
         guard(cursor, statement, None, context)
 
     event.listen(engine, "do_execute", guard, insert=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Row, bindparam, select, update
 
 from webapp.core.db import Reader
-from webapp.core.db.driver_reads import ReadRow, first_row, kept
 from webapp.core.repository import Repository
 from webapp.resources.tokens.model import AccessToken
 from webapp.resources.users.model import User
@@ -26,11 +26,10 @@ tokens = AccessToken.__table__.c
 users = User.__table__.c
 
 
-# Built once, with bound parameters: every authenticated request runs it, and building
-# and cache-keying a new select() of a join with six conditions cost more than executing
-# it. Kept, so a read connection sends it straight to the driver (driver_reads.py).
-_HOLDER = kept(
-    select(tokens.id, users.id, users.is_admin)
+# Built once, with bound parameters: every authenticated request runs it, and SQLAlchemy
+# then cache-keys it once and finds its compiled SQL in the engine's cache.
+_HOLDER = (
+    select(tokens.id.label("token_id"), users.id.label("user_id"), users.is_admin)
     .select_from(AccessToken.__table__.join(User.__table__, users.id == tokens.user_id))
     .where(
         tokens.token_hash == bindparam("token_hash"),
@@ -49,6 +48,7 @@ class TokenReadRepository:
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
 
-    def holder(self, token_hash: str, now: datetime) -> ReadRow | None:
-        """(token id, user id, is_admin) of a live token of a live, active user: one statement."""
-        return first_row(self.reader, _HOLDER, {"token_hash": token_hash, "now": now})
+    def holder(self, token_hash: str, now: datetime) -> Row[Any, Any, Any] | None:
+        """``token_id``, ``user_id`` and ``is_admin`` of a live token of a live, active user:
+        one statement."""
+        return self.reader.execute(_HOLDER, {"token_hash": token_hash, "now": now}).first()

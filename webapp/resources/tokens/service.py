@@ -113,5 +113,4 @@ class TokenAuthenticator:
         row = TokenReadRepository(reader).holder(token_hash(token), utcnow())
         if row is None:
             return None
-        token_id, user_id, is_admin = row
-        return Principal(user_id=user_id, is_admin=bool(is_admin), credential_id=token_id)
+        return Principal(user_id=row.user_id, is_admin=bool(row.is_admin), credential_id=row.token_id)
