@@ -156,9 +156,9 @@ class ReadRepository:
     # (a joined model's columns labelled, e.g. ``author_full_name``, for ``view`` to nest).
     columns: ClassVar[tuple[ColumnElement[Any], ...]]
     # The statements every GET of the resource runs, built once when the subclass is
-    # defined (see _by_id above): the live rows, one by id, whether an id is live, the count.
+    # defined (as _by_id above): the live rows, one by id, whether an id is live, the count.
     _rows: ClassVar[Select[Any]]
-    _by_id: ClassVar[Select[Any]]
+    _live_by_id: ClassVar[Select[Any]]
     _is_live: ClassVar[Select[Any]]
     _count: ClassVar[Select[Any]]
 
@@ -167,7 +167,7 @@ class ReadRepository:
         table = cls.table()
         live = table.c.deleted_at.is_(None)
         cls._rows = select(*cls.columns).select_from(cls.source()).where(live)
-        cls._by_id = cls._rows.where(table.c.id == bindparam("entity_id"))
+        cls._live_by_id = cls._rows.where(table.c.id == bindparam("entity_id"))
         cls._is_live = select(table.c.id).where(live, table.c.id == bindparam("entity_id"))
         cls._count = count_of(select(table.c.id).where(live))
 
@@ -196,7 +196,7 @@ class ReadRepository:
         """The view of a live entity, or None if it is missing or soft-deleted: one statement."""
         if not 1 <= entity_id <= MAX_ID:
             return None
-        row = self.reader.execute(self._by_id, {"entity_id": entity_id}).mappings().first()
+        row = self.reader.execute(self._live_by_id, {"entity_id": entity_id}).mappings().first()
         return None if row is None else self.view(row)
 
     def exists_live(self, entity_id: int) -> bool:
