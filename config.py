@@ -111,7 +111,7 @@ class Config:
     DEBUG = False
     DEFAULT_DATABASE_URL = DEFAULT_SQLITE_URL
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:  # noqa: PLR0915 -- a line per setting
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         # Empty counts as unset: a cursor signed with an empty key could be forged by anyone.
         self.SECRET_KEY: str = env.get("SECRET_KEY") or DEFAULT_SECRET_KEY
@@ -170,7 +170,7 @@ class Config:
         # Password hashes (sign-up, sign-in, password changes) per client address: scrypt is
         # slow on purpose, so this is what keeps one client from occupying every worker.
         self.RATELIMIT_PASSWORD_HASHES_PER_ADDRESS: str = (
-            env.get("RATELIMIT_PASSWORD_HASHES_PER_ADDRESS") or "30 per minute"
+            env.get("RATELIMIT_PASSWORD_HASHES_PER_ADDRESS") or "5 per 10 seconds"
         )
         # How many proxies in front of the app set X-Forwarded-For (nginx: 1); 0 trusts none.
         self.PROXY_FIX_X_FOR: int = _int(env, "PROXY_FIX_X_FOR", 0)
@@ -192,14 +192,7 @@ class Config:
         )
         # Browser origins allowed to call the API; none by default (no CORS headers at all).
         self.CORS_ORIGINS: tuple[str, ...] = _origins(env, "CORS_ORIGINS")
-        # Background jobs (docs/jobs.md). With a broker, Celery workers run them; without
-        # one, a thread in each web process does ("thread"); "none" leaves them queued for
-        # `flask jobs run`.
-        self.CELERY_BROKER_URL: str = env.get("CELERY_BROKER_URL") or ""
-        self.JOBS_WORKER: str = _choice(
-            env, "JOBS_WORKER", "celery" if self.CELERY_BROKER_URL else "thread", ("celery", "thread", "none")
-        )
-        self.JOBS_POLL_SECONDS: float = _float(env, "JOBS_POLL_SECONDS", 1.0)
+        self._read_jobs(env)
         # Mail: SMTP when MAIL_URL is set (smtp://[user:pass@]host:port[?starttls=true],
         # smtps://...), else the log and .eml files in MAIL_DIR.
         self.MAIL_URL: str = env.get("MAIL_URL") or ""
@@ -220,6 +213,24 @@ class Config:
         )
         self.RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS: str = (
             env.get("RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS") or "20 per hour"
+        )
+
+    def _read_jobs(self, env: Mapping[str, str]) -> None:
+        # Background jobs (docs/jobs.md). With a broker, Celery workers run them; without
+        # one, a thread in each web process does ("thread"); "none" leaves them queued for
+        # `flask jobs run`.
+        self.CELERY_BROKER_URL: str = env.get("CELERY_BROKER_URL") or ""
+        self.JOBS_WORKER: str = _choice(
+            env, "JOBS_WORKER", "celery" if self.CELERY_BROKER_URL else "thread", ("celery", "thread", "none")
+        )
+        self.JOBS_POLL_SECONDS: float = _float(env, "JOBS_POLL_SECONDS", 1.0)
+        # A running job whose worker vanished may be claimed again after this long; the
+        # Celery time limits sit below it, the broker's visibility timeout above it.
+        self.JOBS_LEASE_SECONDS: float = _float(env, "JOBS_LEASE_SECONDS", 300.0)
+        # How long Redis keeps a message a worker took but never acknowledged (killed)
+        # before it hands it out again; kombu's default is an hour.
+        self.CELERY_VISIBILITY_TIMEOUT_SECONDS: float = _float(
+            env, "CELERY_VISIBILITY_TIMEOUT_SECONDS", 600.0
         )
 
     def as_dict(self) -> dict[str, Any]:

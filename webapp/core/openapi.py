@@ -75,7 +75,7 @@ with the same key and body within 24 hours gets the first answer again, with
 `Idempotent-Replayed: true`, and writes nothing; the same key with another body is a 422,
 and while the first request runs, a 409.
 
-**Mail and slow work** happen in background jobs, after the request that causes them has
+**Mail and slow work** run in the background, after the request that causes them has
 committed (a rolled-back request sends nothing). A link a mail carries works once and
 expires; an invalid, used or expired one is a 400 whose problem type says so.
 
@@ -350,6 +350,18 @@ def _parameters(
         parameters.append({"in": "query", "schema": op.query})
     if op.listing is not None:
         parameters.extend(_paging_parameters(op))
+    if op.respond_async is not None:
+        parameters.append(
+            {
+                "in": "header",
+                "name": "Prefer",
+                "description": "`respond-async` (RFC 7240): answer 202 at once with the job that does "
+                "the work; GET its Location until `state` is `succeeded` or `failed`. Without it the "
+                "work is done within the request.",
+                "schema": {"type": "string"},
+                "example": "respond-async",
+            }
+        )
     if op.conditional and method == "GET":
         parameters.append({"in": "header", "name": "If-None-Match", "schema": {"type": "string"}})
     if op.conditional and method in {"PATCH", "DELETE"}:
@@ -400,6 +412,25 @@ def _responses(op: Operation, method: str, has_path_params: bool, idempotent: bo
     if headers:
         success["headers"] = {name: _HEADERS[name] for name in sorted(headers)}
     responses: dict[str, Any] = {str(op.status): success}
+    if op.respond_async is not None:
+        responses["202"] = {
+            "description": "Accepted (sent `Prefer: respond-async`): the job that does the work. Its "
+            "`result` is what this operation answers without the header; its `error` the problem it "
+            "would answer.",
+            "headers": {
+                "Location": {
+                    "description": "URL of the job: GET /api/v1/jobs/{id}.",
+                    "schema": {"type": "string"},
+                },
+                "Preference-Applied": {
+                    "description": "`respond-async`: the preference was honoured.",
+                    "schema": {"type": "string", "enum": ["respond-async"]},
+                },
+            },
+            "content": {
+                "application/json": {"schema": op.respond_async.schema, "example": op.respond_async.example}
+            },
+        }
     if op.conditional and method == "GET":
         responses["304"] = {
             "description": "Not modified: If-None-Match names the current version. No content.",

@@ -55,6 +55,11 @@ def body_field(name: str) -> Callable[[], str]:
     """A key function: a JSON body field in an email's normal form (an account); '' if absent."""
 
     def key() -> str:
+        mimetype = request.mimetype or ""
+        if mimetype != "application/json" and not mimetype.endswith("+json"):
+            # Refused with 415 before anything reads it: its body must stay unread too, so
+            # that the early answer closes the connection instead of reading it all here.
+            return ""
         try:
             data = json.loads(request.get_data(cache=True) or b"{}")
         except (ValueError, RecursionError):
@@ -110,6 +115,11 @@ def install_rate_limits(app: Flask) -> Limiter:
             "rate limits are counted in each process (RATELIMIT_STORAGE_URL is memory://): with "
             "several workers or instances every limit is that many times looser; point "
             "RATELIMIT_STORAGE_URL at the Redis they share"
+        )
+    if limiter.enabled and not app.config.get("PROXY_FIX_X_FOR") and not (app.debug or app.testing):
+        log.warning(
+            "rate limits count the address each connection comes from (PROXY_FIX_X_FOR=0): behind "
+            "a proxy every client shares the proxy's limits; set PROXY_FIX_X_FOR to the number of proxies"
         )
     app.extensions["webapp_limiter"] = limiter
     limited: set[str] = set()

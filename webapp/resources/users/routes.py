@@ -6,13 +6,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
-from flask import Blueprint, Response, current_app, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 from flask.cli import AppGroup
 
 from webapp.core.auth import check_verified, current_principal, open_to_unverified, public, require_principal
 from webapp.core.db import current_database, get_reader, get_session, unit_of_work
-from webapp.core.db.driver_reads import ReadRow
-from webapp.core.dumpers import dump_many, dumper_for
+from webapp.core.dumpers import compile_dump
 from webapp.core.errors import NotFound
 from webapp.core.fields import normalize_email
 from webapp.core.http import (
@@ -30,6 +29,7 @@ from webapp.core.operations import operation
 from webapp.core.ratelimits import PASSWORD_HASHES, FailureBudget, client_address, rate_limit, spends
 from webapp.core.resource import Resource
 from webapp.resources.accounts.model import WRONG_PASSWORD
+from webapp.resources.jobs.routes import RESPOND_ASYNC, accepted, prefers_async
 from webapp.resources.users.model import EMAIL_TAKEN, User
 from webapp.resources.users.schemas import (
     USER_BULK_CREATE_EXAMPLE,
@@ -48,19 +48,16 @@ from webapp.resources.users.schemas import (
     UserUpdateSchema,
 )
 from webapp.resources.users.service import UserReadService, UserService
+from webapp.resources.users.tasks import bulk_result
 
 bp = Blueprint("users", __name__, url_prefix="/api/v1")
 
 ID = "<id:user_id>"  # see IdConverter: a 404, never a 405, for ids that cannot exist
 USERS = Listing("users", UserReadService.lister)
 
-user_schema = UserSchema()
-# schema.dump, generated once (core/dumpers.py): for User objects (what writes answer), for
-# the rows of UserReadRepository (what GETs answer) and for those of a bulk create, by position.
-dump_user = dumper_for(user_schema)
-dump_user_row = dumper_for(user_schema, labels=UserReadService.row_labels)
-dump_user_rows = dump_many(user_schema, labels=UserReadService.row_labels)
-dump_created_users = dump_many(user_schema, labels=UserService.created_labels)
+# UserSchema's dump (core/dumpers.py), of User objects (what writes answer) and of rows
+# of the same names (what GETs answer).
+dump_user = compile_dump(UserSchema())
 
 
 # Shown only to the user and admins.
@@ -81,12 +78,13 @@ def _visible(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _dump(user: User) -> dict[str, Any]:
+def _dump(user: Any) -> dict[str, Any]:
+    """A User or a row of UserSchema's fields, as the caller may see it."""
     return _visible(dump_user(user))
 
 
-def _dump_rows(users: Sequence[ReadRow]) -> list[dict[str, Any]]:
-    return [_visible(body) for body in dump_user_rows(users)]
+def _dump_all(users: Sequence[Any]) -> list[dict[str, Any]]:
+    return [_dump(user) for user in users]
 
 
 def _service() -> UserService:
@@ -135,19 +133,22 @@ def create_user(body: Any) -> Response:
     tag="users",
     description="One transaction: an invalid item (422, `errors` keyed `items.<index>.<field>`), an "
     "email repeated in the batch (422) or one already taken (409 email-taken) writes nothing. "
-    "The users come back in the order sent.",
+    "The users come back in the order sent. With `Prefer: respond-async` it answers 202 at once and a "
+    "job hashes and inserts them (the same rules, all or nothing): follow its `Location`.",
     request_example=USER_BULK_CREATE_EXAMPLE,
     response_example=USER_BULK_RESULT_EXAMPLE,
     body=UserBulkCreateSchema(),
     response=UserBulkResultSchema(),
     status=201,
     problems=(EMAIL_TAKEN,),
+    respond_async=RESPOND_ASYNC,
 )
 def bulk_create_users(body: Any) -> Response:
-    users = _service().bulk_create(body["items"], require_principal())
+    if prefers_async(request.headers.getlist("Prefer")):
+        return accepted(_service().bulk_create_later(body["items"], require_principal()))
     # Only admins get this far (the service refuses anyone else), and admins see every
-    # email: no per-user viewer check, which cost 5 ms per 1,000 users.
-    return json_response({"items": dump_created_users(users)}, 201)
+    # email: no per-user viewer check.
+    return json_response(bulk_result(_service().bulk_create(body["items"], require_principal())), 201)
 
 
 @bp.get("/users")
@@ -165,7 +166,7 @@ def bulk_create_users(body: Any) -> Response:
     problems=(403,),
 )
 def list_users(query: Any, page: PageRequest) -> Response:
-    return list_response(USERS, _reads().list(query, page, current_principal()), page, _dump_rows)
+    return list_response(USERS, _reads().list(query, page, current_principal()), page, _dump_all)
 
 
 @bp.get(f"/users/{ID}")
@@ -179,9 +180,8 @@ def list_users(query: Any, page: PageRequest) -> Response:
     conditional=True,
 )
 def get_user(user_id: int) -> Response:
-    body = dump_user_row(_reads().get(user_id))
-    version = body["version"]
-    return not_modified(version) or entity_response(_visible(body), version)
+    user = _reads().get(user_id)
+    return not_modified(user["version"]) or entity_response(_dump(user), user["version"])
 
 
 @bp.patch(f"/users/{ID}")
