@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from sqlalchemy import Engine, text
+
+from webapp.core.db.indexes import TRIGRAM_PENDING_LIST_LIMIT_KB
 
 SORT_INDEXES = {
     "ix_posts_user_id_created_at_id_live": "(user_id, created_at, id)",
@@ -52,3 +55,21 @@ def test_trigram_indexes_exist_on_postgresql_only(app: Flask, engine: Engine, is
             assert "where (deleted_at is null)" in definitions[name]
         else:
             assert name not in definitions
+
+
+@pytest.mark.postgres_only(reason="autovacuum and GIN storage parameters are PostgreSQL's")
+def test_vacuum_follows_inserts_and_trigram_pending_lists_stay_small(app: Flask, engine: Engine) -> None:
+    with engine.connect() as connection:
+        options = dict(
+            connection.execute(
+                text(
+                    "SELECT relname, array_to_string(reloptions, ',') FROM pg_class "
+                    "WHERE relnamespace = 'public'::regnamespace AND reloptions IS NOT NULL"
+                )
+            ).all()
+        )
+
+    for table in ("users", "posts", "comments"):
+        assert "autovacuum_vacuum_insert_scale_factor=0.01" in options[table], table
+    for name in TRIGRAM_INDEXES:
+        assert f"gin_pending_list_limit={TRIGRAM_PENDING_LIST_LIMIT_KB}" in options[name], name

@@ -6,6 +6,11 @@ from sqlalchemy import Index, func, text
 
 LIVE = "deleted_at IS NULL"
 
+# New entries of a GIN index wait in its pending list until a vacuum merges them, and
+# every search reads the whole list: bounded below PostgreSQL's 4 MB default (kB, as
+# PostgreSQL takes it; docs/database-settings.md has the measurements).
+TRIGRAM_PENDING_LIST_LIMIT_KB = 512
+
 # Index.info key naming the one dialect an index exists on: ddl_if() tells create_all(),
 # but SQLAlchemy offers no public way to read its condition back.
 ONLY_ON = "only_on_dialect"
@@ -29,6 +34,7 @@ def trigram_index(name: str, column: str) -> Index:
         postgresql_using="gin",
         postgresql_ops={label: "gin_trgm_ops"},
         postgresql_where=text(LIVE),
+        postgresql_with={"gin_pending_list_limit": TRIGRAM_PENDING_LIST_LIMIT_KB},
         info={ONLY_ON: "postgresql"},
     )
     return index.ddl_if(dialect="postgresql")

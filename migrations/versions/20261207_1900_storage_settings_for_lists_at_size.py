@@ -1,0 +1,58 @@
+"""Storage settings that keep list queries' plans at size: vacuum after inserts, bounded
+trigram pending lists.
+
+docs/database-settings.md has the measurements behind both.
+- autovacuum_vacuum_insert_scale_factor on users, posts and comments: PostgreSQL's
+  default (0.2) lets a fifth of a table's rows pile up unvacuumed before an insert
+  triggers a vacuum; until then their pages are not all-visible, and every index-only
+  COUNT over them (a user's posts, a capped total) visits the heap for each such row.
+- gin_pending_list_limit on the trigram indexes: new entries wait in the index's pending
+  list (4 MB by default) until a vacuum merges them, and every search reads the whole list.
+
+PostgreSQL only: SQLite has neither autovacuum nor GIN indexes. A per-table storage
+parameter travels with the table (dumps, replicas, managed servers), unlike a server
+setting.
+
+Revision ID: 5d1e0a7c3b92
+Revises: 3128e38fef2b
+Create Date: 2026-12-07 19:00:00.000000+00:00
+"""
+
+from alembic import op
+
+revision = "5d1e0a7c3b92"
+down_revision = "3128e38fef2b"
+branch_labels = None
+depends_on = None
+
+TABLES = ("users", "posts", "comments")
+INSERT_SCALE_FACTOR = 0.01
+TRIGRAM_INDEXES = (
+    "ix_posts_title_lower_trgm_live",
+    "ix_users_email_lower_trgm_live",
+    "ix_users_full_name_lower_trgm_live",
+)
+# In kB, as PostgreSQL takes it; keep in step with webapp/core/db/indexes.py.
+PENDING_LIST_LIMIT_KB = 512
+
+
+def _is_postgresql() -> bool:
+    return op.get_bind().dialect.name == "postgresql"
+
+
+def upgrade() -> None:
+    if not _is_postgresql():
+        return
+    for table in TABLES:
+        op.execute(f"ALTER TABLE {table} SET (autovacuum_vacuum_insert_scale_factor = {INSERT_SCALE_FACTOR})")
+    for index in TRIGRAM_INDEXES:
+        op.execute(f"ALTER INDEX {index} SET (gin_pending_list_limit = {PENDING_LIST_LIMIT_KB})")
+
+
+def downgrade() -> None:
+    if not _is_postgresql():
+        return
+    for index in TRIGRAM_INDEXES:
+        op.execute(f"ALTER INDEX {index} RESET (gin_pending_list_limit)")
+    for table in TABLES:
+        op.execute(f"ALTER TABLE {table} RESET (autovacuum_vacuum_insert_scale_factor)")
