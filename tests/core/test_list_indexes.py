@@ -73,3 +73,24 @@ def test_vacuum_follows_inserts_and_trigram_pending_lists_stay_small(app: Flask,
         assert "autovacuum_vacuum_insert_scale_factor=0.01" in options[table], table
     for name in TRIGRAM_INDEXES:
         assert f"gin_pending_list_limit={TRIGRAM_PENDING_LIST_LIMIT_KB}" in options[name], name
+
+
+@pytest.mark.postgres_only(reason="extended statistics are PostgreSQL's")
+def test_the_searched_expressions_have_statistics_of_their_own(app: Flask, engine: Engine) -> None:
+    with engine.connect() as connection:
+        found = {
+            row.stxname: (row.relname, row.expressions, row.stxstattarget)
+            for row in connection.execute(
+                text(
+                    "SELECT s.stxname, c.relname, pg_get_statisticsobjdef_expressions(s.oid)::text "
+                    "AS expressions, s.stxstattarget FROM pg_statistic_ext s "
+                    "JOIN pg_class c ON c.oid = s.stxrelid"
+                )
+            )
+        }
+
+    assert found == {
+        "st_posts_title_lower": ("posts", "{lower((title)::text)}", 1000),
+        "st_users_email_lower": ("users", "{lower((email)::text)}", 1000),
+        "st_users_full_name_lower": ("users", "{lower((full_name)::text)}", 1000),
+    }
