@@ -94,3 +94,12 @@ def test_the_searched_expressions_have_statistics_of_their_own(app: Flask, engin
         "st_users_email_lower": ("users", "{lower((email)::text)}", 1000),
         "st_users_full_name_lower": ("users", "{lower((full_name)::text)}", 1000),
     }
+
+
+def test_a_users_posts_index_carries_the_titles_on_postgresql(
+    app: Flask, engine: Engine, is_postgres: bool
+) -> None:
+    definition = _definitions(engine)["ix_posts_user_id_created_at_id_live"]
+
+    # post_title's check of a user's posts reads the index alone (docs/database-settings.md).
+    assert ("include (title)" in definition) is is_postgres

@@ -16,9 +16,16 @@ TRIGRAM_PENDING_LIST_LIMIT_KB = 512
 ONLY_ON = "only_on_dialect"
 
 
-def live_index(name: str, *columns: str) -> Index:
-    """A B-tree over the rows that are not soft-deleted (every list query says so), on both databases."""
-    return Index(name, *columns, postgresql_where=text(LIVE), sqlite_where=text(LIVE))
+def live_index(name: str, *columns: str, include: tuple[str, ...] = ()) -> Index:
+    """A B-tree over the rows that are not soft-deleted (every list query says so), on both databases.
+
+    ``include``: columns stored in the index's leaves but not ordered by (PostgreSQL's
+    INCLUDE), so a query that only filters on them reads no table rows; SQLite has no
+    such clause and builds the index without them.
+    """
+    return Index(
+        name, *columns, postgresql_where=text(LIVE), sqlite_where=text(LIVE), postgresql_include=list(include)
+    )
 
 
 def trigram_index(name: str, column: str) -> Index:
