@@ -409,6 +409,11 @@ def run_size(base_url: str, size: str, args: argparse.Namespace) -> list[Measure
     app = bench_app(url, settings)
     engine = app.extensions["database"].engine
     seed(engine, SIZES[size], force=args.reseed)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        # Statistics a migration added since the seed (CREATE STATISTICS) are empty until
+        # ANALYZE; outside a transaction, so they are kept (an uncommitted ANALYZE is not).
+        connection.exec_driver_sql("SET statement_timeout = 0")
+        connection.exec_driver_sql("ANALYZE")
     if args.seed_only:
         app.extensions["database"].dispose()
         return []
