@@ -414,6 +414,16 @@ def run_size(base_url: str, size: str, args: argparse.Namespace) -> list[Measure
         # ANALYZE; outside a transaction, so they are kept (an uncommitted ANALYZE is not).
         connection.exec_driver_sql("SET statement_timeout = 0")
         connection.exec_driver_sql("ANALYZE")
+        # The planner settings `make up` and `make cluster-up` give the app's database
+        # (docs/database-settings.md), unless the server's own are asked for.
+        name = engine.url.database
+        for setting in ("jit", "max_parallel_workers_per_gather"):
+            if args.server_defaults:
+                connection.exec_driver_sql(f'ALTER DATABASE "{name}" RESET {setting}')
+            else:
+                value = "off" if setting == "jit" else "0"
+                connection.exec_driver_sql(f'ALTER DATABASE "{name}" SET {setting} = {value}')
+    app.extensions["database"].dispose()  # new connections take the database's settings
     if args.seed_only:
         app.extensions["database"].dispose()
         return []
@@ -487,6 +497,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plans", action="store_true", help="print every statement's plan")
     parser.add_argument("--seed-only", action="store_true")
     parser.add_argument("--reseed", action="store_true", help="replace whatever the databases hold")
+    parser.add_argument(
+        "--server-defaults",
+        action="store_true",
+        help="the server's jit and parallel workers, not those docs/database-settings.md sets",
+    )
     parser.add_argument(
         "--setting", action="append", default=[], help="an app setting, NAME=value (repeatable)"
     )
