@@ -60,7 +60,7 @@ def test_trigram_indexes_exist_on_postgresql_only(app: Flask, engine: Engine, is
 @pytest.mark.postgres_only(reason="autovacuum and GIN storage parameters are PostgreSQL's")
 def test_vacuum_follows_inserts_and_trigram_pending_lists_stay_small(app: Flask, engine: Engine) -> None:
     with engine.connect() as connection:
-        options = dict(
+        options: dict[str, str] = dict(
             connection.execute(
                 text(
                     "SELECT relname, array_to_string(reloptions, ',') FROM pg_class "
