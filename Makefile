@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: install run test lint format db-upgrade db-downgrade db-revision db-check fuzz clean up down pg-status cluster-up cluster-down cluster-status seed bench bench-http bench-pagination bench-lists prod prod-down prod-status client-check
+.PHONY: install run worker test lint format db-upgrade db-downgrade db-revision db-check fuzz clean up down pg-status cluster-up cluster-down cluster-status seed bench bench-http bench-pagination bench-lists prod prod-down prod-status client-check
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ install: $(STAMP)
 
 run: install db-upgrade  ## serve the API (SQLite under instance/ unless DATABASE_URL is set)
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
+
+# CELERY_BROKER_URL (environment or .env) names the broker; the worker's relay publishes
+# what the outbox holds unpublished, so this one process runs every job (docs/jobs.md).
+worker: install db-upgrade  ## a Celery worker for the background jobs (needs CELERY_BROKER_URL, e.g. redis://127.0.0.1:6379/1)
+	$(BIN)/celery --app wsgi:celery_app worker --loglevel INFO $(WORKER_ARGS)
 
 # The fuzz suite is left to `make fuzz` (CI runs it after this): it was a quarter of the time.
 test: install  ## the suite minus fuzzing: PostgreSQL if TEST_DATABASE_URL is set, else SQLite
@@ -64,10 +69,10 @@ db-check: install  ## fails if the models and the migrations disagree
 # (PORT=5000 above is make run's default, not the edge's).
 PROD_PORT := $(if $(filter file,$(origin PORT)),8080,$(PORT))
 
-prod: install  ## gunicorn behind a buffering nginx on 127.0.0.1:8080 (PORT=...), migrated; see docs/deployment.md
+prod: install  ## gunicorn behind a buffering nginx on 127.0.0.1:8080 (PORT=...), a Celery worker and its Redis, migrated; see docs/deployment.md
 	@PORT=$(PROD_PORT) scripts/prod.sh up
 
-prod-down:  ## stop the nginx and gunicorn that make prod started
+prod-down:  ## stop the nginx, gunicorn, Celery worker and Redis that make prod started
 	@scripts/prod.sh down
 
 prod-status:  ## are they running, and the URL (the script itself exits 3 when stopped)

@@ -141,6 +141,11 @@ class Config:
         self.SQL_ECHO: bool = _bool(env, "SQL_ECHO", False)
         self.SLOW_QUERY_MS: float = _float(env, "SLOW_QUERY_MS", 200.0)
         self.MAX_CONTENT_LENGTH: int = _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024)
+        # An answer given before the body was read (413, 415, 401...) reads and drops up to
+        # this much of it to keep the connection open; past that the connection closes.
+        # Behind the edge, which hands over whole bodies at loopback speed, scripts/prod.sh
+        # sets it to MAX_CONTENT_LENGTH (webapp/core/unread_body.py, docs/deployment.md).
+        self.BODY_DRAIN_LIMIT: int = _int(env, "BODY_DRAIN_LIMIT", 64 * 1024)
         self.IDEMPOTENCY_RETENTION_HOURS: float = _float(env, "IDEMPOTENCY_RETENTION_HOURS", 24.0)
         self.RETRY_AFTER_SECONDS: int = _int(env, "RETRY_AFTER_SECONDS", 5)
         self.LOG_LEVEL: str = env.get("LOG_LEVEL", "INFO").upper()
@@ -179,14 +184,7 @@ class Config:
         )
         # Browser origins allowed to call the API; none by default (no CORS headers at all).
         self.CORS_ORIGINS: tuple[str, ...] = _origins(env, "CORS_ORIGINS")
-        # Background jobs (docs/jobs.md). With a broker, Celery workers run them; without
-        # one, a thread in each web process does ("thread"); "none" leaves them queued for
-        # `flask jobs run`.
-        self.CELERY_BROKER_URL: str = env.get("CELERY_BROKER_URL") or ""
-        self.JOBS_WORKER: str = _choice(
-            env, "JOBS_WORKER", "celery" if self.CELERY_BROKER_URL else "thread", ("celery", "thread", "none")
-        )
-        self.JOBS_POLL_SECONDS: float = _float(env, "JOBS_POLL_SECONDS", 1.0)
+        self._read_jobs(env)
         # Mail: SMTP when MAIL_URL is set (smtp://[user:pass@]host:port[?starttls=true],
         # smtps://...), else the log and .eml files in MAIL_DIR.
         self.MAIL_URL: str = env.get("MAIL_URL") or ""
@@ -195,6 +193,37 @@ class Config:
         self.MAIL_TIMEOUT_SECONDS: float = _float(env, "MAIL_TIMEOUT_SECONDS", 10.0)
         # Where the links in mails point (a front end's pages, or this API's host).
         self.APP_BASE_URL: str = (env.get("APP_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+        # The account lifecycle (docs/accounts.md): whether writes wait for a verified email,
+        # how long the tokens mailed for it live, and how often a reset may be asked for.
+        self.REQUIRE_VERIFIED_EMAIL: bool = _bool(env, "REQUIRE_VERIFIED_EMAIL", False)
+        self.EMAIL_VERIFICATION_TTL_HOURS: int = _int(env, "EMAIL_VERIFICATION_TTL_HOURS", 48)
+        self.PASSWORD_RESET_TTL_MINUTES: int = _int(env, "PASSWORD_RESET_TTL_MINUTES", 60)
+        # Mails a client can make the server send: resets per address asked for, and
+        # resets and verification resends per client address.
+        self.RATELIMIT_ACCOUNT_MAILS_PER_EMAIL: str = (
+            env.get("RATELIMIT_ACCOUNT_MAILS_PER_EMAIL") or "5 per hour"
+        )
+        self.RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS: str = (
+            env.get("RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS") or "20 per hour"
+        )
+
+    def _read_jobs(self, env: Mapping[str, str]) -> None:
+        # Background jobs (docs/jobs.md). With a broker, Celery workers run them; without
+        # one, a thread in each web process does ("thread"); "none" leaves them queued for
+        # `flask jobs run`.
+        self.CELERY_BROKER_URL: str = env.get("CELERY_BROKER_URL") or ""
+        self.JOBS_WORKER: str = _choice(
+            env, "JOBS_WORKER", "celery" if self.CELERY_BROKER_URL else "thread", ("celery", "thread", "none")
+        )
+        self.JOBS_POLL_SECONDS: float = _float(env, "JOBS_POLL_SECONDS", 1.0)
+        # A running job whose worker vanished may be claimed again after this long; the
+        # Celery time limits sit below it, the broker's visibility timeout above it.
+        self.JOBS_LEASE_SECONDS: float = _float(env, "JOBS_LEASE_SECONDS", 300.0)
+        # How long Redis keeps a message a worker took but never acknowledged (killed)
+        # before it hands it out again; kombu's default is an hour.
+        self.CELERY_VISIBILITY_TIMEOUT_SECONDS: float = _float(
+            env, "CELERY_VISIBILITY_TIMEOUT_SECONDS", 600.0
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in dir(self) if name.isupper()}

@@ -7,8 +7,12 @@ Everything that differs between machines comes from the environment.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import gunicorn.http.wsgi
+
+if TYPE_CHECKING:
+    from webapp.core.unread_body import ServerRequest
 
 
 def _int_env(name: str, default: int) -> int:
@@ -67,6 +71,24 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 control_socket_disable = True
 pidfile = os.environ.get("GUNICORN_PID_FILE") or None
 proc_name = "webapp"
+
+
+# An answer given before the request body was read (413, 415, a 401 from the headers...)
+# must not leave the body on a connection announced as kept alive. The app drains a small
+# rest itself; for a larger one it needs this request's force_close(), and gunicorn
+# ignores a Connection header from the app (webapp/core/unread_body.py). Imported as a
+# request comes, in a worker: the master process never loads the app.
+def pre_request(worker: object, req: ServerRequest) -> None:
+    from webapp.core.unread_body import remember_gunicorn_request
+
+    remember_gunicorn_request(req)
+
+
+def post_request(worker: object, req: ServerRequest, environ: object, resp: object) -> None:
+    from webapp.core.unread_body import forget_gunicorn_request
+
+    forget_gunicorn_request()
+
 
 # gunicorn has no setting for its Server header; every response sends the name its
 # HTTP module imported from gunicorn/__init__.py. nginx drops an upstream's Server header

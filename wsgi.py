@@ -25,3 +25,13 @@ app = create_app()
 # gunicorn imports this module in each worker after the fork (no --preload), so the
 # frozen objects are the worker's own.
 gc.freeze()
+
+
+def __getattr__(name: str) -> object:
+    # `celery --app wsgi:celery_app worker`: built on first access, so web processes
+    # without a broker never import Celery.
+    if name == "celery_app":
+        from webapp.core.jobs.celery_app import celery_app_for
+
+        return celery_app_for(app)
+    raise AttributeError(name)

@@ -405,7 +405,7 @@ def statements_per_route(url: str) -> list[tuple[str, int, int, int]]:
             "LOG_LEVEL": "WARNING",
         }
     )
-    app = create_app(config, PASSWORD_HASH_METHOD=CHEAP_HASH, RATELIMIT_ENABLED=False)
+    app = create_app(config, PASSWORD_HASH_METHOD=CHEAP_HASH, RATELIMIT_ENABLED=False, JOBS_WORKER="none")
     engine = app.extensions["database"].engine
     counts = {"statements": 0, "trips": 0}
 
@@ -467,6 +467,18 @@ def statements_per_route(url: str) -> list[tuple[str, int, int, int]]:
         response = client.open(path, method=method, json=body, headers=headers)
         label = f"{method} {path}" + (" (token)" if authenticated else "")
         results.append((label, response.status_code, counts["statements"], counts["trips"]))
+    # The same bulk create queued for a job (Prefer: respond-async): the request's cost;
+    # the job's own statements run later, in a worker. Never run here (JOBS_WORKER none).
+    async_headers = {**bearer, "Prefer": "respond-async"}
+    client.post("/api/v1/users/bulk", json={"items": bulk_items(100)}, headers=async_headers)
+    counts.update(statements=0, trips=0)
+    response = client.post("/api/v1/users/bulk", json={"items": bulk_items(100)}, headers=async_headers)
+    label = "POST /api/v1/users/bulk (token, respond-async)"
+    results.append((label, response.status_code, counts["statements"], counts["trips"]))
+    with engine.begin() as connection:
+        from sqlalchemy import text
+
+        connection.execute(text("DELETE FROM jobs WHERE kind = 'users.bulk_create'"))
     delete_bench_posts(url)
     delete_bulk_rows(url)
     with engine.begin() as connection:
@@ -567,6 +579,8 @@ def main() -> None:
         LOG_LEVEL="WARNING",
         PASSWORD_HASH_METHOD=CHEAP_HASH,
         RATELIMIT_ENABLED="false",
+        # As a web process with a broker: no jobs thread polling the outbox beside the load.
+        JOBS_WORKER="none",
         RAW_DSN=dsn(args.url),
         PEER_DATABASE_URL=args.url,
     )

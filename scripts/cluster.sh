@@ -14,7 +14,7 @@
 #
 # Settings (read when a part is created; afterwards its own config files are the truth):
 #   CLUSTER_DIR=.cluster  CLUSTER_PRIMARY_PORT=55432  CLUSTER_REPLICA_PORT=55433
-#   CLUSTER_BOUNCER_PORT=56432
+#   CLUSTER_BOUNCER_PORT=56432  CLUSTER_APPS_PORT=8090  CLUSTER_REDIS_PORT=6381
 # Read on every `up`:
 #   REPLICA_APPLY_DELAY=3s             make the replica lag on purpose (unset: left as is)
 #   CLUSTER_STATEMENT_TIMEOUT=30s  CLUSTER_LOCK_TIMEOUT=10s  CLUSTER_IDLE_TX_TIMEOUT=60s
@@ -332,9 +332,11 @@ stop_bouncer() {
 
 # Two app instances behind the production edge (scripts/prod.sh: nginx + gunicorn), on
 # this cluster: writes through PgBouncer, reads from the replica, migrations on the
-# primary. CLUSTER_APPS=0 leaves them out (the database tests start only the databases).
+# primary; prod.sh adds a Celery worker and the Redis it takes jobs from (on
+# CLUSTER_REDIS_PORT). CLUSTER_APPS=0 leaves them out (the database tests start only the databases).
 APPS_RUN_DIR="$CLUSTER_DIR/apps"
 APPS_PORT="${CLUSTER_APPS_PORT:-8090}"
+APPS_REDIS_PORT="${CLUSTER_REDIS_PORT:-6381}"
 
 start_apps() {
   [[ "${CLUSTER_APPS:-1}" == 1 ]] || return 0
@@ -343,14 +345,11 @@ start_apps() {
     export DB_SESSION_OPTIONS=false PROD_RUN_DIR="$APPS_RUN_DIR" APP_INSTANCES=2
     # These instances stop with the cluster: make prod-down would look in another folder.
     export PROD_STOP_HINT="make cluster-down"
-    export PORT="$APPS_PORT" APP_PORT="$((APPS_PORT + 1))"
-    # Limits that hold across the two instances need a shared store: Redis, when one answers.
-    if [[ -z "${RATELIMIT_STORAGE_URL:-}" ]] && (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
-      export RATELIMIT_STORAGE_URL=redis://127.0.0.1:6379/0
-    fi
+    export PORT="$APPS_PORT" APP_PORT="$((APPS_PORT + 1))" REDIS_PORT="$APPS_REDIS_PORT"
+    # Limits shared by the two instances: prod.sh counts them in the Redis it starts.
     "$PROJECT_ROOT/scripts/prod.sh" up >/dev/null
   ) || die "the app instances did not start (logs in $APPS_RUN_DIR/)"
-  say "cluster: 2 app instances behind nginx on http://127.0.0.1:$APPS_PORT"
+  say "cluster: 2 app instances behind nginx on http://127.0.0.1:$APPS_PORT, a Celery worker on redis://127.0.0.1:$APPS_REDIS_PORT/0"
 }
 
 stop_apps() {
@@ -363,6 +362,7 @@ stop_apps() {
 urls() {
   if [[ "${CLUSTER_APPS:-1}" == 1 && -f "$APPS_RUN_DIR/prod.env" ]]; then
     echo "# the API, 2 instances behind nginx: http://127.0.0.1:$APPS_PORT"
+    echo "# their jobs' broker (a Celery worker runs them): redis://127.0.0.1:$APPS_REDIS_PORT/0"
   fi
   echo "export DATABASE_URL=postgresql://$SUPERUSER@127.0.0.1:$(bouncer_port)/$DB_NAME"
   echo "export DATABASE_PRIMARY_URL=postgresql://$SUPERUSER@127.0.0.1:$(primary_port)/$DB_NAME"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The production topology on this machine: gunicorn (gunicorn.conf.py) on loopback, and a
 # private nginx in front of it (deploy/nginx/) that buffers requests and answers the
-# errors it produces itself as problem+json. See docs/deployment.md.
-#   scripts/prod.sh up      install nginx if missing, migrate, start both, print the URL
-#   scripts/prod.sh down    stop both (nginx first, then gunicorn, each gracefully)
+# errors it produces itself as problem+json; a Celery worker runs the background jobs,
+# with a Redis of its own as the broker. See docs/deployment.md and docs/jobs.md.
+#   scripts/prod.sh up      install nginx and redis-server if missing, migrate, start them all, print the URL
+#   scripts/prod.sh down    stop them (nginx, gunicorn, the worker, then Redis, each gracefully)
 #   scripts/prod.sh status  running or not, and the URL (exits 3 when stopped)
 # Settings come from the environment (and .env, as for `make run`): DATABASE_URL,
 # SECRET_KEY, WEB_CONCURRENCY, GUNICORN_THREADS, ... APP_ENV defaults to production.
@@ -12,6 +13,9 @@
 # default 8000), both on 127.0.0.1. APP_INSTANCES (default 1) starts that many gunicorn
 # instances on APP_PORT, APP_PORT+1, ... behind the one edge, as several machines would
 # be behind a balancer. PROD_RUN_DIR moves the state folder (default .run/).
+# Jobs: without CELERY_BROKER_URL a Redis is started on 127.0.0.1:REDIS_PORT (default 6380,
+# data in RUN_DIR/redis/) and the app and the worker use it; with CELERY_BROKER_URL set,
+# that broker is used and no Redis is started. CELERY_CONCURRENCY: the worker's processes (2).
 # Messages go to stderr, the URL to stdout.
 set -euo pipefail
 
@@ -25,6 +29,10 @@ GUNICORN_PID="$RUN_DIR/gunicorn.pid"
 gunicorn_pid_file() { if [[ "$1" == 0 ]]; then echo "$GUNICORN_PID"; else echo "$RUN_DIR/gunicorn.$1.pid"; fi; }
 gunicorn_log() { if [[ "$1" == 0 ]]; then echo "$RUN_DIR/gunicorn.log"; else echo "$RUN_DIR/gunicorn.$1.log"; fi; }
 NGINX_PID="$NGINX_DIR/nginx.pid"
+CELERY_PID="$RUN_DIR/celery.pid"
+CELERY_LOG="$RUN_DIR/celery.log"
+REDIS_DIR="$RUN_DIR/redis"
+REDIS_PID="$REDIS_DIR/redis.pid"
 # Unprivileged user for nginx's workers when we run as root.
 NGINX_WORKER_USER="${NGINX_WORKER_USER:-nobody}"
 
@@ -84,6 +92,61 @@ ensure_nginx() {
   echo "$bin"
 }
 
+find_redis() {
+  local candidate
+  for candidate in "${REDIS_SERVER_BIN:-}" "$(command -v redis-server 2>/dev/null || true)" /usr/bin/redis-server /usr/local/bin/redis-server; do
+    if [[ -n "$candidate" && -x "$candidate" ]]; then echo "$candidate"; return 0; fi
+  done
+  return 1
+}
+
+ensure_redis() {
+  local bin
+  if bin="$(find_redis)"; then echo "$bin"; return; fi
+  [[ "$(id -u)" == 0 ]] || die "redis-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install redis-server;
+  macOS: brew install redis), set REDIS_SERVER_BIN=/path/to/redis-server, or set CELERY_BROKER_URL to a broker you run."
+  command -v apt-get >/dev/null || die "redis-server is not installed and there is no apt-get: install it, or set CELERY_BROKER_URL"
+  say "prod: installing redis-server (Debian package; only its binary is used, the system service is left alone)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >&2 ||
+    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >&2; } ||
+    die "apt-get install redis-server failed"
+  bin="$(find_redis)" || die "redis-server was installed but its binary is not found"
+  echo "$bin"
+}
+
+start_redis() {
+  port_in_use "$REDIS_PORT" && die "127.0.0.1:$REDIS_PORT (REDIS_PORT, for the jobs' Redis) is taken by another program"
+  local bin
+  bin="$(ensure_redis)"
+  mkdir -p "$REDIS_DIR"
+  say "prod: starting Redis on 127.0.0.1:$REDIS_PORT for the jobs (data and log: $REDIS_DIR/)"
+  # Append-only file: queued messages survive a Redis restart (the relay would republish
+  # them anyway, after the visibility timeout). Loopback only, no RDB snapshots.
+  "$bin" --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$REDIS_DIR" \
+    --pidfile "$REDIS_PID" --logfile "$REDIS_DIR/redis.log" --save "" --appendonly yes </dev/null >&2 ||
+    die "redis-server did not start (log: $REDIS_DIR/redis.log)"
+  for _ in $(seq 1 50); do port_in_use "$REDIS_PORT" && return 0; sleep 0.1; done
+  tail -20 "$REDIS_DIR/redis.log" >&2 || true
+  die "Redis did not listen on 127.0.0.1:$REDIS_PORT within 5 s (log: $REDIS_DIR/redis.log)"
+}
+
+start_worker() {
+  say "prod: starting a Celery worker, $CELERY_CONCURRENCY process(es) (log: $CELERY_LOG)"
+  rm -f "$CELERY_PID"
+  (
+    cd "$PROJECT_ROOT"
+    exec setsid "$VENV_BIN/celery" --app wsgi:celery_app worker --concurrency "$CELERY_CONCURRENCY" \
+      --loglevel INFO --pidfile "$CELERY_PID" </dev/null >>"$CELERY_LOG" 2>&1
+  ) &
+  local deadline=$((SECONDS + 30))
+  while ((SECONDS < deadline)); do
+    if grep -q " ready." "$CELERY_LOG" 2>/dev/null && live_pid "$CELERY_PID" celery >/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  tail -20 "$CELERY_LOG" >&2 || true
+  die "the Celery worker was not ready within 30 s (log: $CELERY_LOG)"
+}
+
 python_() { "$VENV_BIN/python" "$@"; }
 
 dotenv_has() {
@@ -121,6 +184,22 @@ render() {
   printf '%s\n' "$text" >"$out"
 }
 
+# One body limit for both: nginx's client_max_body_size is the app's MAX_CONTENT_LENGTH,
+# read from the app itself (environment, .env and defaults, as gunicorn will see them).
+# nginx answers every body over it, so the app's own 413 only meets clients that reach
+# gunicorn directly. An answer the app gives before reading a body drains all of it
+# (BODY_DRAIN_LIMIT): nginx hands it over complete, and closing under it makes a 502.
+settle_body_limits() {
+  local out
+  out="$(cd "$PROJECT_ROOT" && python_ -c 'import wsgi; print(wsgi.app.config["MAX_CONTENT_LENGTH"])' 2>&1)" ||
+    { say "$out"; die "the app did not start (see above)"; }
+  MAX_CONTENT_LENGTH="$(tail -n 1 <<<"$out")"
+  [[ "$MAX_CONTENT_LENGTH" =~ ^[1-9][0-9]*$ ]] ||
+    die "MAX_CONTENT_LENGTH must be a positive number of bytes behind the edge, got '$MAX_CONTENT_LENGTH'"
+  export MAX_CONTENT_LENGTH
+  export BODY_DRAIN_LIMIT="${BODY_DRAIN_LIMIT:-$MAX_CONTENT_LENGTH}"
+}
+
 nginx_() {
   "$NGINX" -p "$NGINX_DIR/" -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/error.log" "$@"
 }
@@ -151,8 +230,17 @@ prepare_nginx() {
     APP_UPSTREAM+=$';\n    server 127.0.0.1:'"$((APP_PORT + i))"
   done
   NGINX_ACCESS_LOG="$NGINX_DIR/access.log"
+  # Per client address (docs/deployment.md, "One client cannot take the edge").
+  EDGE_CONNECTIONS_PER_CLIENT="${EDGE_CONNECTIONS_PER_CLIENT:-100}"
+  EDGE_REQUESTS_PER_SECOND="${EDGE_REQUESTS_PER_SECOND:-200}"
+  EDGE_BURST="${EDGE_BURST:-400}"
+  local limit
+  for limit in EDGE_CONNECTIONS_PER_CLIENT EDGE_REQUESTS_PER_SECOND EDGE_BURST; do
+    [[ "${!limit}" =~ ^[1-9][0-9]*$ ]] || die "$limit must be a positive whole number, got '${!limit}'"
+  done
   render "$PROJECT_ROOT/deploy/nginx/edge.conf.template" "$NGINX_DIR/edge.conf" \
-    NGINX_LISTEN APP_UPSTREAM NGINX_ACCESS_LOG
+    NGINX_LISTEN APP_UPSTREAM NGINX_ACCESS_LOG MAX_CONTENT_LENGTH \
+    EDGE_CONNECTIONS_PER_CLIENT EDGE_REQUESTS_PER_SECOND EDGE_BURST
   render "$PROJECT_ROOT/deploy/nginx/nginx.conf.template" "$NGINX_DIR/nginx.conf" \
     NGINX_USER_DIRECTIVE RUN_DIR
   nginx_ -t -q 2>&1 | sed 's/^/prod: /' >&2 || true
@@ -220,25 +308,30 @@ load_state() {
   PORT="${PORT:-8080}"
   APP_PORT="${APP_PORT:-8000}"
   APP_INSTANCES="${APP_INSTANCES:-1}"
+  REDIS_PORT="${REDIS_PORT:-6380}"
 }
 
 cmd_up() {
   mkdir -p "$RUN_DIR"
   [[ -x "$VENV_BIN/gunicorn" ]] || die "no $VENV_BIN/gunicorn: run make install (make prod does)"
-  local gpid npid
+  local gpid npid cpid
   gpid="$(live_pid "$GUNICORN_PID" gunicorn || true)"
   npid="$(live_pid "$NGINX_PID" nginx || true)"
-  if [[ -n "$gpid" && -n "$npid" ]]; then
+  cpid="$(live_pid "$CELERY_PID" celery || true)"
+  if [[ -n "$gpid" && -n "$npid" && -n "$cpid" ]]; then
     load_state
     say "prod: already running ($STOP_HINT stops it)"
     echo "http://127.0.0.1:$PORT"
     return 0
   fi
-  [[ -z "$gpid$npid" ]] || { say "prod: half running; restarting both"; cmd_down; }
+  [[ -z "$gpid$npid$cpid" ]] || { say "prod: half running; restarting all"; cmd_down; }
 
   PORT="${PORT:-8080}"
   APP_PORT="${APP_PORT:-8000}"
   APP_INSTANCES="${APP_INSTANCES:-1}"
+  REDIS_PORT="${REDIS_PORT:-6380}"
+  CELERY_CONCURRENCY="${CELERY_CONCURRENCY:-2}"
+  [[ "$CELERY_CONCURRENCY" =~ ^[1-9][0-9]?$ ]] || die "CELERY_CONCURRENCY must be 1..99, got $CELERY_CONCURRENCY"
   [[ "$APP_INSTANCES" =~ ^[1-9][0-9]?$ ]] || die "APP_INSTANCES must be 1..99, got $APP_INSTANCES"
   ((PORT < APP_PORT || PORT >= APP_PORT + APP_INSTANCES)) || die "PORT ($PORT) is among the app ports"
   export APP_ENV="${APP_ENV:-production}"
@@ -247,19 +340,33 @@ cmd_up() {
   export FLASK_APP=wsgi
   NGINX="$(ensure_nginx)"
   ensure_secret_key
+  settle_body_limits
   prepare_nginx
-  printf 'PORT=%q\nAPP_PORT=%q\nAPP_INSTANCES=%q\n' "$PORT" "$APP_PORT" "$APP_INSTANCES" >"$STATE_FILE"
+  local own_redis=""
+  if [[ -z "${CELERY_BROKER_URL:-}" ]] && ! dotenv_has CELERY_BROKER_URL; then
+    own_redis=1
+    export CELERY_BROKER_URL="redis://127.0.0.1:$REDIS_PORT/0"
+    # Rate limits in the same Redis: counted once for every worker and instance, exactly
+    # (in process memory each of them would count alone, and every limit be that much looser).
+    if [[ -z "${RATELIMIT_STORAGE_URL:-}" ]] && ! dotenv_has RATELIMIT_STORAGE_URL; then
+      export RATELIMIT_STORAGE_URL="redis://127.0.0.1:$REDIS_PORT/1"
+    fi
+  fi
+  printf 'PORT=%q\nAPP_PORT=%q\nAPP_INSTANCES=%q\nREDIS_PORT=%q\n' "$PORT" "$APP_PORT" "$APP_INSTANCES" "$REDIS_PORT" >"$STATE_FILE"
 
   say "prod: migrating (APP_ENV=$APP_ENV; flask db upgrade)"
   (cd "$PROJECT_ROOT" && mkdir -p instance && "$VENV_BIN/flask" db upgrade 2>&1 | sed 's/^/prod: /' >&2) ||
     die "migration failed"
   # Half a topology is worse than none: a failed start stops what did start.
   trap 'status=$?; [[ $status == 0 ]] || cmd_down; exit $status' EXIT
+  [[ -z "$own_redis" ]] || start_redis
+  # The worker before the web: the first request's jobs find it running.
+  start_worker
   local i
   for ((i = 0; i < APP_INSTANCES; i++)); do start_gunicorn "$i"; done
   start_nginx
   trap - EXIT
-  say "prod: ready. Logs in $RUN_DIR/ (gunicorn.log, nginx/access.log, nginx/error.log); $STOP_HINT stops it."
+  say "prod: ready. Logs in $RUN_DIR/ (gunicorn.log, celery.log, nginx/access.log, nginx/error.log); $STOP_HINT stops it."
   echo "http://127.0.0.1:$PORT"
 }
 
@@ -281,6 +388,18 @@ cmd_down() {
     fi
     rm -f "$file"
   done
+  # The worker after the web (no new jobs come), before the broker. TERM: a warm shutdown,
+  # running tasks finish; what it had not started goes back to Redis.
+  if pid="$(live_pid "$CELERY_PID" celery)"; then
+    any=1
+    stop_pid "Celery worker" "$pid" TERM 60
+  fi
+  rm -f "$CELERY_PID"
+  # Only the Redis this script started (its pid file); a broker of CELERY_BROKER_URL is not ours.
+  if pid="$(live_pid "$REDIS_PID" redis-server)"; then
+    any=1
+    stop_pid Redis "$pid" TERM 15
+  fi
   [[ -n "$any" ]] || say "prod: not running"
 }
 
@@ -291,6 +410,11 @@ cmd_status() {
   npid="$(live_pid "$NGINX_PID" nginx || true)"
   if [[ -n "$gpid" ]]; then say "prod: gunicorn running (pid $gpid) on 127.0.0.1:$APP_PORT"; else say "prod: gunicorn stopped"; fi
   if [[ -n "$npid" ]]; then say "prod: nginx running (pid $npid) on 127.0.0.1:$PORT"; else say "prod: nginx stopped"; fi
+  local cpid rpid
+  cpid="$(live_pid "$CELERY_PID" celery || true)"
+  rpid="$(live_pid "$REDIS_PID" redis-server || true)"
+  if [[ -n "$cpid" ]]; then say "prod: Celery worker running (pid $cpid)"; else say "prod: Celery worker stopped"; fi
+  if [[ -n "$rpid" ]]; then say "prod: Redis running (pid $rpid) on 127.0.0.1:$REDIS_PORT"; fi
   if [[ -n "$gpid" && -n "$npid" ]]; then
     echo "http://127.0.0.1:$PORT"
   else

@@ -18,13 +18,15 @@ from config import (
 from webapp.core.app import CoreApp, install_core
 from webapp.core.resource import Resource
 from webapp.demo.cli import seed_command
+from webapp.resources.accounts.routes import resource as accounts
 from webapp.resources.comments.routes import resource as comments
+from webapp.resources.jobs.routes import resource as jobs
 from webapp.resources.posts.routes import resource as posts
 from webapp.resources.tokens.routes import resource as tokens
 from webapp.resources.users.routes import resource as users
 
 # The resources the app serves: adding one is its import above and its name here.
-RESOURCES: tuple[Resource, ...] = (users, tokens, posts, comments)
+RESOURCES: tuple[Resource, ...] = (users, tokens, accounts, posts, comments, jobs)
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 

@@ -21,7 +21,7 @@ parameter travels with the table (dumps, replicas, managed servers), unlike a se
 setting.
 
 Revision ID: 5d1e0a7c3b92
-Revises: 3128e38fef2b
+Revises: 741215c4f3a0
 Create Date: 2026-12-07 19:00:00.000000+00:00
 """
 
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "5d1e0a7c3b92"
-down_revision = "3128e38fef2b"
+down_revision = "741215c4f3a0"
 branch_labels = None
 depends_on = None
 

@@ -88,7 +88,7 @@ def cluster() -> Iterator[Cluster]:
     # are root, and must reach their data folders inside it.
     folder = Path(tempfile.mkdtemp(prefix="webapp-cluster-"))
     folder.chmod(0o755)
-    primary_port, replica_port, bouncer_port, apps_port = _free_ports(4)
+    primary_port, replica_port, bouncer_port, apps_port, redis_port = _free_ports(5)
     env = dict(
         os.environ,
         CLUSTER_DIR=str(folder / "cluster"),
@@ -97,11 +97,14 @@ def cluster() -> Iterator[Cluster]:
         CLUSTER_BOUNCER_PORT=str(bouncer_port),
         # The edge on apps_port, the two app instances on the two ports after it.
         CLUSTER_APPS_PORT=str(apps_port),
+        # The Redis the apps' Celery worker takes jobs from.
+        CLUSTER_REDIS_PORT=str(redis_port),
         CLUSTER_STATEMENT_TIMEOUT=STATEMENT_TIMEOUT,
         CLUSTER_LOCK_TIMEOUT=LOCK_TIMEOUT,
         CLUSTER_IDLE_TX_TIMEOUT=IDLE_TX_TIMEOUT,
     )
     env.pop("REPLICA_APPLY_DELAY", None)
+    env.pop("CELERY_BROKER_URL", None)
     try:
         started = subprocess.run(
             [str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=120, check=False

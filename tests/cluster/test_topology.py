@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from http.cookiejar import CookieJar
 from typing import Any
@@ -69,3 +70,29 @@ def test_a_client_of_the_edge_reads_its_own_writes_through_either_instance(clust
         # The cookie the write set picks a replica that has the write, or the primary.
         status, _h, read = browser.call("GET", f"/api/v1/users/{user['id']}")
         assert (status, read["version"], read["full_name"]) == (200, version, f"Edge {round_}")
+
+
+def test_a_job_queued_through_the_edge_is_run_by_the_clusters_worker(cluster: Cluster) -> None:
+    """The worker `make cluster-up` starts takes jobs from its Redis and runs them through PgBouncer."""
+    browser = Browser(cluster.edge_url)
+    account = {"email": "edge-admin@example.com", "full_name": "Admin", "password": "password123"}
+    status, _headers, user = browser.call("POST", "/api/v1/users", account)
+    assert status == 201, user
+    with cluster.connect(cluster.primary_url) as connection, connection.cursor() as cursor:
+        cursor.execute("UPDATE users SET is_admin = true WHERE id = %s", (user["id"],))
+    status, _headers, token = browser.call(
+        "POST", "/api/v1/tokens", {"email": account["email"], "password": "password123"}
+    )
+    auth = {"Authorization": f"Bearer {token['token']}"}
+    items = [{"email": "from-a-job@example.com", "full_name": "Job", "password": "password123"}]
+
+    status, headers, job = browser.call(
+        "POST", "/api/v1/users/bulk", {"items": items}, {**auth, "Prefer": "respond-async"}
+    )
+    assert status == 202, job
+    deadline = time.monotonic() + 5
+    while job["state"] not in {"succeeded", "failed"} and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = browser.call("GET", headers["Location"], headers=auth)[2]
+
+    assert job["state"] == "succeeded", job

@@ -152,7 +152,8 @@ def test_development_warns_once_when_it_signs_with_the_built_in_key(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="webapp")
-    app = create_app(DevelopmentConfig({"DATABASE_URL": database_url}))
+    # No jobs thread: it would outlive this app and run the other tests' jobs.
+    app = create_app(DevelopmentConfig({"DATABASE_URL": database_url, "JOBS_WORKER": "none"}))
     try:
         assert _signing_warnings(caplog) == []  # starting alone signs nothing
         _first_page_with_a_cursor(app)
@@ -167,7 +168,9 @@ def test_development_with_its_own_key_does_not_warn(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="webapp")
-    settings = DevelopmentConfig({"DATABASE_URL": database_url, "SECRET_KEY": STRONG_KEY})
+    settings = DevelopmentConfig(
+        {"DATABASE_URL": database_url, "SECRET_KEY": STRONG_KEY, "JOBS_WORKER": "none"}
+    )
     app = create_app(settings)
     try:
         _first_page_with_a_cursor(app)

@@ -29,8 +29,9 @@ from webapp.resources.posts.routes import post_schema
 from webapp.resources.posts.schemas import AuthorSchema
 from webapp.resources.users.model import User
 from webapp.resources.users.repository import CREATED_COLUMNS, NewUserRow, UserReadRepository, UserRepository
-from webapp.resources.users.routes import dump_created_users, user_schema
+from webapp.resources.users.routes import user_schema
 from webapp.resources.users.service import UserService
+from webapp.resources.users.tasks import dump_created_users
 
 NOW = datetime(2026, 12, 1, 12, 30, 45, 123456, tzinfo=UTC)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,13 @@ from flask.testing import FlaskClient
 from tests.support.auth import make_admin, sign_in
 from tests.support.operations import OPERATION_IDS, fill_path
 from webapp.core.db import Database
+from webapp.core.db.mixins import utcnow
 from webapp.core.openapi import build_spec
+from webapp.resources.accounts.model import AccountToken, Purpose
+from webapp.resources.accounts.service import token_hash
+
+# Operations whose example sends a token from a mail: which kind of token it must be.
+MAILED_TOKENS = {"verify_email": Purpose.VERIFY_EMAIL, "complete_password_reset": Purpose.RESET_PASSWORD}
 
 
 def _spec(app: Flask) -> dict[str, Any]:
@@ -53,12 +60,35 @@ def same_shape(actual: Any, example: Any) -> bool:
 
 def _arrange(client: FlaskClient, database: Database) -> tuple[dict[str, int], dict[str, str]]:
     """An admin (an admin may do every documented write) and the admin's token; not the
-    examples' own email. Rows for other path parameters are made on demand (fill_path)."""
+    examples' own email. Rows for other path parameters are made on demand (fill_path), but
+    for a session and a job, which no 201 locates."""
     owner = {"email": "owner@example.com", "full_name": "Owner", "password": "password123"}
     user = client.post("/api/v1/users", json=owner).get_json()
     with database.new_session() as session:
         make_admin(session, user["id"])
-    return {"user_id": user["id"]}, sign_in(client, owner["email"], owner["password"])
+    auth = sign_in(client, owner["email"], owner["password"])
+    # A session's id is no Location of a 201 (sign-in answers the token itself): read it.
+    (session,) = client.get("/api/v1/tokens", headers=auth).get_json()["items"]
+    queued = {"items": [{"email": "queued@example.com", "full_name": "Queued", "password": "password123"}]}
+    job = client.post(
+        "/api/v1/users/bulk", json=queued, headers={**auth, "Prefer": "respond-async"}
+    ).get_json()
+    return {"user_id": user["id"], "token_id": session["id"], "job_id": job["id"]}, auth
+
+
+def _mail_token_of_the_example(database: Database, user_id: int, purpose: Purpose, token: str) -> None:
+    """The token an example sends, stored as if a mail had carried it to the owner."""
+    with database.new_session() as session:
+        session.add(
+            AccountToken(
+                user_id=user_id,
+                purpose=purpose,
+                token_hash=token_hash(token),
+                email="owner@example.com",
+                expires_at=utcnow() + timedelta(hours=1),
+            )
+        )
+        session.commit()
 
 
 @pytest.mark.parametrize("operation_id", OPERATION_IDS)
@@ -70,13 +100,15 @@ def test_each_example_request_gets_an_answer_shaped_like_the_example_answer(
     spec = _spec(app)
     url = fill_path(client, spec, path, ids, auth)
     body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("example")
+    if operation_id in MAILED_TOKENS:
+        _mail_token_of_the_example(database, ids["user_id"], MAILED_TOKENS[operation_id], body["token"])
     if operation_id == "create_token":
         # The example signs in as the example user: sign them up first, as the docs do.
         assert client.post("/api/v1/users", json={**body, "full_name": "Ada Lovelace"}).status_code == 201
     # The admin's token on every request: writes need it, and reads then show emails as
     # the examples do (an anonymous reader sees none).
     headers = dict(auth)
-    if method in {"patch", "delete"} and "{" in path:
+    if any(parameter["name"] == "If-Match" for parameter in operation.get("parameters", [])):
         headers["If-Match"] = client.get(url).headers["ETag"]
 
     response = client.open(url, method=method.upper(), json=body, headers=headers)

@@ -15,13 +15,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def running_edge(tmp_path: Path) -> Iterator[Path]:
-    """A run folder whose gunicorn and nginx pid files name live processes of those names."""
+    """A run folder whose gunicorn, nginx and Celery worker pid files name live processes of those names."""
     (tmp_path / "nginx").mkdir()
     processes = {
-        name: subprocess.Popen(["bash", "-c", f"exec -a {name} sleep 60"]) for name in ("gunicorn", "nginx")
+        name: subprocess.Popen(["bash", "-c", f"exec -a {name} sleep 60"])
+        for name in ("gunicorn", "nginx", "celery")
     }
     (tmp_path / "gunicorn.pid").write_text(str(processes["gunicorn"].pid))
     (tmp_path / "nginx" / "nginx.pid").write_text(str(processes["nginx"].pid))
+    (tmp_path / "celery.pid").write_text(str(processes["celery"].pid))
     (tmp_path / "prod.env").write_text("PORT=18080\nAPP_PORT=18000\nAPP_INSTANCES=1\n")
     yield tmp_path
     for process in processes.values():

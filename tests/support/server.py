@@ -1,12 +1,19 @@
-"""A real threaded HTTP server around the app, for tests that need real sockets."""
+"""Real HTTP servers around the app, for tests that need real sockets: Werkzeug's, in a
+thread of the test process, and gunicorn, in a process of its own."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -68,3 +75,73 @@ class LiveServer:
                 return HttpResult(response.status, dict(response.headers), response.read())
         except urllib.error.HTTPError as error:
             return HttpResult(error.code, dict(error.headers), error.read())
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class GunicornServer:
+    """gunicorn as deployed (gunicorn.conf.py, wsgi:app) in a process of its own, on a free port.
+
+    ``worker_class`` overrides the configuration file's (gthread), to check another one.
+    The app reads its settings from ``env`` (APP_ENV=testing and TEST_DATABASE_URL).
+    """
+
+    def __init__(self, env: dict[str, str], log_path: Path, worker_class: str = "gthread") -> None:
+        self.env = env
+        self.log_path = log_path
+        self.worker_class = worker_class
+        self.port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def start(self, timeout: float = 30) -> None:
+        env = {
+            **os.environ,
+            "FLASK_SKIP_DOTENV": "1",
+            "WEB_CONCURRENCY": "1",
+            # gunicorn runs gthread instead of sync when given more than one thread.
+            "GUNICORN_THREADS": "1" if self.worker_class == "sync" else "2",
+            **self.env,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+        }
+        command = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")]
+        command += ["--worker-class", self.worker_class, "wsgi:app"]
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                raise RuntimeError(f"gunicorn exited ({code}): {self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health/live", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer within {timeout} s: {self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        self._process = None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

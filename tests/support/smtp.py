@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from typing import Any
@@ -17,11 +18,32 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
 class Inbox:
-    """What the server received, in order; ``wait_for`` polls with a deadline."""
+    """What the server received, in order; ``wait_for`` polls with a deadline.
 
-    def __init__(self) -> None:
+    ``before_mail_from`` runs (in a thread) before a MAIL FROM is answered: a test holds a
+    sender there, in the middle of its task. ``after_data`` runs once a message is stored,
+    before the 250 that tells the sender so.
+    """
+
+    def __init__(
+        self,
+        before_mail_from: Callable[[], None] | None = None,
+        after_data: Callable[[EmailMessage], None] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self.messages: list[EmailMessage] = []
+        self.accepted_at: list[float] = []  # time.monotonic() of each message, in order
+        self.before_mail_from = before_mail_from
+        self.after_data = after_data
+
+    async def handle_MAIL(  # noqa: N802 -- aiosmtpd's handler name
+        self, _server: SMTP, _session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.before_mail_from is not None:
+            await asyncio.to_thread(self.before_mail_from)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:  # noqa: N802 -- aiosmtpd's handler name
         content = envelope.original_content or b""
@@ -29,6 +51,9 @@ class Inbox:
         assert isinstance(message, EmailMessage)
         with self._lock:
             self.messages.append(message)
+            self.accepted_at.append(time.monotonic())
+        if self.after_data is not None:
+            await asyncio.to_thread(self.after_data, message)
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -55,9 +80,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def smtp_server() -> Iterator[tuple[str, Inbox]]:
+def smtp_server(inbox: Inbox | None = None) -> Iterator[tuple[str, Inbox]]:
     """A server on a free loopback port; yields its MAIL_URL and its inbox."""
-    inbox = Inbox()
+    inbox = inbox or Inbox()
     controller: Any = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:

@@ -14,13 +14,19 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.support.smtp import Inbox, smtp_server
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROD_SH = PROJECT_ROOT / "scripts" / "prod.sh"
+# Not the default (1 MiB): the edge must take the app's limit, whatever it is.
+MAX_CONTENT_LENGTH = 768 * 1024
+# Small, so a test can reach it with a few sockets.
+EDGE_CONNECTIONS_PER_CLIENT = 20
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,10 @@ class Edge:
     port: int
     app_port: int
     run_dir: Path
+    # What scripts/prod.sh was started with (a process of the same app uses it too).
+    env: dict[str, str] = field(default_factory=dict)
+    # The SMTP server the edge's worker sends mail to.
+    inbox: Inbox | None = None
 
     @property
     def access_log(self) -> Path:
@@ -74,34 +84,44 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     run_dir = Path(tempfile.mkdtemp(prefix="webapp-edge-"))
     run_dir.chmod(0o755)
     database = tmp_path_factory.mktemp("edge-db") / "edge.db"
-    edge = Edge(port=_free_port(), app_port=_free_port(), run_dir=run_dir)
-    env = {
-        **os.environ,
-        "PORT": str(edge.port),
-        "APP_PORT": str(edge.app_port),
-        "PROD_RUN_DIR": str(run_dir),
-        "DATABASE_URL": f"sqlite:///{database}",
-        "APP_ENV": "production",
-        "SECRET_KEY": secrets.token_urlsafe(32),
-        "FLASK_SKIP_DOTENV": "1",
-        # Two threads in all: the stalled-client test proves the edge, not spare threads.
-        "WEB_CONCURRENCY": "1",
-        "GUNICORN_THREADS": "2",
-        "RATELIMIT_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    try:
-        started = subprocess.run(
-            [str(PROD_SH), "up"], env=env, capture_output=True, text=True, timeout=180, check=False
+    with smtp_server() as (mail_url, inbox):
+        env = {
+            **os.environ,
+            "PORT": str(_free_port()),
+            "APP_PORT": str(_free_port()),
+            # The jobs' Redis that prod.sh starts, on a port of its own; the worker mails here.
+            "REDIS_PORT": str(_free_port()),
+            "CELERY_CONCURRENCY": "1",
+            "MAIL_URL": mail_url,
+            "PROD_RUN_DIR": str(run_dir),
+            "DATABASE_URL": f"sqlite:///{database}",
+            "APP_ENV": "production",
+            "SECRET_KEY": secrets.token_urlsafe(32),
+            "FLASK_SKIP_DOTENV": "1",
+            # Two threads in all: the stalled-client test proves the edge, not spare threads.
+            "WEB_CONCURRENCY": "1",
+            "GUNICORN_THREADS": "2",
+            "RATELIMIT_ENABLED": "false",
+            "LOG_LEVEL": "WARNING",
+            "MAX_CONTENT_LENGTH": str(MAX_CONTENT_LENGTH),
+            "EDGE_CONNECTIONS_PER_CLIENT": str(EDGE_CONNECTIONS_PER_CLIENT),
+        }
+        env.pop("CELERY_BROKER_URL", None)
+        edge = Edge(
+            port=int(env["PORT"]), app_port=int(env["APP_PORT"]), run_dir=run_dir, env=env, inbox=inbox
         )
-        if started.returncode != 0:
-            if not _nginx_available():
-                _unavailable(
-                    f"nginx is not installed and scripts/prod.sh could not install it:\n{started.stderr}"
-                )
-            pytest.fail(f"scripts/prod.sh up failed ({started.returncode}):\n{started.stderr}")
-        assert started.stdout.strip() == f"http://127.0.0.1:{edge.port}"
-        yield edge
-    finally:
-        subprocess.run([str(PROD_SH), "down"], env=env, capture_output=True, timeout=60, check=False)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        try:
+            started = subprocess.run(
+                [str(PROD_SH), "up"], env=env, capture_output=True, text=True, timeout=180, check=False
+            )
+            if started.returncode != 0:
+                if not _nginx_available():
+                    _unavailable(
+                        f"nginx is not installed and scripts/prod.sh could not install it:\n{started.stderr}"
+                    )
+                pytest.fail(f"scripts/prod.sh up failed ({started.returncode}):\n{started.stderr}")
+            assert started.stdout.strip() == f"http://127.0.0.1:{edge.port}"
+            yield edge
+        finally:
+            subprocess.run([str(PROD_SH), "down"], env=env, capture_output=True, timeout=90, check=False)
+            shutil.rmtree(run_dir, ignore_errors=True)

@@ -5,6 +5,7 @@ Raw sockets for what no HTTP client library would send; http.client elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -17,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.topology.conftest import Edge
+from tests.support.keepalive import Case, exchange
+from tests.topology.conftest import EDGE_CONNECTIONS_PER_CLIENT, MAX_CONTENT_LENGTH, Edge
 
 pytestmark = pytest.mark.proxy
 
@@ -78,11 +80,13 @@ def access_log_line(edge: Edge, request_id: str) -> str:
 
 
 @contextmanager
-def stalled_clients(edge: Edge, count: int) -> Iterator[list[socket.socket]]:
+def stalled_clients(edge: Edge, count: int, sources: int = 1) -> Iterator[list[socket.socket]]:
+    """``count`` stalled uploads, spread over ``sources`` client addresses (127.0.1.x)."""
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
-            sock = socket.create_connection(("127.0.0.1", edge.port), timeout=10)
+        for n in range(count):
+            source = (f"127.0.1.{n % sources + 1}", 0)
+            sock = socket.create_connection(("127.0.0.1", edge.port), timeout=10, source_address=source)
             sock.sendall(STALLED_REQUEST)
             sockets.append(sock)
         yield sockets
@@ -93,7 +97,8 @@ def stalled_clients(edge: Edge, count: int) -> Iterator[list[socket.socket]]:
 
 def test_fifty_stalled_uploads_do_not_starve_the_app(edge: Edge) -> None:
     # gunicorn has 2 threads here (conftest); without the edge, 2 such clients stop it.
-    with stalled_clients(edge, 50):
+    # Five addresses, each under its connection limit: clients the edge lets in.
+    with stalled_clients(edge, 50, sources=5):
         for path in ("/health", "/api/v1/users"):
             started = time.perf_counter()
             answer = get(edge, path, timeout=1)
@@ -128,14 +133,30 @@ def test_overlong_header_is_431_problem_json(edge: Edge) -> None:
     assert NGINX_REQUEST_ID.match(answer.problem()["request_id"])
 
 
-def test_body_over_one_mib_is_413_problem_json_before_it_is_read(edge: Edge) -> None:
+def test_body_over_the_apps_limit_is_the_edges_413_before_it_is_read(edge: Edge) -> None:
     answer = send_raw(
         edge,
         b"POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 1048577\r\n\r\n{",
+        b"Content-Length: %d\r\n\r\n{" % (MAX_CONTENT_LENGTH + 1),
     )
     assert answer.status == 413
-    answer.problem()
+    problem = answer.problem()
+    # The app's problem type: a client sees one 413 whichever of the two answers.
+    assert problem["type"] == "/problems/request-too-large"
+    assert problem["detail"] == f"The request body is larger than {MAX_CONTENT_LENGTH} bytes."
+    assert " us=- " in access_log_line(edge, problem["request_id"])
+
+
+def test_body_of_exactly_the_apps_limit_reaches_the_app(edge: Edge) -> None:
+    # JSON padded with spaces to the byte: valid, so the app answers it (422, not 413).
+    body = b"{}" + b" " * (MAX_CONTENT_LENGTH - 2)
+    answer = send_raw(
+        edge,
+        b"POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body),
+    )
+    assert answer.status == 422, answer.body[:300]
+    assert " us=422 " in access_log_line(edge, answer.problem()["request_id"])
 
 
 def test_body_the_edge_spools_to_disk_reaches_the_app(edge: Edge) -> None:
@@ -220,3 +241,115 @@ def test_limits_meet_without_a_gap_where_gunicorn_answers_in_html(edge: Edge) ->
     answer = send_raw(edge, b"GET /no/such/route HTTP/1.1\r\nHost: x\r\n" + many_headers + b"\r\n")
     assert answer.status == 404
     answer.problem()
+
+
+JSON_BODY = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_after_the_edges_413_the_connection_is_closed_not_reused(edge: Edge, chunked: bool) -> None:
+    """nginx refuses the body unread and says so: Connection: close, then it closes."""
+    refused = Case("POST", "/api/v1/users", 413, JSON_BODY)
+
+    result = exchange(("127.0.0.1", edge.port), refused, 2 * MAX_CONTENT_LENGTH, chunked)
+
+    assert result.outcome == "closed"
+    assert json.loads(result.first.body)["type"] == "/problems/request-too-large"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("size", [10_000, 500_000], ids=["small", "large"])
+def test_an_app_answer_before_the_body_keeps_the_clients_connection(
+    edge: Edge, size: int, chunked: bool
+) -> None:
+    """The app answers 401 without reading; the client's next request on the connection works.
+
+    gunicorn drains the body nginx hands over (BODY_DRAIN_LIMIT = MAX_CONTENT_LENGTH):
+    closing under a body nginx is still writing would make it answer 502.
+    """
+    unauthenticated = Case("POST", "/api/v1/posts", 401, JSON_BODY)
+
+    for _ in range(20):
+        result = exchange(("127.0.0.1", edge.port), unauthenticated, size, chunked)
+
+        assert result.outcome == "kept"
+
+
+FLOOD_SOCKETS = 2500
+
+
+def _probe(edge: Edge, path: str, source: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", edge.port, timeout=1, source_address=(source, 0))
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status, time.perf_counter() - started
+    except OSError:  # a timeout or a refused connection: the edge was not there in time
+        return -1, time.perf_counter() - started
+    finally:
+        connection.close()
+
+
+def test_one_address_dribbling_thousands_of_bodies_cannot_take_the_edge_down(edge: Edge) -> None:
+    flooder, bystander = "127.0.0.2", "127.0.0.3"
+    head = (
+        b"POST /api/v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100000\r\n\r\n{"
+    )
+    sockets: list[socket.socket] = []
+    probes: list[tuple[str, int, float]] = []
+    try:
+        for _ in range(FLOOD_SOCKETS):
+            sock = socket.create_connection(("127.0.0.1", edge.port), timeout=5, source_address=(flooder, 0))
+            sock.setblocking(False)
+            # Refused or reset by the edge already: it is one of those turned away.
+            with contextlib.suppress(OSError):
+                sock.send(head)
+            sockets.append(sock)
+        deadline = time.monotonic() + 12
+        next_dribble = time.monotonic()
+        while time.monotonic() < deadline:
+            if time.monotonic() >= next_dribble:
+                for sock in sockets:
+                    with contextlib.suppress(OSError):
+                        sock.send(b" ")  # one byte every 3 s: under client_body_timeout
+                next_dribble += 3
+            for path in ("/health/ready", "/api/v1/users"):
+                status, elapsed = _probe(edge, path, bystander)
+                probes.append((path, status, elapsed))
+            time.sleep(0.2)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+    assert len(probes) >= 20
+    failed = [probe for probe in probes if probe[1] != 200 or probe[2] >= 1.0]
+    assert failed == [], failed
+
+
+def test_one_address_over_its_connection_limit_gets_a_429_problem(edge: Edge) -> None:
+    stalled: list[socket.socket] = []
+    try:
+        for _ in range(EDGE_CONNECTIONS_PER_CLIENT):
+            sock = socket.create_connection(
+                ("127.0.0.1", edge.port), timeout=5, source_address=("127.0.0.4", 0)
+            )
+            sock.sendall(STALLED_REQUEST)
+            stalled.append(sock)
+        time.sleep(0.3)  # every stalled request has been read up to its body
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", edge.port, timeout=5, source_address=("127.0.0.4", 0)
+        )
+        connection.request("GET", "/health/live")
+        response = connection.getresponse()
+        answer = Answer(response.status, response.headers, response.read())
+        connection.close()
+    finally:
+        for sock in stalled:
+            sock.close()
+
+    assert answer.status == 429
+    assert answer.problem()["type"] == "/problems/rate-limited"
+    assert int(answer.headers["Retry-After"]) >= 1

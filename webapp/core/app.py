@@ -27,6 +27,7 @@ from webapp.core.read_retry import dispatch_with_read_retry
 from webapp.core.read_your_writes import install_read_your_writes
 from webapp.core.shell import install_shell
 from webapp.core.transactions import register_request_hooks
+from webapp.core.unread_body import DRAIN_LIMIT, UnreadBody
 
 
 class NoCookieSessions(SessionInterface):
@@ -132,4 +133,8 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     app.cli.add_command(idempotency_cli)
     install_jobs(app, database)
     install_shell(app, database)
+    # Outermost: it settles a body the app left unread as the answer starts, whichever
+    # layer answered, and a drain is not counted in the request's logged duration.
+    drain_limit = int(app.config.get("BODY_DRAIN_LIMIT", DRAIN_LIMIT))
+    app.wsgi_app = UnreadBody(app.wsgi_app, drain_limit)  # type: ignore[method-assign]
     return database

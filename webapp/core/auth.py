@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from webapp.core.context import current_flask_app, current_request
 from webapp.core.db import current_database
-from webapp.core.errors import Forbidden, InvalidRequest, Unauthenticated
+from webapp.core.errors import EMAIL_UNVERIFIED, Forbidden, InvalidRequest, Unauthenticated
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REALM = 'Bearer realm="api"'
@@ -32,11 +32,13 @@ ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller: a user, whether an admin, and the credential used."""
+    """The authenticated caller: a user, whether an admin, the credential used, and whether
+    the user proved their email (REQUIRE_VERIFIED_EMAIL refuses other writes until then)."""
 
     user_id: int
     is_admin: bool
     credential_id: int
+    email_verified: bool = True
 
 
 class Owned(Protocol):
@@ -61,6 +63,25 @@ def public(view: ViewT) -> ViewT:
 
 def is_public(view: Callable[..., Any]) -> bool:
     return bool(getattr(view, "public", False))
+
+
+def open_to_unverified(view: ViewT) -> ViewT:
+    """Mark a write an unverified user may make even with REQUIRE_VERIFIED_EMAIL on (the
+    writes that verify, change or recover the email, and signing out)."""
+    view.open_to_unverified = True  # type: ignore[attr-defined]
+    return view
+
+
+def check_verified(principal: Principal, view: Callable[..., Any] | None) -> None:
+    """REQUIRE_VERIFIED_EMAIL: an unverified user's write is a 403, unless its view is open to them."""
+    if principal.email_verified or not current_flask_app().config.get("REQUIRE_VERIFIED_EMAIL"):
+        return
+    if view is not None and getattr(view, "open_to_unverified", False):
+        return
+    raise Forbidden(
+        "Verify your email before changing anything: open the link in the verification mail.",
+        problem_type=EMAIL_UNVERIFIED,
+    )
 
 
 def _challenge(error: str | None = None, description: str | None = None) -> dict[str, str]:
@@ -173,7 +194,9 @@ def enforce_authentication() -> None:
             except Unauthenticated:
                 current.environ[_PRINCIPAL] = None
             return
-        current_principal()
+        principal = current_principal()
+        if principal is not None and not principal.email_verified and current.method not in SAFE_METHODS:
+            check_verified(principal, view)
         return
     if current.method in SAFE_METHODS:
         return  # an anonymous read: nothing to check, no view to look up

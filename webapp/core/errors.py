@@ -120,6 +120,14 @@ REQUEST_TOO_LARGE = problem_type(
     "The body is larger than the server accepts (1 MiB by default). Send less, e.g. split a bulk request.",
 )
 
+EMAIL_UNVERIFIED = problem_type(
+    "email-unverified",
+    403,
+    "Email not verified",
+    "This server accepts writes only from users who verified their email. Open the link in the "
+    "verification mail (POST /api/v1/email-verifications/resend sends a new one), then retry.",
+)
+
 
 class DomainError(Exception):
     """Base of every error a client can cause; ``status`` is its HTTP meaning."""

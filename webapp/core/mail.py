@@ -36,7 +36,11 @@ def send_mail(_session: Session, payload: dict[str, Any]) -> dict[str, str]:
     # Stable per job would let a receiver drop a redelivered copy; a fresh one per attempt
     # is what every SMTP client does, so duplicates stay visible in tests and logs.
     message["Message-ID"] = make_msgid(domain="webapp.local")
-    message.set_content(payload["text"])
+    text = payload["text"]
+    # Plain ASCII goes as it is: quoted-printable would fold a long link with "=" soft
+    # breaks and turn "token=" into "token=3D" for anyone reading the dev mailbox's files.
+    plain = text.isascii() and all(len(line) <= 998 for line in text.splitlines())
+    message.set_content(text, cte="7bit" if plain else "quoted-printable")
     url = current_app.config.get("MAIL_URL") or ""
     if url:
         _send_smtp(url, message, float(current_app.config.get("MAIL_TIMEOUT_SECONDS", 10.0)))

@@ -49,8 +49,8 @@ _NEEDS_QUOTES = re.compile(rf'[\s"=\\\x00-\x1f\x7f-\x9f{_BIDI}]')
 _UNESCAPED_BY_JSON = re.compile(rf"[\x7f-\x9f{_BIDI}]")
 # Anywhere in a line but the line breaks and tabs of tracebacks and multi-line messages.
 _UNSAFE_IN_LINE = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
-# A bearer token sent in the URL (refused with a 400) is not written to the log either.
-_ACCESS_TOKEN = re.compile(r"((?:^|&)access_token=)[^&]*")
+# Query parameters that carry a credential: written to the log as [redacted].
+_TOKEN_PARAMETER = re.compile(r"((?:^|&)(?:access_)?token=)[^&]*")
 # insertmanyvalues batches: "VALUES (...), (...), ..." with up to 1,000 rows.
 _ROW = r"\((?:[^()%]|%\([^()]*\)s|%)*\)"  # a row of placeholders, psycopg2's %(name)s included
 _VALUES_ROWS = re.compile(rf"(VALUES {_ROW})(?:, {_ROW})+")
@@ -218,8 +218,10 @@ def _log_request(environ: WSGIEnvironment, status_line: str, stats: SqlStats) ->
         status = int(status_line[:3])
         method = environ.get("REQUEST_METHOD", "GET").upper()
         query = environ.get("QUERY_STRING")
-        if query and "access_token" in query:
-            query = _ACCESS_TOKEN.sub(r"\1[redacted]", query)
+        if query and "token=" in query:
+            # A bearer token sent in the URL (refused with a 400), or a one-time token of a
+            # mailed link: whoever reads the log must not be able to use it.
+            query = _TOKEN_PARAMETER.sub(r"\1[redacted]", query)
         path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
         fields: dict[str, Any] = {
             "method": method,

@@ -30,6 +30,9 @@ one resource.
 `Content-Type: application/json` (else 415), must be a JSON object (else 400) and at most
 1 MiB by default (else 413). Unknown fields and fields the server owns (`id`, `version`,
 timestamps...) are refused with 422, never ignored. Timestamps are RFC 3339 in UTC.
+An answer given before the body was read (413, 415, a 401 or 429) keeps the connection
+only if the server read the rest; otherwise it says `Connection: close` and closes it, and
+the next request goes on a new connection.
 
 **Errors** are RFC 9457 problem details (`application/problem+json`) with `type`, `title`,
 `status`, `detail` and the `request_id` that the server logged; a 422 adds `errors`, a map
@@ -59,15 +62,22 @@ answers, within 2 seconds, even when every pooled connection is busy (a readines
 **Waiting is bounded.** No request waits for a database lock or a pooled connection for
 more than a few seconds: it gets a 503 with `Retry-After` instead.
 
-**Input.** Query strings must be UTF-8 once percent-decoded (`%ff` is a 400); a JSON body
-that names a member twice in one object is a 400. Names and titles refuse control
-characters, terminal escapes, bidirectional formatting characters and blank values (422);
-free text may contain line breaks and tabs but no other control characters.
+**Input.** Query strings must be UTF-8 once percent-decoded (`%ff` is a 400), and never
+carry a credential (`?access_token=` is a 400: send `Authorization`); a JSON body that
+names a member twice in one object is a 400, and one with more than 100 unknown members
+is answered with the first 100 named. Every text field refuses control characters,
+terminal escapes and bidirectional formatting characters but line breaks and tabs (422);
+names and titles refuse line breaks and blank values too; passwords take any character
+that can be stored. Emails are compared in one normal form (Unicode NFKC, case-folded).
 
 **Retries.** Every POST accepts an `Idempotency-Key` (1..255 printable ASCII): a retry
 with the same key and body within 24 hours gets the first answer again, with
 `Idempotent-Replayed: true`, and writes nothing; the same key with another body is a 422,
 and while the first request runs, a 409.
+
+**Mail and slow work** run in the background, after the request that causes them has
+committed (a rolled-back request sends nothing). A link a mail carries works once and
+expires; an invalid, used or expired one is a 400 whose problem type says so.
 
 **HEAD** is answered for every GET route, with the GET's status and headers and no body.
 
@@ -340,6 +350,18 @@ def _parameters(
         parameters.append({"in": "query", "schema": op.query})
     if op.listing is not None:
         parameters.extend(_paging_parameters(op))
+    if op.respond_async is not None:
+        parameters.append(
+            {
+                "in": "header",
+                "name": "Prefer",
+                "description": "`respond-async` (RFC 7240): answer 202 at once with the job that does "
+                "the work; GET its Location until `state` is `succeeded` or `failed`. Without it the "
+                "work is done within the request.",
+                "schema": {"type": "string"},
+                "example": "respond-async",
+            }
+        )
     if op.conditional and method == "GET":
         parameters.append({"in": "header", "name": "If-None-Match", "schema": {"type": "string"}})
     if op.conditional and method in {"PATCH", "DELETE"}:
@@ -390,6 +412,25 @@ def _responses(op: Operation, method: str, has_path_params: bool, idempotent: bo
     if headers:
         success["headers"] = {name: _HEADERS[name] for name in sorted(headers)}
     responses: dict[str, Any] = {str(op.status): success}
+    if op.respond_async is not None:
+        responses["202"] = {
+            "description": "Accepted (sent `Prefer: respond-async`): the job that does the work. Its "
+            "`result` is what this operation answers without the header; its `error` the problem it "
+            "would answer.",
+            "headers": {
+                "Location": {
+                    "description": "URL of the job: GET /api/v1/jobs/{id}.",
+                    "schema": {"type": "string"},
+                },
+                "Preference-Applied": {
+                    "description": "`respond-async`: the preference was honoured.",
+                    "schema": {"type": "string", "enum": ["respond-async"]},
+                },
+            },
+            "content": {
+                "application/json": {"schema": op.respond_async.schema, "example": op.respond_async.example}
+            },
+        }
     if op.conditional and method == "GET":
         responses["304"] = {
             "description": "Not modified: If-None-Match names the current version. No content.",

@@ -19,6 +19,15 @@ ViewT = TypeVar("ViewT", bound=Callable[..., ResponseReturnValue])
 
 
 @dataclass(frozen=True)
+class AsyncAnswer:
+    """The operation also honours `Prefer: respond-async` (RFC 7240): it answers 202 at
+    once with ``schema`` (the job doing the work, e.g. ``example``) and its Location."""
+
+    schema: Schema
+    example: Any
+
+
+@dataclass(frozen=True)
 class Operation:
     summary: str
     tag: str
@@ -37,6 +46,7 @@ class Operation:
     problems: tuple[int | ProblemType, ...] = field(default=())
     unavailable: Schema | None = None  # a 503 body of its own instead of a problem
     uses_database: bool = True  # False: never a 503 for an unavailable database
+    respond_async: AsyncAnswer | None = None
 
 
 def operation(
@@ -57,6 +67,7 @@ def operation(
     problems: tuple[int | ProblemType, ...] = (),
     unavailable: Schema | None = None,
     uses_database: bool = True,
+    respond_async: AsyncAnswer | None = None,
 ) -> Callable[[ViewT], ViewT]:
     """Declare a route's contract; the view receives ``body``, ``query`` and ``page`` parsed.
 
@@ -79,6 +90,7 @@ def operation(
         problems=problems,
         unavailable=unavailable,
         uses_database=uses_database,
+        respond_async=respond_async,
     )
 
     def decorate(view: ViewT) -> ViewT:

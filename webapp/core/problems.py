@@ -75,6 +75,26 @@ def problem(
     title: str | None = None,
     problem_type: ProblemType | None = None,
 ) -> Response:
+    body = problem_body(status, detail, errors=errors, title=title, problem_type=problem_type)
+    request_id = current_request_id()
+    if request_id != "-":
+        body["request_id"] = request_id
+    note_problem(body)
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def problem_body(
+    status: int,
+    detail: str | None = None,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    title: str | None = None,
+    problem_type: ProblemType | None = None,
+) -> dict[str, Any]:
+    """The members of a problem document, without the request's id (a job's error has none)."""
     body: dict[str, Any] = {
         "type": problem_type.uri if problem_type is not None else "about:blank",
         "title": title or title_for(status),
@@ -84,14 +104,14 @@ def problem(
         body["detail"] = detail
     if errors and status in _STATUSES_WITH_FIELD_ERRORS:
         body["errors"] = errors
-    request_id = current_request_id()
-    if request_id != "-":
-        body["request_id"] = request_id
-    note_problem(body)
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+    return body
+
+
+def domain_problem(error: DomainError) -> dict[str, Any]:
+    """The problem document a request answers for ``error`` (its headers aside)."""
+    return problem_body(
+        error.status, error.detail, errors=error.errors, title=error.title, problem_type=error.problem_type
+    )
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:

@@ -54,6 +54,11 @@ def body_field(name: str) -> Callable[[], str]:
     """A key function: a JSON body field in an email's normal form (an account); '' if absent."""
 
     def key() -> str:
+        mimetype = request.mimetype or ""
+        if mimetype != "application/json" and not mimetype.endswith("+json"):
+            # Refused with 415 before anything reads it: its body must stay unread too, so
+            # that the early answer closes the connection instead of reading it all here.
+            return ""
         try:
             data = json.loads(request.get_data(cache=True) or b"{}")
         except (ValueError, RecursionError):

@@ -157,7 +157,9 @@ def test_an_expired_token_is_401(client: FlaskClient, create_user: Any, database
 
 
 @pytest.mark.parametrize(
-    "change", [{"password": "a new password"}, {"is_active": False}], ids=["password", "deactivated"]
+    "change",
+    [{"password": "a new password", "current_password": "password123"}, {"is_active": False}],
+    ids=["password", "deactivated"],
 )
 def test_a_password_change_or_a_deactivation_revokes_every_token(
     client: FlaskClient, create_user: Any, change: dict[str, Any]
@@ -190,7 +192,11 @@ def test_a_reactivated_user_does_not_get_old_tokens_back(
 
 def test_after_a_password_change_the_new_password_signs_in(client: FlaskClient, create_user: Any) -> None:
     user: CreatedUser = create_user()
-    client.patch(f"/api/v1/users/{user['id']}", json={"password": "brand new pw"}, headers=user.writing(1))
+    client.patch(
+        f"/api/v1/users/{user['id']}",
+        json={"password": "brand new pw", "current_password": user.password},
+        headers=user.writing(1),
+    )
 
     assert _sign_in(client, str(user["email"]), user.password).status_code == 401
     fresh = sign_in(client, str(user["email"]), "brand new pw")

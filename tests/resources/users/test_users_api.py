@@ -14,7 +14,17 @@ from webapp.core import passwords
 from webapp.resources.posts.model import Post
 from webapp.resources.users.model import User
 
-USER_FIELDS = {"id", "email", "full_name", "is_active", "version", "created_at", "updated_at"}
+USER_FIELDS = {
+    "id",
+    "email",
+    "email_verified",
+    "pending_email",
+    "full_name",
+    "is_active",
+    "version",
+    "created_at",
+    "updated_at",
+}
 
 
 def test_create_user_returns_201_with_location_etag_and_no_password(

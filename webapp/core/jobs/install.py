@@ -12,8 +12,9 @@ JOBS = "jobs"
 
 
 def install_jobs(app: Flask, database: Database) -> Dispatcher:
-    """``JOBS_WORKER``: "thread" runs jobs in this process (no broker needed), "none"
-    leaves them in the outbox for `flask jobs run` or another process."""
+    """``JOBS_WORKER``: "thread" runs jobs in this process (no broker needed), "celery"
+    publishes them to CELERY_BROKER_URL for Celery workers, "none" leaves them in the
+    outbox for `flask jobs run` or another process."""
     mode = app.config.get("JOBS_WORKER", "thread")
     dispatcher: Dispatcher
     if mode == "thread":
@@ -22,6 +23,12 @@ def install_jobs(app: Flask, database: Database) -> Dispatcher:
         # builds this app too, before the jobs table exists.
         app.before_request(worker.ensure_started)
         dispatcher = worker
+    elif mode == "celery":
+        # Imported here: an app without a broker never loads Celery.
+        from webapp.core.jobs.celery_app import CeleryDispatcher, celery_app_for
+
+        celery_app_for(app)
+        dispatcher = CeleryDispatcher(app)
     else:
         dispatcher = NoDispatcher()
     hand_off_after_commit(database, dispatcher)

@@ -13,11 +13,16 @@ from sqlalchemy.orm import Session
 TaskFunction = Callable[[Session, dict[str, Any]], Any]
 
 
+# What a finished job keeps of its payload (passwords a bulk create hashed, say).
+Redact = Callable[[dict[str, Any]], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Task:
     kind: str
     run: TaskFunction
     max_attempts: int
+    redact: Redact | None = None
 
 
 TASKS: dict[str, Task] = {}
@@ -32,15 +37,21 @@ class PermanentFailure(Exception):
         self.error = dict(error)
 
 
-def task(kind: str, *, max_attempts: int = 5) -> Callable[[TaskFunction], TaskFunction]:
+def task(
+    kind: str, *, max_attempts: int = 5, redact: Redact | None = None
+) -> Callable[[TaskFunction], TaskFunction]:
     """Register ``run(session, payload) -> result`` as the task named ``kind``.
+
+    ``redact(payload)`` is what the job keeps of its payload once it has succeeded or
+    failed for good: secrets needed to run it are not stored for longer. A DomainError
+    the task raises fails the job with the problem a request would have answered.
 
     It must be idempotent: a job runs at least once, and a worker that dies after a side
     effect outside the database (a mail sent) but before the commit runs it again.
     """
 
     def register(run: TaskFunction) -> TaskFunction:
-        declared = Task(kind, run, max_attempts)
+        declared = Task(kind, run, max_attempts, redact)
         if TASKS.setdefault(kind, declared) != declared:
             raise ValueError(f"task {kind!r} is registered twice")
         return run

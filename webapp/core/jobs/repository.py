@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -40,6 +40,9 @@ class JobRepository:
         )
         return self.session.scalars(stmt).first()
 
+    def get(self, job_id: int) -> Job | None:
+        return self.session.get(Job, job_id)
+
     def locked(self, job_id: int) -> Job | None:
         stmt = select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True)
         return self.session.scalars(stmt).first()
@@ -48,18 +51,41 @@ class JobRepository:
         stmt = select(Job.id).where(_runnable(now)).order_by(Job.id).limit(limit)
         return self.session.scalars(stmt).all()
 
-    def unpublished_ids(self, created_before: datetime, limit: int) -> Sequence[int]:
-        """Queued jobs the broker never got (a crash between commit and hand-off)."""
+    def to_publish(
+        self, now: datetime, grace: timedelta, republish_after: timedelta, limit: int
+    ) -> Sequence[int]:
+        """Runnable jobs the broker holds no message for: never handed off (a crash between
+        commit and hand-off, once ``grace`` has passed), due again (a retry after its
+        backoff, a lease that ran out: a claim clears published_at), or handed off so long
+        ago that the message must be lost (a broker restarted without persistence).
+        Locked, skipping rows another relay holds: each is published by one relay at a time."""
         stmt = (
             select(Job.id)
-            .where(Job.state == JobState.QUEUED, Job.published_at.is_(None), Job.created_at < created_before)
+            .where(
+                _runnable(now),
+                or_(
+                    and_(Job.published_at.is_(None), or_(Job.attempts > 0, Job.created_at < now - grace)),
+                    Job.published_at < now - republish_after,
+                ),
+            )
             .order_by(Job.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         return self.session.scalars(stmt).all()
 
-    def mark_published(self, job_ids: Sequence[int], now: datetime) -> None:
-        stmt = update(Job).where(Job.id.in_(job_ids), Job.published_at.is_(None)).values(published_at=now)
+    def mark_published(self, job_ids: Sequence[int], at: datetime) -> None:
+        """A message for each is being sent at ``at`` (a claim clears the mark again)."""
+        stmt = (
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.state.in_((JobState.QUEUED, JobState.RUNNING)))
+            .values(published_at=at)
+        )
+        self.session.execute(stmt.execution_options(synchronize_session=False))
+
+    def unmark_published(self, job_ids: Sequence[int], at: datetime) -> None:
+        """Undo mark_published(job_ids, at) where nothing changed the mark since."""
+        stmt = update(Job).where(Job.id.in_(job_ids), Job.published_at == at).values(published_at=None)
         self.session.execute(stmt.execution_options(synchronize_session=False))
 
     def failed(self, limit: int) -> Sequence[Job]:

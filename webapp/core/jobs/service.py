@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from webapp.core.db.mixins import utcnow
 from webapp.core.db.unit_of_work import unit_of_work
+from webapp.core.errors import DomainError
 from webapp.core.jobs.model import Job, JobState
 from webapp.core.jobs.registry import TASKS, PermanentFailure
 from webapp.core.jobs.repository import JobRepository
+from webapp.core.problems import domain_problem
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,7 @@ log = logging.getLogger(__name__)
 ENQUEUED = "webapp.jobs.enqueued"
 
 # A running job whose worker vanished is claimed again after this long: longer than any
-# task may run (the Celery time limit is set below it, celery_app.py).
+# task may run (the Celery time limit is set below it, celery_app.py). JOBS_LEASE_SECONDS.
 DEFAULT_LEASE = timedelta(minutes=5)
 
 
@@ -44,7 +47,13 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(2**attempts, 600))
 
 
-def run_job(job_id: int, *, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None) -> str | None:
+def lease_from_config() -> timedelta:
+    """JOBS_LEASE_SECONDS of the current app (DEFAULT_LEASE outside one)."""
+    seconds = current_app.config.get("JOBS_LEASE_SECONDS") if has_app_context() else None
+    return timedelta(seconds=float(seconds)) if seconds else DEFAULT_LEASE
+
+
+def run_job(job_id: int, *, lease: timedelta | None = None, now: datetime | None = None) -> str | None:
     """Run the job if it is due and no one else holds it; its new state, or None if it did
     not run (finished already, not due, missing, or claimed by another worker).
 
@@ -53,10 +62,24 @@ def run_job(job_id: int, *, lease: timedelta = DEFAULT_LEASE, now: datetime | No
     the failure. A worker that dies between them leaves a claim whose lease runs out.
     """
     now = now or utcnow()
+    lease = lease or lease_from_config()
     with unit_of_work() as uow:
         job = JobRepository(uow.session).claim(job_id, now)
         if job is None:
             return None
+        # The message that brought this claim is used up: a retry or a lease that runs
+        # out needs a new one, which the relay publishes for jobs marked unpublished.
+        job.published_at = None
+        if job.attempts >= job.max_attempts:
+            # Every attempt so far lost its worker (killed, out of memory, over the time
+            # limit): a job that takes its worker down is not run again and again.
+            _redact(job)
+            job.state = JobState.FAILED
+            job.finished_at = now
+            job.lease_until = None
+            job.error = _problem(500, f"The job failed after {job.attempts} attempts.")
+            job.last_error = job.last_error or "every attempt lost its worker before it finished"
+            return JobState.FAILED
         job.state = JobState.RUNNING
         job.attempts += 1
         job.started_at = now
@@ -69,9 +92,12 @@ def run_job(job_id: int, *, lease: timedelta = DEFAULT_LEASE, now: datetime | No
         with unit_of_work() as uow:
             result = task.run(uow.session, payload)
             _finish(JobRepository(uow.session), job_id, JobState.SUCCEEDED, result=result)
-    except PermanentFailure as failure:
+    except (PermanentFailure, DomainError) as failure:
+        # A DomainError is the answer a request would have given (a 409, a 422): the
+        # job's error, as the same problem document; a retry would answer it again.
+        error = failure.error if isinstance(failure, PermanentFailure) else domain_problem(failure)
         with unit_of_work() as uow:
-            _finish(JobRepository(uow.session), job_id, JobState.FAILED, error=failure.error)
+            _finish(JobRepository(uow.session), job_id, JobState.FAILED, error=error)
         return JobState.FAILED
     except Exception:  # any task error is recorded and retried, never lost
         log.warning("job %s (%s) failed", job_id, kind, exc_info=True)
@@ -90,6 +116,7 @@ def _finish(
     job = jobs.locked(job_id)
     if job is None:
         return
+    _redact(job)
     job.state = state
     job.result = result
     job.error = dict(error) if error is not None else None
@@ -105,6 +132,7 @@ def _after_failure(job_id: int, last_error: str) -> str | None:
         job.last_error = last_error
         job.lease_until = None
         if job.attempts >= job.max_attempts:
+            _redact(job)
             job.state = JobState.FAILED
             job.finished_at = utcnow()
             job.error = _problem(500, f"The job failed after {job.attempts} attempts.")
@@ -122,6 +150,54 @@ def run_due_jobs(limit: int = 100, *, now: datetime | None = None) -> int:
     return sum(run_job(job_id, now=now) is not None for job_id in due)
 
 
+def publish_due(
+    publish: Callable[[Sequence[int]], None],
+    *,
+    grace: timedelta,
+    republish_after: timedelta,
+    limit: int = 100,
+    now: datetime | None = None,
+) -> int:
+    """The relay's sweep: hand ``publish`` the runnable jobs no broker message stands for
+    (JobRepository.to_publish); how many. They are marked published in a transaction that
+    skips rows another relay holds, committed before ``publish`` runs (see hand_off)."""
+    now = now or utcnow()
+    with unit_of_work() as uow:
+        jobs = JobRepository(uow.session)
+        due = jobs.to_publish(now, grace, republish_after, limit)
+        if due:
+            jobs.mark_published(due, now)
+    if due:
+        _publish_marked(publish, due, now)
+    return len(due)
+
+
+def hand_off(publish: Callable[[Sequence[int]], None], job_ids: Sequence[int]) -> None:
+    """Mark ``job_ids`` published, then ``publish`` them.
+
+    In this order, and committed first: a worker that gets the message at once must not
+    find the row locked by the mark (its claim skips locked rows and would drop the
+    message). A publish that fails takes the mark back, so the relay sends them later."""
+    at = utcnow()
+    mark_published(job_ids, at)
+    _publish_marked(publish, job_ids, at)
+
+
+def _publish_marked(publish: Callable[[Sequence[int]], None], job_ids: Sequence[int], at: datetime) -> None:
+    try:
+        publish(job_ids)
+    except Exception:
+        with unit_of_work() as uow:
+            JobRepository(uow.session).unmark_published(job_ids, at)
+        raise
+
+
+def mark_published(job_ids: Sequence[int], at: datetime) -> None:
+    """Record that the broker has a message for each of ``job_ids`` (sent at ``at``)."""
+    with unit_of_work() as uow:
+        JobRepository(uow.session).mark_published(job_ids, at)
+
+
 def retry(job_id: int) -> Job | None:
     """Queue a failed job again with a fresh set of attempts (`flask jobs retry ID`)."""
     with unit_of_work() as uow:
@@ -136,6 +212,13 @@ def retry(job_id: int) -> Job | None:
         job.error = None
         uow.session.info.setdefault(ENQUEUED, []).append(job.id)
         return job
+
+
+def _redact(job: Job) -> None:
+    """A finished job keeps no secret its payload carried (a task's ``redact``)."""
+    task = TASKS.get(job.kind)
+    if task is not None and task.redact is not None:
+        job.payload = task.redact(dict(job.payload))
 
 
 def _problem(status: int, detail: str) -> dict[str, Any]:

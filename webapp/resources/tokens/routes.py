@@ -1,4 +1,5 @@
-"""Tokens routes: sign in (POST /tokens) and sign out (DELETE /tokens/current)."""
+"""Tokens routes: sign in (POST /tokens), sign out (DELETE /tokens/current), and the
+caller's sessions: list them, end one, end all."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import click
 from flask import Blueprint, Response, current_app
 from flask.cli import AppGroup
 
-from webapp.core.auth import public, require_principal
+from webapp.core.auth import open_to_unverified, public, require_principal
 from webapp.core.db import current_database, get_session
+from webapp.core.db.driver_reads import ReadRow
 from webapp.core.db.purge import purge_in_batches
 from webapp.core.http import json_response, no_content
+from webapp.core.lists import PageRequest
+from webapp.core.lists.http import Listing, list_response
 from webapp.core.operations import operation
 from webapp.core.ratelimits import (
     PASSWORD_HASHES,
@@ -25,8 +29,11 @@ from webapp.core.ratelimits import (
 )
 from webapp.core.resource import Resource
 from webapp.resources.tokens.schemas import (
+    SESSION_LIST_EXAMPLE,
     TOKEN_CREATE_EXAMPLE,
     TOKEN_EXAMPLE,
+    SessionListSchema,
+    SessionSchema,
     TokenCreateSchema,
     TokenSchema,
 )
@@ -35,6 +42,9 @@ from webapp.resources.tokens.service import TokenAuthenticator, TokenService
 bp = Blueprint("tokens", __name__, url_prefix="/api/v1")
 
 token_schema = TokenSchema()
+session_schema = SessionSchema()
+SESSIONS = Listing("tokens", TokenService.lister)
+TOKEN_ID = "<id:token_id>"  # see IdConverter: a 404, never a 405, for ids that cannot exist
 # Failed sign-ins (settings hold the rates): per account from one address, the budget an
 # attacker at one address exhausts without locking the owner out; per account from
 # anywhere, a higher ceiling a distributed guesser meets; per client address, whatever the account.
@@ -82,7 +92,63 @@ def create_token(body: Any) -> Response:
     return response
 
 
+@bp.get("/tokens")
+@operation(
+    summary="List your sessions: the live tokens of the caller",
+    tag="tokens",
+    description="Every token of the caller that still works, with when it was issued and when it "
+    "expires; `current` marks the one this request carries. Never the tokens themselves (only "
+    "their hashes are stored). Needs a bearer token (401 without). Sort keys: `id`, "
+    "`created_at`, `expires_at`.",
+    response_example=SESSION_LIST_EXAMPLE,
+    listing=SESSIONS,
+    response=SessionListSchema(),
+    problems=(401,),
+)
+def list_tokens(page: PageRequest) -> Response:
+    principal = require_principal()
+    found = current_database().read_on_primary(lambda reader: TokenService.sessions(principal, page, reader))
+
+    def dump(rows: list[ReadRow]) -> list[dict[str, Any]]:
+        # Rows of (id, created_at, expires_at), read by position as every list row is.
+        mine = principal.credential_id
+        return [
+            session_schema.dump({"id": id_, "created_at": made, "expires_at": ends, "current": id_ == mine})
+            for id_, made, ends in rows
+        ]
+
+    return list_response(SESSIONS, found, page, dump)
+
+
+@bp.delete(f"/tokens/{TOKEN_ID}")
+@open_to_unverified
+@operation(
+    summary="End one of your sessions",
+    tag="tokens",
+    description="Revokes one of the caller's live tokens (ids from GET /api/v1/tokens); it stops "
+    "working at once. Another user's token, or one that no longer works, is a 404. Answers 204.",
+    status=204,
+)
+def delete_token(token_id: int) -> Response:
+    _service().revoke_session(require_principal(), token_id)
+    return no_content()
+
+
+@bp.delete("/tokens")
+@open_to_unverified
+@operation(
+    summary="Sign out everywhere",
+    tag="tokens",
+    description="Revokes every live token of the caller, the one this request carries included. Answers 204.",
+    status=204,
+)
+def delete_all_tokens() -> Response:
+    _service().revoke_all(require_principal())
+    return no_content()
+
+
 @bp.delete("/tokens/current")
+@open_to_unverified
 @operation(
     summary="Sign out: revoke the token this request carries",
     tag="tokens",

@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal
 from webapp.core.db import Reader
+from webapp.core.db.driver_reads import ReadRow
 from webapp.core.db.mixins import utcnow
-from webapp.core.errors import Unauthenticated
+from webapp.core.errors import NotFound, Unauthenticated
+from webapp.core.lists import Page, PageRequest
 from webapp.core.passwords import DEFAULT_METHOD, hash_password, verify_password
 from webapp.resources.tokens.model import AccessToken
 from webapp.resources.tokens.repository import TokenReadRepository, TokenRepository
@@ -53,6 +55,9 @@ class IssuedToken:
 
 
 class TokenService:
+    # The sort allowlist of the caller's sessions, for the routes' list parsing.
+    lister = TokenReadRepository.lister
+
     def __init__(
         self, session: Session, *, ttl: timedelta = timedelta(hours=24), password_method: str = DEFAULT_METHOD
     ) -> None:
@@ -102,6 +107,21 @@ class TokenService:
     def revoke(self, principal: Principal) -> None:
         self.tokens.revoke(principal.credential_id, utcnow())
 
+    def revoke_session(self, principal: Principal, token_id: int) -> None:
+        """End one of the caller's sessions; anyone else's, or a dead one, is a 404."""
+        if self.tokens.revoke_live(principal.user_id, utcnow(), token_id) == 0:
+            raise NotFound(f"Token {token_id} is not one of your live tokens.")
+
+    def revoke_all(self, principal: Principal) -> None:
+        """Sign out everywhere: every live token of the caller, this one included."""
+        self.tokens.revoke_live(principal.user_id, utcnow())
+
+    @staticmethod
+    def sessions(principal: Principal, request: PageRequest, reader: Reader) -> Page[ReadRow]:
+        """The caller's live tokens, read on ``reader``: one issued a moment ago must be in it,
+        so on the primary (a replica may not have it yet)."""
+        return TokenReadRepository(reader).live_page(principal.user_id, utcnow(), request)
+
     def purge_expired(self, now: datetime, batch_size: int) -> int:
         return self.tokens.delete_expired(now, batch_size)
 
@@ -113,5 +133,5 @@ class TokenAuthenticator:
         row = TokenReadRepository(reader).holder(token_hash(token), utcnow())
         if row is None:
             return None
-        token_id, user_id, is_admin = row
-        return Principal(user_id=user_id, is_admin=bool(is_admin), credential_id=token_id)
+        token_id, user_id, is_admin, email_verified = row
+        return Principal(user_id, bool(is_admin), token_id, email_verified=bool(email_verified))

@@ -38,6 +38,11 @@ class User(TimestampedMixin, SoftDeleteMixin, VersionedMixin, Base):
     # change, a deactivation or a delete bumps it, which revokes every token at once
     # in the same UPDATE, without touching the tokens table.
     token_generation: Mapped[int] = mapped_column(default=1, server_default=text("1"))
+    # Set when the user opened a verification link mailed to ``email`` (or a reset link).
+    email_verified: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # A new email the user asked for, not theirs until they open the link mailed to it.
+    # Not unique: whoever verifies first gets the address, the other's link is a 409.
+    pending_email: Mapped[str | None] = mapped_column(String(320), default=None)
 
     __table_args__ = (
         # Unique among live users only, so a deleted user's email is free again;

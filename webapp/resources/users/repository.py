@@ -45,6 +45,8 @@ class NewUserRow(TypedDict):
 CREATED_COLUMNS = (
     User.id,
     User.email,
+    User.email_verified,
+    User.pending_email,
     User.full_name,
     User.is_active,
     User.version,
@@ -54,7 +56,7 @@ CREATED_COLUMNS = (
 
 
 # One of CREATED_COLUMNS' rows.
-CreatedUser = Row[int, str, str, bool, int, datetime, datetime]
+CreatedUser = Row[int, str, bool, str | None, str, bool, int, datetime, datetime]
 
 
 class InsertedUsers(NamedTuple):
@@ -218,6 +220,8 @@ class UserReadRepository(ReadRepository):
     columns = (
         users.id,
         users.email,
+        users.email_verified,
+        users.pending_email,
         users.full_name,
         users.is_active,
         users.version,
@@ -229,6 +233,13 @@ class UserReadRepository(ReadRepository):
         """What sign-in checks of the live user with this email (its hash included)."""
         stmt = select(users.id, users.hashed_password, users.is_active, users.token_generation).where(
             func.lower(users.email) == normalize_email(email), users.deleted_at.is_(None)
+        )
+        return self.reader.execute(stmt).first()
+
+    def credentials_of(self, user_id: int) -> Row[int, str, str] | None:
+        """(id, email, hashed_password) of the live user: what checking a current password reads."""
+        stmt = select(users.id, users.email, users.hashed_password).where(
+            users.id == user_id, users.deleted_at.is_(None)
         )
         return self.reader.execute(stmt).first()
 

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
-from flask import Blueprint, Response, current_app, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 from flask.cli import AppGroup
 
-from webapp.core.auth import current_principal, public, require_principal
-from webapp.core.db import get_reader, get_session, unit_of_work
+from webapp.core.auth import check_verified, current_principal, open_to_unverified, public, require_principal
+from webapp.core.db import current_database, get_reader, get_session, unit_of_work
 from webapp.core.db.driver_reads import ReadRow
 from webapp.core.dumpers import dump_many, dumper_for
 from webapp.core.errors import NotFound
@@ -27,8 +27,10 @@ from webapp.core.idempotency.http import idempotent
 from webapp.core.lists import PageRequest
 from webapp.core.lists.http import Listing, list_response
 from webapp.core.operations import operation
-from webapp.core.ratelimits import PASSWORD_HASHES, rate_limit, spends
+from webapp.core.ratelimits import PASSWORD_HASHES, FailureBudget, client_address, rate_limit, spends
 from webapp.core.resource import Resource
+from webapp.resources.accounts.model import WRONG_PASSWORD
+from webapp.resources.jobs.routes import RESPOND_ASYNC, accepted, prefers_async
 from webapp.resources.users.model import EMAIL_TAKEN, User
 from webapp.resources.users.schemas import (
     USER_BULK_CREATE_EXAMPLE,
@@ -47,6 +49,7 @@ from webapp.resources.users.schemas import (
     UserUpdateSchema,
 )
 from webapp.resources.users.service import UserReadService, UserService
+from webapp.resources.users.tasks import bulk_result
 
 bp = Blueprint("users", __name__, url_prefix="/api/v1")
 
@@ -59,14 +62,23 @@ user_schema = UserSchema()
 dump_user = dumper_for(user_schema)
 dump_user_row = dumper_for(user_schema, labels=UserReadService.row_labels)
 dump_user_rows = dump_many(user_schema, labels=UserReadService.row_labels)
-dump_created_users = dump_many(user_schema, labels=UserService.created_labels)
+
+
+# Shown only to the user and admins.
+PRIVATE_FIELDS = ("email", "email_verified", "pending_email")
+# What an unverified user may change about themselves when REQUIRE_VERIFIED_EMAIL is on:
+# the email (to fix a typo) and the password.
+ACCOUNT_FIELDS = frozenset({"email", "password", "current_password"})
+# Wrong current passwords count against the sign-in limits of the account and the address.
+PASSWORD_FAILURES_PER_ADDRESS = ("RATELIMIT_TOKEN_FAILURES_PER_ADDRESS", client_address)
 
 
 def _visible(body: dict[str, Any]) -> dict[str, Any]:
     """The representation the caller may see: the email only for the user and admins."""
     viewer = current_principal()
     if viewer is None or not (viewer.is_admin or viewer.user_id == body["id"]):
-        del body["email"]
+        for private in PRIVATE_FIELDS:
+            del body[private]
     return body
 
 
@@ -101,7 +113,8 @@ def _entity(user: User, status: int = 200) -> Response:
     description="Sign up: the email is stored in its normal form (Unicode NFKC, case-folded: look-alike "
     "spellings are one address) and must not belong to another live "
     "user (409 email-taken); the password (8..128 characters) is stored only as a hash and never "
-    "sent back. Answers the user with its Location and ETag.",
+    "sent back. A link to verify the email is mailed to it (POST /api/v1/email-verifications); "
+    "until then `email_verified` is false. Answers the user with its Location and ETag.",
     request_example=USER_CREATE_EXAMPLE,
     response_example=USER_EXAMPLE,
     body=UserCreateSchema(),
@@ -123,19 +136,22 @@ def create_user(body: Any) -> Response:
     tag="users",
     description="One transaction: an invalid item (422, `errors` keyed `items.<index>.<field>`), an "
     "email repeated in the batch (422) or one already taken (409 email-taken) writes nothing. "
-    "The users come back in the order sent.",
+    "The users come back in the order sent. With `Prefer: respond-async` it answers 202 at once and a "
+    "job hashes and inserts them (the same rules, all or nothing): follow its `Location`.",
     request_example=USER_BULK_CREATE_EXAMPLE,
     response_example=USER_BULK_RESULT_EXAMPLE,
     body=UserBulkCreateSchema(),
     response=UserBulkResultSchema(),
     status=201,
     problems=(EMAIL_TAKEN,),
+    respond_async=RESPOND_ASYNC,
 )
 def bulk_create_users(body: Any) -> Response:
-    users = _service().bulk_create(body["items"], require_principal())
+    if prefers_async(request.headers.getlist("Prefer")):
+        return accepted(_service().bulk_create_later(body["items"], require_principal()))
     # Only admins get this far (the service refuses anyone else), and admins see every
     # email: no per-user viewer check, which cost 5 ms per 1,000 users.
-    return json_response({"items": dump_created_users(users)}, 201)
+    return json_response(bulk_result(_service().bulk_create(body["items"], require_principal())), 201)
 
 
 @bp.get("/users")
@@ -173,21 +189,44 @@ def get_user(user_id: int) -> Response:
 
 
 @bp.patch(f"/users/{ID}")
+@open_to_unverified
 @operation(
     summary="Change a user",
     tag="users",
     description="Changes any of `email`, `full_name`, `password`, `is_active`; the version goes up "
-    "by one. With If-Match, a stale tag is a 412; a change that raced another from the same "
-    "version is a 409 concurrent-change; a taken email, 409 email-taken.",
+    "by one. Users changing their own `password` or `email` also send `current_password` "
+    "(missing: 422; wrong: 403 wrong-password, counted like a failed sign-in, 429 past the "
+    "limit). Their own new `email` is not theirs yet: it is answered as `pending_email`, a "
+    "link is mailed to it (POST /api/v1/email-verifications makes it the email) and a notice "
+    "to the old address; so the answer never tells whether an address is taken. An admin "
+    "changing another user's email changes it at once (409 email-taken if taken), "
+    "unverified, and a link is mailed to it. With If-Match, a stale tag is a 412; a change "
+    "that raced another from the same version is a 409 concurrent-change.",
     request_example=USER_UPDATE_EXAMPLE,
     response_example=USER_UPDATED_EXAMPLE,
     body=UserUpdateSchema(),
     response=UserSchema(),
     conditional=True,
-    problems=(409,),
+    problems=(409, WRONG_PASSWORD, 429),
 )
 def update_user(user_id: int, body: Any) -> Response:
-    return _entity(_service().update(user_id, body, if_match_versions(), require_principal()))
+    actor = require_principal()
+    if not ACCOUNT_FIELDS.issuperset(body):
+        check_verified(actor, None)
+    service = _service()
+    if "password" in body or "current_password" in body:
+        PASSWORD_HASHES.reserve()
+    if service.needs_current_password(user_id, body, actor):
+        stored = current_database().read_on_primary(lambda reader: service.find_credentials(user_id, reader))
+        failures = FailureBudget(
+            ("RATELIMIT_TOKEN_FAILURES_PER_EMAIL_AND_ADDRESS", lambda: f"{stored.email}|{client_address()}"),
+            ("RATELIMIT_TOKEN_FAILURES_PER_EMAIL", lambda: stored.email),
+            PASSWORD_FAILURES_PER_ADDRESS,
+        )
+        refund = failures.reserve()
+        service.check_current_password(stored, body["current_password"])
+        refund()
+    return _entity(service.update(user_id, body, if_match_versions(), actor))
 
 
 @bp.delete(f"/users/{ID}")

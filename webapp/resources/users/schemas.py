@@ -29,6 +29,9 @@ class UserUpdateSchema(Schema):
     full_name = Name(validate=validate.Length(min=1, max=200))
     password = Secret(load_only=True, validate=validate.Length(min=8, max=128))
     is_active = StrictBoolean()
+    # Required when users change their own password or email (an admin changing someone
+    # else sends none): a stolen token alone must not be enough to take an account over.
+    current_password = Text(load_only=True, validate=validate.Length(min=1, max=128))
 
 
 class UserSchema(Schema):
@@ -41,6 +44,21 @@ class UserSchema(Schema):
         metadata={
             "description": "The user's email in its normal form (Unicode NFKC, case-folded). "
             "Sent only to the user themself and to admins; absent for everyone else."
+        },
+    )
+    email_verified = fields.Boolean(
+        dump_only=True,
+        metadata={
+            "description": "Whether the user opened the link mailed to `email`. Like `email`, absent "
+            "for everyone but the user and admins."
+        },
+    )
+    pending_email = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "description": "A new email the user asked for (PATCH), theirs once they open the link mailed "
+            "to it; null when none. Like `email`, absent for everyone but the user and admins."
         },
     )
     full_name = fields.String(dump_only=True, required=True)
@@ -78,6 +96,8 @@ USER_CREATE_EXAMPLE = {
 USER_EXAMPLE = {
     "id": 1,
     "email": "ada@example.com",
+    "email_verified": False,
+    "pending_email": None,
     "full_name": "Ada Lovelace",
     "is_active": True,
     "version": 1,
@@ -101,6 +121,8 @@ USER_BULK_RESULT_EXAMPLE = {
         {
             "id": 2,
             "email": "grace@example.com",
+            "email_verified": False,
+            "pending_email": None,
             "full_name": "Grace Hopper",
             "is_active": True,
             "version": 1,

@@ -1,0 +1,1 @@
+"""The jobs resource: the state and result of a job a request queued (Prefer: respond-async)."""
