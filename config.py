@@ -170,7 +170,7 @@ class Config:
         # Password hashes (sign-up, sign-in, password changes) per client address: scrypt is
         # slow on purpose, so this is what keeps one client from occupying every worker.
         self.RATELIMIT_PASSWORD_HASHES_PER_ADDRESS: str = (
-            env.get("RATELIMIT_PASSWORD_HASHES_PER_ADDRESS") or "30 per minute"
+            env.get("RATELIMIT_PASSWORD_HASHES_PER_ADDRESS") or "5 per 10 seconds"
         )
         # How many proxies in front of the app set X-Forwarded-For (nginx: 1); 0 trusts none.
         self.PROXY_FIX_X_FOR: int = _int(env, "PROXY_FIX_X_FOR", 0)

@@ -33,15 +33,21 @@ def operations(url: str) -> dict[str, Callable[[], Any]]:
 
     from bench.instructions import build
     from bench.run import dsn
-    from webapp.core.db.driver_reads import first_row
+    from webapp.core.dumpers import compile_dump
+    from webapp.core.lists import PageRequest, parse_sort
+    from webapp.resources.posts.repository import PostReadRepository
+    from webapp.resources.posts.schemas import PostSchema
     from webapp.resources.users.repository import UserReadRepository
 
     database = build("app", url).extensions["database"]
     database.engine  # noqa: B018 -- builds the engines, the GET read pool's among them
     read_engine = database._request_read_engine
     assert read_engine is not None
-    by_id = UserReadRepository._select_live_by_id()
     held = read_engine.connect()
+    users, posts = UserReadRepository(held), PostReadRepository(held)
+    page = posts.page(PageRequest(sort=parse_sort(None, posts.lister.allowed), per_page=20)).items
+    schema = PostSchema()
+    dump_post = compile_dump(schema)
     raw_pool = ThreadedConnectionPool(2, 2, dsn(url))
     raw = raw_pool.getconn()
     raw.autocommit = True
@@ -62,10 +68,12 @@ def operations(url: str) -> dict[str, Callable[[], Any]]:
         # The pool alone (no Connection object), and its queue alone.
         "pool_checkout": lambda: read_engine.pool.connect().close(),
         "raw_checkout": raw_checkout,
-        # GET by id's SELECT: on the driver (the app), through execute (before), raw.
-        "driver_select": lambda: first_row(held, by_id, {"entity_id": 5}),
-        "execute_select": lambda: held.execute(by_id, {"entity_id": 5}).first(),
+        # GET by id's SELECT: the app's (Connection.execute, a row by name), raw.
+        "read_by_id": lambda: users.get_live(5),
         "raw_select": raw_select,
+        # A page of 20 posts with their authors to dicts: compiled (the app), marshmallow's own.
+        "dump_page": lambda: [dump_post(post) for post in page],
+        "marshmallow_page": lambda: schema.dump(page, many=True),
     }
 
 
@@ -84,7 +92,15 @@ def instructions(url: str, name: str, count: int) -> int:
     return callgrind_total("bench.components", [name, "--url", url, "--repetitions", str(count)])
 
 
-NAMES = ("checkout", "pool_checkout", "raw_checkout", "driver_select", "execute_select", "raw_select")
+NAMES = (
+    "checkout",
+    "pool_checkout",
+    "raw_checkout",
+    "read_by_id",
+    "raw_select",
+    "dump_page",
+    "marshmallow_page",
+)
 
 
 def main() -> None:

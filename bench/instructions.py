@@ -54,17 +54,19 @@ PATHS = {
 
 def build(target: str, url: str) -> Any:
     if target == "app":
-        from config import Config
+        from config import ProductionConfig
         from webapp import create_app
 
-        config = Config(
+        # Production settings, rate limits on (in memory): what a deployed GET pays.
+        config = ProductionConfig(
             {
+                "APP_ENV": "production",
                 "DATABASE_URL": url,
                 "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
                 "LOG_LEVEL": "WARNING",
             }
         )
-        return create_app(config, PASSWORD_HASH_METHOD=CHEAP_HASH, RATELIMIT_ENABLED=False)
+        return create_app(config, PASSWORD_HASH_METHOD=CHEAP_HASH)
     if target == "raw":
         os.environ["RAW_DSN"] = dsn(url)
         from bench.raw_app import app as raw

@@ -101,7 +101,11 @@ def test_a_refused_sign_in_is_refused_before_its_body_is_read(make_own_app: Call
 def test_an_invalid_sign_in_body_is_not_counted_as_a_failed_password(
     make_own_app: Callable[..., Flask],
 ) -> None:
-    client = _limited(make_own_app, RATELIMIT_TOKEN_FAILURES_PER_EMAIL_AND_ADDRESS="2 per minute")
+    client = _limited(
+        make_own_app,
+        RATELIMIT_TOKEN_FAILURES_PER_EMAIL_AND_ADDRESS="2 per minute",
+        RATELIMIT_PASSWORD_HASHES_PER_ADDRESS="100 per minute",
+    )
     client.post("/api/v1/users", json={"email": "v@example.com", "full_name": "V", "password": PASSWORD})
 
     for _ in range(5):

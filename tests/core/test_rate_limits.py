@@ -26,7 +26,9 @@ def limited_app(make_own_app: Callable[..., Flask]) -> Callable[..., Flask]:
     """Apps with rate limits on (the test config turns them off)."""
 
     def build(**settings: Any) -> Flask:
-        return make_own_app(**{"RATELIMIT_ENABLED": True, **settings})
+        # The hash budget has tests of its own (test_expensive_requests.py): out of the way here.
+        defaults = {"RATELIMIT_ENABLED": True, "RATELIMIT_PASSWORD_HASHES_PER_ADDRESS": "1000 per minute"}
+        return make_own_app(**{**defaults, **settings})
 
     return build
 
@@ -331,3 +333,21 @@ def test_a_forwarded_address_from_a_peer_that_is_not_the_proxy_is_ignored(
     statuses = [sign_up_claiming(f"203.0.113.{n}", n) for n in range(3)]
 
     assert statuses == [201, 201, 429]
+
+
+def test_a_production_app_says_when_its_limits_are_per_process_or_per_proxy(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from config import ProductionConfig
+    from webapp import create_app
+
+    settings = {"SECRET_KEY": "k" * 40, "DATABASE_URL": "sqlite://", "JOBS_WORKER": "none"}
+    create_app(ProductionConfig(settings))
+    assert "counted in each process" in caplog.text
+    assert "PROXY_FIX_X_FOR=0" in caplog.text
+
+    caplog.clear()
+    shared = {**settings, "RATELIMIT_STORAGE_URL": "redis://127.0.0.1:6379/15", "PROXY_FIX_X_FOR": "1"}
+    create_app(ProductionConfig(shared))
+    assert "counted in each process" not in caplog.text
+    assert "PROXY_FIX_X_FOR=0" not in caplog.text

@@ -27,8 +27,12 @@ def _lost_connection(*, invalidated: bool = True) -> sa_exc.DBAPIError:
 
 
 @pytest.fixture
-def open_request(app: Flask) -> Iterator[Callable[[str], None]]:
+def open_request(app: Flask, database: Database) -> Iterator[Callable[[str], None]]:
     """Enter a request context with the given method and run the before_request hooks."""
+    # Fresh connections: the GET pool has no pre-ping (a request retries instead, which
+    # these direct calls do not), and the outage tests may have left it dead ones.
+    for engine in database.engines:
+        engine.dispose()
     contexts: list[RequestContext] = []
 
     def enter(method: str) -> None:

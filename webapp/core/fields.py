@@ -138,15 +138,20 @@ class EntityId(fields.Integer):
         super().__init__(strict=True, validate=validate_, **kwargs)
 
 
+def utc_text(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with offset and microseconds; a naive value (SQLite's) is taken as UTC."""
+    if value is None:
+        return None
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.isoformat(timespec="microseconds")
+
+
 class UtcDateTime(fields.DateTime):
-    """RFC 3339 in UTC with offset and microseconds; SQLite hands back naive UTC values."""
+    """RFC 3339 in UTC with offset and microseconds (``utc_text``)."""
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        if value is None:
-            return None
-        assert isinstance(value, datetime)
-        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return aware.isoformat(timespec="microseconds")
+        assert value is None or isinstance(value, datetime)
+        return utc_text(value)
 
 
 class QueryBoolean(fields.Boolean):

@@ -115,6 +115,11 @@ def install_rate_limits(app: Flask) -> Limiter:
             "several workers or instances every limit is that many times looser; point "
             "RATELIMIT_STORAGE_URL at the Redis they share"
         )
+    if limiter.enabled and not app.config.get("PROXY_FIX_X_FOR") and not (app.debug or app.testing):
+        log.warning(
+            "rate limits count the address each connection comes from (PROXY_FIX_X_FOR=0): behind "
+            "a proxy every client shares the proxy's limits; set PROXY_FIX_X_FOR to the number of proxies"
+        )
     app.extensions["webapp_limiter"] = limiter
     limited: set[str] = set()
     app.extensions["webapp_limited_endpoints"] = limited

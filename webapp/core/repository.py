@@ -2,43 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import cache, lru_cache
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, FromClause, Select, Table, bindparam, delete, insert, select
+from sqlalchemy import ColumnElement, FromClause, RowMapping, Select, Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from webapp.core.db.base import MAX_ID, Base
 from webapp.core.db.database import Reader
-from webapp.core.db.driver_reads import ReadRow, first_row, kept
 from webapp.core.db.mixins import utcnow
 from webapp.core.db.soft_delete import soft_delete
-from webapp.core.lists.keyset import Lister, Page, PageRequest
+from webapp.core.lists.keyset import Lister, Page, PageRequest, SortKey, count_of
 
 ModelT = TypeVar("ModelT", bound=Base)
 
-# Statements every request of a route runs are built once, keyed by what they depend on
-# (a model, a repository class) and a name, with bound parameters: a select() built per
-# call is walked for its cache key on every execution, which cost more than running it
-# (session.get() builds one per call too; bench/README.md). One compiled form each in the
-# engine's cache, and on a read connection of PostgreSQL none of SQLAlchemy's execution
-# machinery: kept statements go straight to the driver (core/db/driver_reads.py).
-_BUILT_ONCE: dict[tuple[type[Any], str], Select[Any]] = {}
+# Statements every request of a route runs are built once, with bound parameters
+# (``bindparam``): SQLAlchemy computes a statement's cache key once per statement object,
+# then finds its compiled SQL in the engine's cache; a select() built per call is walked
+# for its key on every execution.
 
 
-def built_once(owner: type[Any], name: str, build: Callable[[], Select[Any]]) -> Select[Any]:
-    """The statement ``build`` makes for ``owner`` under ``name``, built on first use."""
-    key = (owner, name)
-    stmt = _BUILT_ONCE.get(key)
-    if stmt is None:
-        stmt = _BUILT_ONCE[key] = kept(build())
-    return stmt
+@cache
+def _by_id(model: Any) -> Select[Any]:
+    return select(model).where(model.id == bindparam("entity_id"))
 
 
-def _by_id(model: type[Any]) -> Select[Any]:
-    return built_once(model, "by_id", lambda: select(model).where(model.id == bindparam("entity_id")))
+@cache
+def _live_for_share(model: Any) -> Select[Any]:
+    return (
+        select(model)
+        .where(model.id == bindparam("entity_id"), model.deleted_at.is_(None))
+        .with_for_update(read=True)
+    )
 
 
 def lock_live(session: Session, model: type[ModelT], entity_id: int) -> ModelT | None:
@@ -52,17 +50,7 @@ def lock_live(session: Session, model: type[ModelT], entity_id: int) -> ModelT |
     """
     if not 1 <= entity_id <= MAX_ID:
         return None
-    mapped: Any = model  # a soft-deletable model: its id and deleted_at columns
-    stmt = built_once(
-        model,
-        "live_for_share",
-        lambda: (
-            select(mapped)
-            .where(mapped.id == bindparam("entity_id"), mapped.deleted_at.is_(None))
-            .with_for_update(read=True)
-        ),
-    )
-    found: ModelT | None = session.scalars(stmt, {"entity_id": entity_id}).first()
+    found: ModelT | None = session.scalars(_live_for_share(model), {"entity_id": entity_id}).first()
     return found
 
 
@@ -83,7 +71,8 @@ class Repository(Generic[ModelT]):
             # Loaded earlier in this session: no statement, as session.get() would do.
             cached: ModelT | None = self.session.get(self.model, entity_id)
             return cached
-        instance: ModelT | None = self.session.scalars(_by_id(self.model), {"entity_id": entity_id}).first()
+        model: Any = self.model
+        instance: ModelT | None = self.session.scalars(_by_id(model), {"entity_id": entity_id}).first()
         return instance
 
     def get_live_for_share(self, entity_id: int) -> ModelT | None:
@@ -103,11 +92,10 @@ class Repository(Generic[ModelT]):
         return instance
 
     # Bulk loads (flask seed) send plain rows, not objects: ORM bulk INSERT skips the
-    # unit of work's per-object bookkeeping, which costs 3x the CPU of add_all for
-    # 110,000 rows, and insertmanyvalues batches the rows into 1,000-row INSERTs. Keys
-    # are attribute names; missing ones take the columns' Python defaults, and the
-    # version column starts at 1 as it does for an added object. Nothing is added to
-    # the session, so the rows are not in its identity map.
+    # unit of work's per-object bookkeeping, and insertmanyvalues batches the rows into
+    # 1,000-row INSERTs. Keys are attribute names; missing ones take the columns' Python
+    # defaults, and the version column starts at 1 as it does for an added object.
+    # Nothing is added to the session, so the rows are not in its identity map.
     def bulk_insert_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
         """Insert many rows in few statements; their new ids, in the order of ``rows``."""
         if not rows:
@@ -154,26 +142,41 @@ class Repository(Generic[ModelT]):
 
 
 class ReadRepository:
-    """The read side of one model: SELECTs of the columns its answers show, as rows.
+    """The read side of one model, for GET: SELECTs of the columns its answers show.
 
-    A GET reads on its request's read connection (Database.request_reader): no Session,
-    no ORM objects, which cost a GET by id more than everything else it does
-    (bench/README.md). The generated dumpers read rows by position (``labels()``); the
-    columns of a joined model are labelled ``<relationship>_<attribute>`` (``author_id``),
-    which ``dumper_for(schema, labels=...)`` reads back into the nested object.
+    Rows come back as mappings read by name (``row["full_name"]``: SQLAlchemy's
+    ``RowMapping``), or as the typed views a subclass makes of them (``view``) where an
+    answer nests another entity. A GET reads on its request's read connection
+    (Database.request_reader): no Session and no ORM objects.
     """
 
     model: ClassVar[type[Any]]
     lister: ClassVar[Lister]
-    # What a row carries: the columns of the resource's output schema.
+    # What a row carries: the columns of the resource's output schema, under its names
+    # (a joined model's columns labelled, e.g. ``author_full_name``, for ``view`` to nest).
     columns: ClassVar[tuple[ColumnElement[Any], ...]]
+    # The statements every GET of the resource runs, built once when the subclass is
+    # defined (as _by_id above): the live rows, one by id, whether an id is live, the count.
+    _rows: ClassVar[Select[Any]]
+    _live_by_id: ClassVar[Select[Any]]
+    _is_live: ClassVar[Select[Any]]
+    _count: ClassVar[Select[Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table = cls.table()
+        live = table.c.deleted_at.is_(None)
+        cls._rows = select(*cls.columns).select_from(cls.source()).where(live)
+        cls._live_by_id = cls._rows.where(table.c.id == bindparam("entity_id"))
+        cls._is_live = select(table.c.id).where(live, table.c.id == bindparam("entity_id"))
+        cls._count = count_of(select(table.c.id).where(live))
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
 
     # Core columns of the model's table (``users.c.id``), not ORM attributes (``User.id``):
-    # a statement built from ORM attributes is compiled and cache-keyed through the ORM
-    # plugin, which cost a GET by id a quarter of its SELECT's instructions (bench/README.md).
+    # a statement of ORM attributes is compiled and cache-keyed through the ORM plugin,
+    # work a Connection's rows do not need.
     @classmethod
     def table(cls) -> Table:
         table: Table = cls.model.__table__
@@ -184,63 +187,36 @@ class ReadRepository:
         """What the rows are selected from: the model's table, or a join for nested objects."""
         return cls.table()
 
-    @classmethod
-    def _select_live_by_id(cls) -> Select[Any]:
-        table = cls.table()
-        return built_once(
-            cls,
-            "live_by_id",
-            lambda: (
-                select(*cls.columns)
-                .select_from(cls.source())
-                .where(table.c.id == bindparam("entity_id"), table.c.deleted_at.is_(None))
-            ),
-        )
+    @staticmethod
+    def view(row: RowMapping) -> Any:
+        """What a row is answered as: the row itself, or a typed view with nested objects."""
+        return row
 
-    @classmethod
-    def labels(cls) -> tuple[str, ...]:
-        """The keys of the rows this repository returns, in their order: what a dumper
-        reads them by (``dumper_for(schema, labels=...)``), by position."""
-        return tuple(cls._select_live_by_id().selected_columns.keys())
-
-    def get_live(self, entity_id: int) -> ReadRow | None:
-        """The row of a live entity, or None if it is missing or soft-deleted: one statement."""
+    def get_live(self, entity_id: int) -> Any:
+        """The view of a live entity, or None if it is missing or soft-deleted: one statement."""
         if not 1 <= entity_id <= MAX_ID:
             return None
-        return first_row(self.reader, self._select_live_by_id(), {"entity_id": entity_id})
+        row = self.reader.execute(self._live_by_id, {"entity_id": entity_id}).mappings().first()
+        return None if row is None else self.view(row)
 
     def exists_live(self, entity_id: int) -> bool:
         if not 1 <= entity_id <= MAX_ID:
             return False
-        table = self.table()
-        stmt = built_once(
-            type(self),
-            "live_id",
-            lambda: select(table.c.id).where(
-                table.c.id == bindparam("entity_id"), table.c.deleted_at.is_(None)
-            ),
-        )
-        return first_row(self.reader, stmt, {"entity_id": entity_id}) is not None
+        return self.reader.execute(self._is_live, {"entity_id": entity_id}).first() is not None
 
-    def live(self) -> Select[Any]:
-        """The live entities' ids: list filters narrow it with WHERE clauses, and the page
-        selects the columns of what it matched (its count reads only the ids). The same
-        object on every call, so an unfiltered list is recognised (``page``)."""
-        table = self.table()
-        return built_once(type(self), "live", lambda: select(table.c.id).where(table.c.deleted_at.is_(None)))
+    def page(self, request: PageRequest, *where: ColumnElement[bool]) -> Page[Any]:
+        """One page of views of the live entities, narrowed by the ``where`` conditions (filters)."""
+        if where:
+            table = self.table()
+            ordered = self.lister.ordered(self._rows.where(*where), request.sort)
+            count = count_of(select(table.c.id).where(table.c.deleted_at.is_(None), *where))
+        else:
+            ordered, count = self._unfiltered(request.sort), self._count
+        return self.lister.fetch(self.reader, ordered, count, request).map(self.view)
 
-    def page(self, matching: Select[Any], request: PageRequest) -> Page[ReadRow]:
-        """One page of rows of the entities ``matching`` (a narrowed ``live()``) selects."""
-        live = self.live()
-        if matching is live:
-            # Unfiltered, the most asked list: its statements never change, so the lister
-            # keeps them (building and cache-keying them cost ~a fifth of a page of posts).
-            rows = built_once(type(self), "live_rows", lambda: self._rows_of(live))
-            return self.lister.fetch(self.reader, rows, request, counted=live, reusable=True)
-        return self.lister.fetch(self.reader, self._rows_of(matching), request, counted=matching)
-
-    def _rows_of(self, matching: Select[Any]) -> Select[Any]:
-        rows = select(*self.columns).select_from(self.source())
-        if matching.whereclause is not None:
-            rows = rows.where(matching.whereclause)
-        return rows
+    # The unfiltered list is the most asked: its page statement is built once per sort
+    # (a few, from the allowlist), as the statements above are, not per request.
+    @classmethod
+    @lru_cache(maxsize=32)
+    def _unfiltered(cls, sort: tuple[SortKey, ...]) -> Select[Any]:
+        return cls.lister.ordered(cls._rows, sort)

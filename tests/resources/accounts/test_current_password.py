@@ -68,7 +68,11 @@ def test_an_admin_changing_another_user_needs_none(
 
 
 def test_wrong_current_passwords_count_against_the_sign_in_limits(mailing: Callable[..., Mailing]) -> None:
-    mail = mailing(RATELIMIT_ENABLED=True, RATELIMIT_TOKEN_FAILURES_PER_EMAIL="3 per 15 minutes")
+    mail = mailing(
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_TOKEN_FAILURES_PER_EMAIL="3 per 15 minutes",
+        RATELIMIT_PASSWORD_HASHES_PER_ADDRESS="100 per minute",
+    )
     user = mail.sign_up("ada@example.com")
     wrong = {"password": "a new password", "current_password": "guess"}
 
@@ -82,7 +86,11 @@ def test_wrong_current_passwords_count_against_the_sign_in_limits(mailing: Calla
 
 
 def test_a_right_current_password_is_not_counted(mailing: Callable[..., Mailing]) -> None:
-    mail = mailing(RATELIMIT_ENABLED=True, RATELIMIT_TOKEN_FAILURES_PER_EMAIL="2 per 15 minutes")
+    mail = mailing(
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_TOKEN_FAILURES_PER_EMAIL="2 per 15 minutes",
+        RATELIMIT_PASSWORD_HASHES_PER_ADDRESS="100 per minute",
+    )
     user = mail.sign_up("ada@example.com")
 
     statuses = [

@@ -33,8 +33,8 @@ def _rows(prefix: str, count: int) -> list[NewUserRow]:
 def _answered(inserted: InsertedUsers, prefix: str) -> dict[str, dict[str, Any]]:
     """The rows answered, by email without its prefix, without the id."""
     return {
-        row.email.removeprefix(prefix): {key: value for key, value in row._mapping.items() if key != "id"}
-        | {"email": row.email.removeprefix(prefix)}
+        row["email"].removeprefix(prefix): {key: value for key, value in row.items() if key != "id"}
+        | {"email": row["email"].removeprefix(prefix)}
         for row in inserted.created
     }
 
@@ -63,11 +63,11 @@ def test_the_arrays_insert_stores_and_answers_what_the_portable_insert_does(
 
     assert fast.taken == portable.taken == set()
     assert len(fast.created) == 40
-    assert [column.key for column in CREATED_COLUMNS] == list(fast.created[0]._mapping)
+    assert [column.key for column in CREATED_COLUMNS] == list(fast.created[0])
     assert _answered(fast, "fast-") == _answered(portable, "portable-")
     assert _stored(db_session, "fast-") == _stored(db_session, "portable-")
     stored_ids = dict(db_session.execute(select(User.email, User.id)).all())
-    assert all(stored_ids[row.email] == row.id for row in fast.created)
+    assert all(stored_ids[row["email"]] == row["id"] for row in fast.created)
 
 
 @pytest.mark.postgres_only(reason="the arrays form is PostgreSQL's; SQLite runs the portable form")
@@ -107,7 +107,7 @@ def test_text_with_quotes_backslashes_and_array_syntax_is_stored_as_given(
     with unit_of_work(database) as uow:
         created = UserRepository(uow.session).insert_new(rows, NOW).created
 
-    assert sorted((row.email, row.full_name) for row in created) == sorted(
+    assert sorted((row["email"], row["full_name"]) for row in created) == sorted(
         (row["email"], row["full_name"]) for row in rows
     )
     stored = db_session.execute(select(User.email, User.full_name, User.hashed_password)).all()

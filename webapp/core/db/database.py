@@ -33,7 +33,7 @@ ROUTE_TO_REPLICA = "webapp.route_to_replica"
 # running (set by the app's dispatch). One per request, not per thread: gthread workers
 # reuse threads and gevent runs many requests on one; the environ is made per request and
 # outlives nothing but its request. (A scoped_session keyed by the request went through
-# a LocalProxy on every lookup: ~100 thousand instructions a request, bench/README.md.)
+# a LocalProxy on every lookup, bench/README.md.)
 SESSION = "webapp.session"
 READER = "webapp.reader"
 IN_VIEW = "webapp.in_view"
@@ -70,19 +70,13 @@ def forbid_writes_on_read_engines(engine: Engine) -> None:
     default_transaction_read_only (engine.py), which the server enforces for everything.
     """
 
-    def guard(
-        _cursor: Any, _statement: Any, _parameters: Any, context: DefaultExecutionContext | None
-    ) -> None:
-        # No context: a statement SQLAlchemy runs outside an execution context (a
-        # sequence, a column default) or a kept SELECT sent to the driver (driver_reads.py).
-        if (
-            context is not None
-            and context.execution_options.get(READ_ONLY_ENGINE)
-            and (context.isinsert or context.isupdate or context.isdelete)
+    def guard(_cursor: Any, _statement: Any, _parameters: Any, context: DefaultExecutionContext) -> None:
+        if context.execution_options.get(READ_ONLY_ENGINE) and (
+            context.isinsert or context.isupdate or context.isdelete
         ):
             raise WriteInReadOnlyRequest("a GET/HEAD/OPTIONS request must not write")
 
-    def guard_no_params(cursor: Any, statement: Any, context: DefaultExecutionContext | None) -> None:
+    def guard_no_params(cursor: Any, statement: Any, context: DefaultExecutionContext) -> None:
         guard(cursor, statement, None, context)
 
     event.listen(engine, "do_execute", guard, insert=True)
@@ -144,7 +138,7 @@ class Database:
                     settings = dict(self._settings)
                     engine = build_engine(settings)
                     self.session_factory.configure(bind=engine)
-                    # Made once: building an option engine per request cost ~2% of a GET.
+                    # Made once: an option engine built per request is work on every GET.
                     forbid_writes_on_read_engines(engine)
                     self._read_engine = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
                     self._request_read_engine = engine.execution_options(

@@ -17,11 +17,6 @@ SQLITE_BEGIN = "sqlite_begin"
 # Execution option of the engines that only read (GET/HEAD, lookups on the primary): a
 # compiled INSERT/UPDATE/DELETE sent through one of them raises (database.py).
 READ_ONLY_ENGINE = "webapp_read_only"
-# Execution option of the engines whose connections may run kept SELECTs straight on the
-# driver's cursor (driver_reads.py): PostgreSQL's autocommit read pools. Without
-# autocommit the driver would open a transaction SQLAlchemy does not know of, and
-# nobody would end it.
-DRIVER_READS = "webapp_driver_reads"
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +54,9 @@ def build_engine(
         options["connect_args"] = _postgresql_connect_args(settings)
         if autocommit_reads:
             options["isolation_level"] = "AUTOCOMMIT"
-            options["execution_options"] = {READ_ONLY_ENGINE: True, DRIVER_READS: True}
+            options["execution_options"] = {READ_ONLY_ENGINE: True}
             # An autocommit connection holds no transaction to roll back on its way back to
-            # the pool: SQLAlchemy's docs name this case for turning the reset off. It cost
-            # ~10k instructions per GET (the ROLLBACK call, which psycopg2 then skips).
+            # the pool: SQLAlchemy's docs name this case for turning the reset off.
             options["pool_reset_on_return"] = None
             if "options" in options["connect_args"]:
                 # The server's own guard for a pool that only reads: any write, text SQL

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, RowMapping, Select, and_, bindparam, func, literal, or_, select, tuple_
 
 from webapp.core.db.database import Reader
-from webapp.core.db.driver_reads import all_rows, kept, scalar_value
 from webapp.core.errors import InvalidRequest
 from webapp.core.fields import is_storable_text
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 MAX_PER_PAGE = 100
-# Sorts whose statements a Lister keeps: the allowlists make few; a bound all the same.
-_MAX_KEPT_SORTS = 64
 
 # A cursor's integer key must fit a 64-bit column: SQLite's driver raises OverflowError
 # (not a database error, so a 500) for anything larger.
@@ -55,6 +53,11 @@ class Page(Generic[T]):
     page: int | None
     total: int | None
     next_key: tuple[Any, ...] | None  # keyset values of the last item, when more follow
+
+    def map(self, view: Callable[[T], U]) -> Page[U]:
+        """The same page with ``view`` of each item."""
+        items = [view(item) for item in self.items]
+        return Page(items, self.per_page, self.page, self.total, self.next_key)
 
 
 def parse_sort(raw: str | None, allowed: Sequence[str], default: str = "id") -> tuple[SortKey, ...]:
@@ -93,79 +96,46 @@ class Lister:
             # cursor would silently skip those rows: refuse such a sort at import time.
             raise ValueError(f"sort columns must be NOT NULL: {', '.join(nullable)}")
         self.sort_columns = dict(sort_columns)
-        # Offset-mode statements of reusable (unfiltered) lists, per sort: _offset_statements.
-        self._kept: dict[
-            tuple[int, int, tuple[SortKey, ...]], tuple[Select[Any], Select[Any], Select[Any], Select[Any]]
-        ] = {}
 
     @property
     def allowed(self) -> tuple[str, ...]:
         return tuple(self.sort_columns)
 
-    def fetch(
-        self,
-        reader: Reader,
-        rows: Select[Any],
-        request: PageRequest,
-        counted: Select[Any],
-        *,
-        reusable: bool = False,
-    ) -> Page[Any]:
-        """One page of ``rows``: COUNT of ``counted`` + page in offset mode, the page alone in
-        cursor mode. ``counted`` selects the same entities with no joins or extra columns.
+    def ordered(self, rows: Select[Any], sort: tuple[SortKey, ...]) -> Select[Any]:
+        """``rows`` in the order ``sort``, paged by the bound ``page_limit`` and ``page_offset``."""
+        return (
+            rows.order_by(*self._order_by(sort))
+            .limit(bindparam("page_limit"))
+            .offset(bindparam("page_offset"))
+        )
 
-        ``reusable``: ``rows`` and ``counted`` are built once and kept by the caller, so the
-        offset mode's COUNT and page statements are too, per sort, with the limit and
-        offset bound: no statement is built or cache-keyed for the request.
-        """
-        # One row more than asked tells whether a next page exists without a COUNT.
-        limit = request.per_page + 1
+    def fetch(
+        self, reader: Reader, ordered: Select[Any], count: Select[Any], request: PageRequest
+    ) -> Page[RowMapping]:
+        """One page of ``ordered`` (from ``ordered()``): with the ``count`` of all its rows and
+        at the requested offset in offset mode, after the cursor's key in cursor mode."""
+        # One row more than asked tells whether a next page exists.
+        bounds = {"page_limit": request.per_page + 1, "page_offset": 0}
         if request.after is not None:
-            ordered = rows.order_by(*self._order_by(request.sort))
-            ordered = ordered.where(self._after(request.sort, request.after))
             total = None
-            found: list[Sequence[Any]] = list(reader.execute(ordered.limit(limit)).all())
+            ordered = ordered.where(self._after(request.sort, request.after))
         else:
-            offset = ((request.page or 1) - 1) * request.per_page
-            count_stmt, page_stmt = self._offset_statements(rows, counted, request.sort, reusable=reusable)
-            # Kept statements go straight to the driver on a read connection (driver_reads.py).
-            total = scalar_value(reader, count_stmt, {}) or 0
-            found = list(all_rows(reader, page_stmt, {"page_limit": limit, "page_offset": offset}))
+            total = reader.execute(count).scalar_one()
+            bounds["page_offset"] = ((request.page or 1) - 1) * request.per_page
+        found = reader.execute(ordered, bounds).mappings().all()
+        items = list(found[: request.per_page])
         has_more = len(found) > request.per_page
-        items = found[: request.per_page]
-        next_key = self.key_of(items[-1], request.sort, rows) if has_more and items else None
         return Page(
             items=items,
             per_page=request.per_page,
             page=None if request.after is not None else (request.page or 1),
             total=total,
-            next_key=next_key,
+            next_key=self.key_of(items[-1], request.sort) if has_more and items else None,
         )
 
-    def _offset_statements(
-        self, rows: Select[Any], counted: Select[Any], sort: tuple[SortKey, ...], *, reusable: bool
-    ) -> tuple[Select[Any], Select[Any]]:
-        key = (id(rows), id(counted), sort)
-        if reusable:
-            entry = self._kept.get(key)
-            # Identity, not only the ids: a statement that was dropped may share a new one's id.
-            if entry is not None and entry[0] is rows and entry[1] is counted:
-                return entry[2], entry[3]
-        count_stmt = select(func.count()).select_from(counted.order_by(None).subquery())
-        page_stmt = (
-            rows.order_by(*self._order_by(sort))
-            .limit(bindparam("page_limit"))
-            .offset(bindparam("page_offset"))
-        )
-        if reusable and len(self._kept) < _MAX_KEPT_SORTS:
-            self._kept[key] = (rows, counted, kept(count_stmt), kept(page_stmt))
-        return count_stmt, page_stmt
-
-    def key_of(self, row: Sequence[Any], sort: Sequence[SortKey], rows: Select[Any]) -> tuple[Any, ...]:
-        """The keyset values of ``row``, one of ``rows``': read by position, as the driver's
-        plain tuples have no attributes."""
-        labels = rows.selected_columns.keys()
-        return tuple(row[labels.index(str(self.sort_columns[key.name].key))] for key in sort)
+    def key_of(self, row: RowMapping, sort: Sequence[SortKey]) -> tuple[Any, ...]:
+        """The keyset values of ``row``: its sort columns, read by name."""
+        return tuple(row[str(self.sort_columns[key.name].key)] for key in sort)
 
     def encode_key(self, key: tuple[Any, ...]) -> list[Any]:
         """JSON-safe form of a keyset key (for an opaque cursor)."""
@@ -234,6 +204,11 @@ class Lister:
             clauses.append(and_(*equal_prefix, beyond))
         first = columns[0] <= values[0] if sort[0].descending else columns[0] >= values[0]
         return and_(first, or_(*clauses))
+
+
+def count_of(matching: Select[Any]) -> Select[Any]:
+    """The number of rows ``matching`` selects."""
+    return select(func.count()).select_from(matching.order_by(None).subquery())
 
 
 def _is_nullable(column: ColumnElement[Any]) -> bool:

@@ -7,7 +7,6 @@ from datetime import datetime
 from sqlalchemy import Row, bindparam, select, update
 
 from webapp.core.db import Reader
-from webapp.core.db.driver_reads import first_row, kept
 from webapp.core.repository import Repository
 from webapp.resources.accounts.model import AccountToken
 
@@ -51,13 +50,12 @@ class AccountTokenRepository(Repository[AccountToken]):
 
 tokens = AccountToken.__table__.c
 
-_USABLE = kept(
-    select(tokens.id).where(
-        tokens.token_hash == bindparam("token_hash"),
-        tokens.purpose == bindparam("purpose"),
-        tokens.used_at.is_(None),
-        tokens.expires_at > bindparam("now"),
-    )
+# Built once, with bound parameters.
+_USABLE = select(tokens.id).where(
+    tokens.token_hash == bindparam("token_hash"),
+    tokens.purpose == bindparam("purpose"),
+    tokens.used_at.is_(None),
+    tokens.expires_at > bindparam("now"),
 )
 
 
@@ -69,4 +67,4 @@ class AccountTokenReadRepository:
 
     def usable(self, token_hash: str, purpose: str, now: datetime) -> bool:
         params = {"token_hash": token_hash, "purpose": purpose, "now": now}
-        return first_row(self.reader, _USABLE, params) is not None
+        return self.reader.execute(_USABLE, params).first() is not None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import FromClause, Select, bindparam, select
+from sqlalchemy import ColumnElement, FromClause, RowMapping, bindparam, select
 from sqlalchemy.orm import joinedload
 
 from webapp.core.db.base import MAX_ID
@@ -12,7 +13,7 @@ from webapp.core.lists.keyset import Lister
 from webapp.core.repository import ReadRepository, Repository, lock_live
 from webapp.resources.comments.model import Comment
 from webapp.resources.posts.model import Post
-from webapp.resources.posts.repository import PostReadRepository
+from webapp.resources.posts.repository import AuthorView, PostReadRepository
 from webapp.resources.users.model import User
 
 # The write side loads a comment with its author (a change answers it embedded): many-to-one,
@@ -57,8 +58,22 @@ comments = Comment.__table__.c
 users = User.__table__.c
 
 
+@dataclass(slots=True)
+class CommentView:
+    """A comment as GET answers it (CommentSchema's fields), its author nested."""
+
+    id: int
+    post_id: int
+    body: str
+    user_id: int
+    author: AuthorView
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
 class CommentReadRepository(ReadRepository):
-    """Comments as rows, for GET: the columns of CommentSchema, the author's labelled author_*."""
+    """Comments with their authors, for GET."""
 
     model = Comment
     lister = Lister({"id": comments.id, "created_at": comments.created_at})
@@ -67,7 +82,6 @@ class CommentReadRepository(ReadRepository):
         comments.post_id,
         comments.body,
         comments.user_id,
-        users.id.label("author_id"),
         users.full_name.label("author_full_name"),
         comments.version,
         comments.created_at,
@@ -79,8 +93,22 @@ class CommentReadRepository(ReadRepository):
         # Many-to-one and NOT NULL: an inner join keeps a page of comments one statement.
         return cls.table().join(User.__table__, users.id == comments.user_id)
 
+    @staticmethod
+    def view(row: RowMapping) -> CommentView:
+        return CommentView(
+            id=row["id"],
+            post_id=row["post_id"],
+            body=row["body"],
+            user_id=row["user_id"],
+            author=AuthorView(id=row["user_id"], full_name=row["author_full_name"]),
+            version=row["version"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
     def post_is_live(self, post_id: int) -> bool:
         return PostReadRepository(self.reader).exists_live(post_id)
 
-    def on_post(self, post_id: int) -> Select[Any]:
-        return self.live().where(comments.post_id == post_id)
+    @staticmethod
+    def on_post(post_id: int) -> ColumnElement[bool]:
+        return comments.post_id == post_id

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, Response, url_for
 
 from webapp.core.auth import require_principal
 from webapp.core.db import get_reader, get_session
-from webapp.core.dumpers import dump_many, dumper_for
+from webapp.core.dumpers import compile_dump
 from webapp.core.http import created_response, entity_response, if_match_versions, no_content, not_modified
 from webapp.core.idempotency.http import idempotent
 from webapp.core.lists import PageRequest
@@ -17,6 +18,7 @@ from webapp.core.lists.http import Listing, list_response
 from webapp.core.operations import operation
 from webapp.core.resource import Resource
 from webapp.resources.comments.model import Comment
+from webapp.resources.comments.repository import CommentView
 from webapp.resources.comments.schemas import (
     COMMENT_CREATE_EXAMPLE,
     COMMENT_EXAMPLE,
@@ -36,11 +38,13 @@ ID = "<id:comment_id>"  # see IdConverter: a 404, never a 405, for ids that cann
 POST_ID = "<id:post_id>"
 COMMENTS = Listing("comments", CommentReadService.lister)
 
-comment_schema = CommentSchema()
-# schema.dump, generated once from the schema (core/dumpers.py)
-dump_comment = dumper_for(comment_schema)
-dump_comment_row = dumper_for(comment_schema, labels=CommentReadService.row_labels)
-dump_comment_rows = dump_many(comment_schema, labels=CommentReadService.row_labels)
+# CommentSchema's dump (core/dumpers.py), of Comment objects (what writes answer) and of
+# CommentViews (what GETs answer).
+dump_comment = compile_dump(CommentSchema())
+
+
+def _dump_all(comments: Sequence[CommentView]) -> list[dict[str, Any]]:
+    return [dump_comment(comment) for comment in comments]
 
 
 def _service() -> CommentService:
@@ -87,7 +91,7 @@ def create_comment(post_id: int, body: Any) -> Response:
     response=CommentListSchema(),
 )
 def list_post_comments(post_id: int, page: PageRequest) -> Response:
-    return list_response(COMMENTS, _reads().list_for_post(post_id, page), page, dump_comment_rows)
+    return list_response(COMMENTS, _reads().list_for_post(post_id, page), page, _dump_all)
 
 
 @bp.get(f"/comments/{ID}")
@@ -101,9 +105,8 @@ def list_post_comments(post_id: int, page: PageRequest) -> Response:
     conditional=True,
 )
 def get_comment(comment_id: int) -> Response:
-    body = dump_comment_row(_reads().get(comment_id))
-    version = body["version"]
-    return not_modified(version) or entity_response(body, version)
+    comment = _reads().get(comment_id)
+    return not_modified(comment.version) or entity_response(dump_comment(comment), comment.version)
 
 
 @bp.patch(f"/comments/{ID}")

@@ -9,12 +9,11 @@ from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal, authorize_change
 from webapp.core.db import Reader
-from webapp.core.db.driver_reads import ReadRow
 from webapp.core.errors import NotFound, Unauthenticated
 from webapp.core.lists import Page, PageRequest
 from webapp.core.preconditions import check_precondition
 from webapp.resources.comments.model import Comment
-from webapp.resources.comments.repository import CommentReadRepository, CommentRepository
+from webapp.resources.comments.repository import CommentReadRepository, CommentRepository, CommentView
 
 
 class NewComment(TypedDict):
@@ -26,26 +25,24 @@ class CommentChanges(TypedDict, total=False):
 
 
 class CommentReadService:
-    """What GET answers: comments as rows with their authors (CommentReadRepository)."""
+    """What GET answers: comments with their authors (CommentReadRepository)."""
 
     # The sort allowlist, for the routes' list parsing (they never reach a repository).
     lister = CommentReadRepository.lister
-    # The keys of the rows it answers, in order: what the routes' dumpers read them by.
-    row_labels = CommentReadRepository.labels()
 
     def __init__(self, reader: Reader) -> None:
         self.comments = CommentReadRepository(reader)
 
-    def get(self, comment_id: int) -> ReadRow:
-        comment = self.comments.get_live(comment_id)
+    def get(self, comment_id: int) -> CommentView:
+        comment: CommentView | None = self.comments.get_live(comment_id)
         if comment is None:
             raise NotFound(f"Comment {comment_id} does not exist.")
         return comment
 
-    def list_for_post(self, post_id: int, request: PageRequest) -> Page[ReadRow]:
+    def list_for_post(self, post_id: int, request: PageRequest) -> Page[CommentView]:
         if not self.comments.post_is_live(post_id):
             raise NotFound(f"Post {post_id} does not exist.")
-        return self.comments.page(self.comments.on_post(post_id), request)
+        return self.comments.page(request, self.comments.on_post(post_id))
 
 
 class CommentService:

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, url_for
 
 from webapp.core.auth import require_principal
 from webapp.core.db import get_session
-from webapp.core.dumpers import dumper_for
+from webapp.core.dumpers import compile_dump
 from webapp.core.http import json_response
 from webapp.core.jobs import Job
 from webapp.core.operations import AsyncAnswer, operation
@@ -16,7 +16,7 @@ from webapp.resources.jobs.service import JobService
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 
-dump_job = dumper_for(JobSchema())
+dump_job = compile_dump(JobSchema())
 
 # What an operation that honours `Prefer: respond-async` declares (@operation(respond_async=...)).
 RESPOND_ASYNC = AsyncAnswer(JobSchema(), JOB_QUEUED_EXAMPLE)

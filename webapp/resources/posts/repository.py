@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import FromClause, Select, bindparam, select
+from sqlalchemy import ColumnElement, FromClause, RowMapping, bindparam, select
 from sqlalchemy.orm import joinedload
 
 from webapp.core.db.base import MAX_ID
@@ -40,8 +41,28 @@ posts = Post.__table__.c
 users = User.__table__.c
 
 
+@dataclass(slots=True)
+class AuthorView:
+    id: int
+    full_name: str
+
+
+@dataclass(slots=True)
+class PostView:
+    """A post as GET answers it (PostSchema's fields), its author nested."""
+
+    id: int
+    title: str
+    content: str
+    user_id: int
+    author: AuthorView
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
 class PostReadRepository(ReadRepository):
-    """Posts as rows, for GET: the columns of PostSchema, the author's labelled author_*."""
+    """Posts with their authors, for GET."""
 
     model = Post
     lister = Lister({"id": posts.id, "title": posts.title, "created_at": posts.created_at})
@@ -50,7 +71,6 @@ class PostReadRepository(ReadRepository):
         posts.title,
         posts.content,
         posts.user_id,
-        users.id.label("author_id"),
         users.full_name.label("author_full_name"),
         posts.version,
         posts.created_at,
@@ -63,10 +83,25 @@ class PostReadRepository(ReadRepository):
         # its author's row, and a page stays one statement.
         return cls.table().join(User.__table__, users.id == posts.user_id)
 
-    def filtered(self, *, user_id: int | None = None, q: str | None = None) -> Select[Any]:
-        stmt = self.live()
+    @staticmethod
+    def view(row: RowMapping) -> PostView:
+        return PostView(
+            id=row["id"],
+            title=row["title"],
+            content=row["content"],
+            user_id=row["user_id"],
+            author=AuthorView(id=row["user_id"], full_name=row["author_full_name"]),
+            version=row["version"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    @staticmethod
+    def filters(*, user_id: int | None = None, q: str | None = None) -> list[ColumnElement[bool]]:
+        """The WHERE conditions of a list's filters."""
+        where: list[ColumnElement[bool]] = []
         if user_id is not None:
-            stmt = stmt.where(posts.user_id == user_id)
+            where.append(posts.user_id == user_id)
         if q:
-            stmt = stmt.where(contains_text(posts.title, q))
-        return stmt
+            where.append(contains_text(posts.title, q))
+        return where

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, Response, url_for
 
 from webapp.core.auth import require_principal
 from webapp.core.db import get_reader, get_session
-from webapp.core.dumpers import dump_many, dumper_for
+from webapp.core.dumpers import compile_dump
 from webapp.core.http import created_response, entity_response, if_match_versions, no_content, not_modified
 from webapp.core.idempotency.http import idempotent
 from webapp.core.lists import PageRequest
@@ -17,6 +18,7 @@ from webapp.core.lists.http import Listing, list_response
 from webapp.core.operations import operation
 from webapp.core.resource import Resource
 from webapp.resources.posts.model import Post
+from webapp.resources.posts.repository import PostView
 from webapp.resources.posts.schemas import (
     POST_CREATE_EXAMPLE,
     POST_EXAMPLE,
@@ -42,12 +44,13 @@ USER_ID = "<id:user_id>"
 # the cursor's own fingerprint of path and filters keeps the two lists apart.
 POSTS = Listing("posts", PostReadService.lister)
 
-post_schema = PostSchema()
-# schema.dump, generated once from the schema (core/dumpers.py): for Post objects (what
-# writes answer) and for the rows of PostReadRepository (what GETs answer), by position.
-dump_post = dumper_for(post_schema)
-dump_post_row = dumper_for(post_schema, labels=PostReadService.row_labels)
-dump_post_rows = dump_many(post_schema, labels=PostReadService.row_labels)
+# PostSchema's dump (core/dumpers.py), of Post objects (what writes answer) and of
+# PostViews (what GETs answer).
+dump_post = compile_dump(PostSchema())
+
+
+def _dump_all(posts: Sequence[PostView]) -> list[dict[str, Any]]:
+    return [dump_post(post) for post in posts]
 
 
 def _service() -> PostService:
@@ -97,7 +100,7 @@ def create_post(body: Any) -> Response:
     response=PostListSchema(),
 )
 def list_posts(query: Any, page: PageRequest) -> Response:
-    return list_response(POSTS, _reads().list(query, page), page, dump_post_rows)
+    return list_response(POSTS, _reads().list(query, page), page, _dump_all)
 
 
 @bp.get(f"/posts/{ID}")
@@ -111,9 +114,8 @@ def list_posts(query: Any, page: PageRequest) -> Response:
     conditional=True,
 )
 def get_post(post_id: int) -> Response:
-    body = dump_post_row(_reads().get(post_id))
-    version = body["version"]
-    return not_modified(version) or entity_response(body, version)
+    post = _reads().get(post_id)
+    return not_modified(post.version) or entity_response(dump_post(post), post.version)
 
 
 @bp.patch(f"/posts/{ID}")
@@ -159,7 +161,7 @@ def delete_post(post_id: int) -> Response:
     problems=(404,),
 )
 def list_user_posts(user_id: int, query: Any, page: PageRequest) -> Response:
-    return list_response(POSTS, _reads().list_for_user(user_id, query, page), page, dump_post_rows)
+    return list_response(POSTS, _reads().list_for_user(user_id, query, page), page, _dump_all)
 
 
 @bp.post(f"/users/{USER_ID}/posts")

@@ -9,12 +9,11 @@ from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal, authorize_acting_as, authorize_change
 from webapp.core.db import Reader
-from webapp.core.db.driver_reads import ReadRow
 from webapp.core.errors import NotFound, ValidationFailed
 from webapp.core.lists import Page, PageRequest
 from webapp.core.preconditions import check_precondition
 from webapp.resources.posts.model import Post
-from webapp.resources.posts.repository import PostReadRepository, PostRepository
+from webapp.resources.posts.repository import PostReadRepository, PostRepository, PostView
 from webapp.resources.users.model import User
 from webapp.resources.users.repository import UserReadRepository, UserRepository
 
@@ -45,30 +44,28 @@ class UserPostFilters(TypedDict, total=False):
 
 
 class PostReadService:
-    """What GET answers: posts as rows with their authors (PostReadRepository)."""
+    """What GET answers: posts with their authors (PostReadRepository)."""
 
     # The sort allowlist, for the routes' list parsing (they never reach a repository).
     lister = PostReadRepository.lister
-    # The keys of the rows it answers, in order: what the routes' dumpers read them by.
-    row_labels = PostReadRepository.labels()
 
     def __init__(self, reader: Reader) -> None:
         self.posts = PostReadRepository(reader)
         self.users = UserReadRepository(reader)
 
-    def get(self, post_id: int) -> ReadRow:
-        post = self.posts.get_live(post_id)
+    def get(self, post_id: int) -> PostView:
+        post: PostView | None = self.posts.get_live(post_id)
         if post is None:
             raise NotFound(f"Post {post_id} does not exist.")
         return post
 
-    def list(self, filters: PostFilters, request: PageRequest) -> Page[ReadRow]:
-        return self.posts.page(self.posts.filtered(**filters), request)
+    def list(self, filters: PostFilters, request: PageRequest) -> Page[PostView]:
+        return self.posts.page(request, *self.posts.filters(**filters))
 
-    def list_for_user(self, user_id: int, filters: UserPostFilters, request: PageRequest) -> Page[ReadRow]:
+    def list_for_user(self, user_id: int, filters: UserPostFilters, request: PageRequest) -> Page[PostView]:
         if not self.users.exists_live(user_id):
             raise NotFound(f"User {user_id} does not exist.")
-        return self.posts.page(self.posts.filtered(user_id=user_id, **filters), request)
+        return self.posts.page(request, *self.posts.filters(user_id=user_id, **filters))
 
 
 class PostService:

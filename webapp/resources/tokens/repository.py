@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, select, update
+from sqlalchemy import ColumnElement, Row, RowMapping, bindparam, select, update
 
 from webapp.core.db import Reader
-from webapp.core.db.driver_reads import ReadRow, first_row, kept
 from webapp.core.lists import Page, PageRequest
-from webapp.core.lists.keyset import Lister
+from webapp.core.lists.keyset import Lister, count_of
 from webapp.core.repository import Repository
 from webapp.resources.tokens.model import AccessToken
 from webapp.resources.users.model import User
@@ -47,11 +47,15 @@ tokens = AccessToken.__table__.c
 users = User.__table__.c
 
 
-# Built once, with bound parameters: every authenticated request runs it, and building
-# and cache-keying a new select() of a join with six conditions cost more than executing
-# it. Kept, so a read connection sends it straight to the driver (driver_reads.py).
-_HOLDER = kept(
-    select(tokens.id, users.id, users.is_admin, users.email_verified)
+# Built once, with bound parameters: every authenticated request runs it, and SQLAlchemy
+# then cache-keys it once and finds its compiled SQL in the engine's cache.
+_HOLDER = (
+    select(
+        tokens.id.label("token_id"),
+        users.id.label("user_id"),
+        users.is_admin,
+        users.email_verified,
+    )
     .select_from(AccessToken.__table__.join(User.__table__, users.id == tokens.user_id))
     .where(
         tokens.token_hash == bindparam("token_hash"),
@@ -72,8 +76,8 @@ class TokenReadRepository:
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
 
-    def live_page(self, user_id: int, now: datetime, request: PageRequest) -> Page[ReadRow]:
-        """A page of the user's live tokens: (id, created_at, expires_at) rows."""
+    def live_page(self, user_id: int, now: datetime, request: PageRequest) -> Page[RowMapping]:
+        """A page of the user's live tokens: ``id``, ``created_at``, ``expires_at``."""
         live = (
             tokens.user_id == user_id,
             tokens.revoked_at.is_(None),
@@ -81,9 +85,10 @@ class TokenReadRepository:
             tokens.generation == select(users.token_generation).where(users.id == user_id).scalar_subquery(),
         )
         rows = select(tokens.id, tokens.created_at, tokens.expires_at).where(*live)
-        return self.lister.fetch(self.reader, rows, request, counted=select(tokens.id).where(*live))
+        ordered = self.lister.ordered(rows, request.sort)
+        return self.lister.fetch(self.reader, ordered, count_of(select(tokens.id).where(*live)), request)
 
-    def holder(self, token_hash: str, now: datetime) -> ReadRow | None:
-        """(token id, user id, is_admin, email_verified) of a live token of a live, active user:
-        one statement."""
-        return first_row(self.reader, _HOLDER, {"token_hash": token_hash, "now": now})
+    def holder(self, token_hash: str, now: datetime) -> Row[Any, Any, Any, Any] | None:
+        """``token_id``, ``user_id``, ``is_admin`` and ``email_verified`` of a live token of a
+        live, active user: one statement."""
+        return self.reader.execute(_HOLDER, {"token_hash": token_hash, "now": now}).first()

@@ -9,10 +9,10 @@ from typing import Any
 import click
 from flask import Blueprint, Response, current_app
 from flask.cli import AppGroup
+from sqlalchemy import RowMapping
 
 from webapp.core.auth import open_to_unverified, public, require_principal
 from webapp.core.db import current_database, get_session
-from webapp.core.db.driver_reads import ReadRow
 from webapp.core.db.purge import purge_in_batches
 from webapp.core.http import json_response, no_content
 from webapp.core.lists import PageRequest
@@ -109,13 +109,9 @@ def list_tokens(page: PageRequest) -> Response:
     principal = require_principal()
     found = current_database().read_on_primary(lambda reader: TokenService.sessions(principal, page, reader))
 
-    def dump(rows: list[ReadRow]) -> list[dict[str, Any]]:
-        # Rows of (id, created_at, expires_at), read by position as every list row is.
+    def dump(rows: list[RowMapping]) -> list[dict[str, Any]]:
         mine = principal.credential_id
-        return [
-            session_schema.dump({"id": id_, "created_at": made, "expires_at": ends, "current": id_ == mine})
-            for id_, made, ends in rows
-        ]
+        return [session_schema.dump({**row, "current": row["id"] == mine}) for row in rows]
 
     return list_response(SESSIONS, found, page, dump)
 

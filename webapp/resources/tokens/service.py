@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, RowMapping
 from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal
 from webapp.core.db import Reader
-from webapp.core.db.driver_reads import ReadRow
 from webapp.core.db.mixins import utcnow
 from webapp.core.errors import NotFound, Unauthenticated
 from webapp.core.lists import Page, PageRequest
@@ -117,7 +116,7 @@ class TokenService:
         self.tokens.revoke_live(principal.user_id, utcnow())
 
     @staticmethod
-    def sessions(principal: Principal, request: PageRequest, reader: Reader) -> Page[ReadRow]:
+    def sessions(principal: Principal, request: PageRequest, reader: Reader) -> Page[RowMapping]:
         """The caller's live tokens, read on ``reader``: one issued a moment ago must be in it,
         so on the primary (a replica may not have it yet)."""
         return TokenReadRepository(reader).live_page(principal.user_id, utcnow(), request)
@@ -133,5 +132,9 @@ class TokenAuthenticator:
         row = TokenReadRepository(reader).holder(token_hash(token), utcnow())
         if row is None:
             return None
-        token_id, user_id, is_admin, email_verified = row
-        return Principal(user_id, bool(is_admin), token_id, email_verified=bool(email_verified))
+        return Principal(
+            user_id=row.user_id,
+            is_admin=bool(row.is_admin),
+            credential_id=row.token_id,
+            email_verified=bool(row.email_verified),
+        )

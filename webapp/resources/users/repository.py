@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, TypedDict, cast
+from typing import NamedTuple, TypedDict, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Insert,
     Row,
-    Select,
+    RowMapping,
     String,
     Table,
     bindparam,
@@ -40,8 +41,8 @@ class NewUserRow(TypedDict):
     hashed_password: str
 
 
-# What a created user is answered with (UserSchema's fields): RETURNING these, as rows,
-# costs a fraction of building ORM objects of every column (bench/profile.py bulk).
+# What a created user is answered with (UserSchema's fields): RETURNING these, as rows
+# read by name, costs a fraction of building ORM objects of every column (bench/profile.py bulk).
 CREATED_COLUMNS = (
     User.id,
     User.email,
@@ -55,8 +56,8 @@ CREATED_COLUMNS = (
 )
 
 
-# One of CREATED_COLUMNS' rows.
-CreatedUser = Row[int, str, bool, str | None, str, bool, int, datetime, datetime]
+# One of CREATED_COLUMNS' rows, read by name (``row["email"]``).
+CreatedUser = RowMapping
 
 
 class InsertedUsers(NamedTuple):
@@ -76,10 +77,9 @@ def _insert_from_arrays() -> Insert:
     Three parameters instead of 1,000 rows of bound values: no dict of 9,000 values to
     build and interpolate, and the statement text is the same for every batch, so it is
     compiled once. Each is one string in PostgreSQL's array syntax (_array_literal)
-    cast to varchar[]: psycopg2 quotes one string instead of adapting 1,000 (2 ms of CPU
-    for the three lists). Rows go in in the order of the arrays (WITH ORDINALITY), which
-    the caller sorts by email, so that two batches sharing emails take the unique
-    index's locks in the same order.
+    cast to varchar[]: psycopg2 quotes one string instead of adapting each value. Rows
+    go in in the order of the arrays (WITH ORDINALITY), which the caller sorts by email,
+    so that two batches sharing emails take the unique index's locks in the same order.
     """
     new = (
         func.unnest(
@@ -143,10 +143,10 @@ class UserRepository(Repository[User]):
         email = func.lower(User.email)
         if self.session.get_bind().dialect.name == "postgresql":
             # Not `IN (...)`: for a long list PostgreSQL answers `= ANY` through the pg_trgm
-            # GIN index (it serves equality too), 5.4 s for 1,000 emails over 10,000 users.
-            # A join is a hash or btree plan (43 ms). Against unnest() of one array
-            # parameter, not a VALUES list: 1,000 bound values cost ~50 ms to compile on
-            # every call, one array is compiled once and cached (bench/profile.py bulk).
+            # GIN index (it serves equality too), seconds for a full batch; a join is a hash
+            # or btree plan. Against unnest() of one array parameter, not a VALUES list:
+            # a thousand bound values are compiled on every call, one array is compiled once
+            # and cached (bench/profile.py bulk).
             unnested = func.unnest(literal(emails, ARRAY(String)))
             wanted = unnested.table_valued(column("email", String)).render_derived(name="wanted")
             stmt = select(email).join(wanted, email == wanted.c.email).where(User.deleted_at.is_(None))
@@ -173,12 +173,11 @@ class UserRepository(Repository[User]):
         }
         # No taken check first: the unique index checks every row anyway. Inside a
         # savepoint, so that when it refuses one the transaction can still ask which
-        # emails are taken. Measured per 1,000 rows on a busy machine: the SELECT first
-        # cost ~18 ms, ON CONFLICT DO NOTHING (a speculative insertion per row) ~6 ms,
-        # the savepoint's two extra round trips well under 1 ms.
+        # emails are taken. Both a SELECT first and ON CONFLICT DO NOTHING (a speculative
+        # insertion per row) measured slower than the savepoint's two extra round trips.
         try:
             with self.session.begin_nested():
-                created = self.session.execute(_INSERT_FROM_ARRAYS, parameters).all()
+                created = self.session.execute(_INSERT_FROM_ARRAYS, parameters).mappings().all()
         except IntegrityError as error:
             if constraint_name(error) != USERS_EMAIL_UNIQUE_INDEX:
                 raise
@@ -196,7 +195,7 @@ class UserRepository(Repository[User]):
         if taken:
             return InsertedUsers([], taken)
         values = [{**row, "version": 1, "created_at": now, "updated_at": now} for row in rows]
-        return InsertedUsers(list(self.session.execute(_INSERT_ROWS, values).all()), set())
+        return InsertedUsers(list(self.session.execute(_INSERT_ROWS, values).mappings().all()), set())
 
     def set_password_hash(self, user_id: int, hashed_password: str) -> None:
         """Replace a stored hash by one of the same password (not a change of the user's data:
@@ -211,7 +210,7 @@ posts = Post.__table__.c
 
 
 class UserReadRepository(ReadRepository):
-    """Users as rows, for GET: the columns of UserSchema."""
+    """Users as rows of UserSchema's fields, for GET."""
 
     model = User
     lister = Lister(
@@ -243,30 +242,31 @@ class UserReadRepository(ReadRepository):
         )
         return self.reader.execute(stmt).first()
 
-    def filtered(
-        self,
+    @staticmethod
+    def filters(
         *,
         is_active: bool | None = None,
         email: str | None = None,
         q: str | None = None,
         post_title: str | None = None,
         q_matches_email: bool = False,
-    ) -> Select[Any]:
-        stmt = self.live()
+    ) -> list[ColumnElement[bool]]:
+        """The WHERE conditions of a list's filters."""
+        where: list[ColumnElement[bool]] = []
         if is_active is not None:
-            stmt = stmt.where(users.is_active.is_(is_active))
+            where.append(users.is_active.is_(is_active))
         if email is not None:
-            stmt = stmt.where(func.lower(users.email) == normalize_email(email))
+            where.append(func.lower(users.email) == normalize_email(email))
         if q:
             in_name = contains_text(users.full_name, q)
-            stmt = stmt.where(in_name | contains_text(users.email, q) if q_matches_email else in_name)
+            where.append(in_name | contains_text(users.email, q) if q_matches_email else in_name)
         if post_title:
             # EXISTS, not a JOIN: a user with many matching posts is listed once.
-            stmt = stmt.where(
+            where.append(
                 exists().where(
                     posts.user_id == users.id,
                     posts.deleted_at.is_(None),
                     contains_text(posts.title, post_title),
                 )
             )
-        return stmt
+        return where

@@ -7,11 +7,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import NotRequired, TypedDict
 
+from sqlalchemy import RowMapping
 from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal, authorize_change, require_admin
 from webapp.core.db import Reader
-from webapp.core.db.driver_reads import ReadRow
 from webapp.core.db.mixins import utcnow
 from webapp.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from webapp.core.jobs import Job, enqueue
@@ -22,7 +22,6 @@ from webapp.resources.accounts.model import WRONG_PASSWORD
 from webapp.resources.accounts.service import queue_email_change, queue_verification
 from webapp.resources.users.model import EMAIL_TAKEN, User
 from webapp.resources.users.repository import (
-    CREATED_COLUMNS,
     CreatedUser,
     NewUserRow,
     UserReadRepository,
@@ -72,19 +71,17 @@ class UserReadService:
 
     # The sort allowlist, for the routes' list parsing (they never reach a repository).
     lister = UserReadRepository.lister
-    # The keys of the rows it answers, in order: what the routes' dumpers read them by.
-    row_labels = UserReadRepository.labels()
 
     def __init__(self, reader: Reader) -> None:
         self.users = UserReadRepository(reader)
 
-    def get(self, user_id: int) -> ReadRow:
-        user = self.users.get_live(user_id)
+    def get(self, user_id: int) -> RowMapping:
+        user: RowMapping | None = self.users.get_live(user_id)
         if user is None:
             raise NotFound(f"User {user_id} does not exist.")
         return user
 
-    def list(self, filters: UserFilters, request: PageRequest, viewer: Principal | None) -> Page[ReadRow]:
+    def list(self, filters: UserFilters, request: PageRequest, viewer: Principal | None) -> Page[RowMapping]:
         """Emails are searchable by admins only: ``email`` and ``sort=email`` are refused,
         ``q`` leaves them out."""
         is_admin = viewer is not None and viewer.is_admin
@@ -94,14 +91,11 @@ class UserReadService:
         # whose payload is signed, not encrypted, and carries the last email seen.
         if any(key.name == "email" for key in request.sort) and not is_admin:
             raise Forbidden("Only an admin may sort users by email.")
-        return self.users.page(self.users.filtered(**filters, q_matches_email=is_admin), request)
+        return self.users.page(request, *self.users.filters(**filters, q_matches_email=is_admin))
 
 
 class UserService:
     """User changes: sign-up, bulk creation, updates, deletes, admin rights."""
-
-    # The keys of the rows bulk_create answers, in order: what the routes' dumper reads them by.
-    created_labels = tuple(column.key for column in CREATED_COLUMNS)
 
     def __init__(self, session: Session, password_method: str = DEFAULT_METHOD) -> None:
         self.session = session
@@ -155,7 +149,7 @@ class UserService:
                 f"The emails of items {indexes} already belong to users; nothing was created.",
                 problem_type=EMAIL_TAKEN,
             )
-        by_email = {row.email: row for row in created}
+        by_email = {row["email"]: row for row in created}
         return [by_email[email] for email in emails]
 
     def bulk_create_later(self, items: Sequence[NewUser], actor: Principal) -> Job:

@@ -9,20 +9,20 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from webapp.core.auth import Principal
-from webapp.core.dumpers import dump_many
+from webapp.core.dumpers import compile_dump
 from webapp.core.jobs import PermanentFailure, task
 from webapp.core.problems import problem_body
 from webapp.resources.users.repository import CreatedUser
 from webapp.resources.users.schemas import UserSchema
 from webapp.resources.users.service import BULK_CREATE, UserService
 
-dump_created_users = dump_many(UserSchema(), labels=UserService.created_labels)
+dump_user = compile_dump(UserSchema())
 
 
 def bulk_result(users: Sequence[CreatedUser]) -> dict[str, Any]:
     """What a bulk create answers: in the request (201) and as its job's ``result``."""
     # Only admins create in bulk, and admins see every email: no per-user viewer check.
-    return {"items": dump_created_users(users)}
+    return {"items": [dump_user(user) for user in users]}
 
 
 def _without_passwords(payload: dict[str, Any]) -> dict[str, Any]:
