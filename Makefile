@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: install run worker test lint format db-upgrade db-downgrade db-revision db-check fuzz clean up down pg-status cluster-up cluster-down cluster-status seed bench bench-http bench-pagination prod prod-down prod-status client-check
+.PHONY: install run worker test lint format db-upgrade db-downgrade db-revision db-check fuzz clean up down pg-status cluster-up cluster-down cluster-status seed bench bench-http bench-pagination bench-lists prod prod-down prod-status client-check
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -107,6 +107,9 @@ bench-http: install  ## gunicorn -w 2 + wrk: the app vs a raw Flask+psycopg2 app
 
 bench-pagination: install  ## seed 100,000 posts, time page 1 vs depth 90,000 (offset and cursor)
 	$(BIN)/python -m bench.pagination $(BENCH_ARGS)
+
+bench-lists: install  ## lists at 100k and 1M posts (BENCH_ARGS="--sizes 100k,1m,5m"): time, ratio to 100k, every plan
+	$(BIN)/python -m bench.lists_at_scale $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

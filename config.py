@@ -57,6 +57,13 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(environ, name, default)
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
@@ -146,6 +153,9 @@ class Config:
         # Behind the edge, which hands over whole bodies at loopback speed, scripts/prod.sh
         # sets it to MAX_CONTENT_LENGTH (webapp/core/unread_body.py, docs/deployment.md).
         self.BODY_DRAIN_LIMIT: int = _int(env, "BODY_DRAIN_LIMIT", 64 * 1024)
+        # A list's total is exact up to this many matches, and offset pages end there: the
+        # COUNT reads at most this + 1 rows, whatever the table holds (docs/lists.md).
+        self.LIST_COUNT_CAP: int = _positive_int(env, "LIST_COUNT_CAP", 10_000)
         self.IDEMPOTENCY_RETENTION_HOURS: float = _float(env, "IDEMPOTENCY_RETENTION_HOURS", 24.0)
         self.RETRY_AFTER_SECONDS: int = _int(env, "RETRY_AFTER_SECONDS", 5)
         self.LOG_LEVEL: str = env.get("LOG_LEVEL", "INFO").upper()
@@ -170,7 +180,7 @@ class Config:
         # Password hashes (sign-up, sign-in, password changes) per client address: scrypt is
         # slow on purpose, so this is what keeps one client from occupying every worker.
         self.RATELIMIT_PASSWORD_HASHES_PER_ADDRESS: str = (
-            env.get("RATELIMIT_PASSWORD_HASHES_PER_ADDRESS") or "5 per 10 seconds"
+            env.get("RATELIMIT_PASSWORD_HASHES_PER_ADDRESS") or "10 per 10 seconds"
         )
         # How many proxies in front of the app set X-Forwarded-For (nginx: 1); 0 trusts none.
         self.PROXY_FIX_X_FOR: int = _int(env, "PROXY_FIX_X_FOR", 0)

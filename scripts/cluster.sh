@@ -118,6 +118,8 @@ hot_standby = on
 # Read-your-writes compares WAL positions: pg_current_wal_lsn() read after COMMIT only
 # covers the commit record if the commit flushed it, which synchronous_commit=off skips.
 synchronous_commit = on
+# Stated, not defaulted: index-only COUNTs need vacuum (docs/database-settings.md).
+autovacuum = on
 logging_collector = off
 port = $port
 EOF
@@ -148,6 +150,9 @@ configure_primary() {
 ALTER DATABASE $DB_NAME SET statement_timeout = '${CLUSTER_STATEMENT_TIMEOUT:-30s}';
 ALTER DATABASE $DB_NAME SET lock_timeout = '${CLUSTER_LOCK_TIMEOUT:-10s}';
 ALTER DATABASE $DB_NAME SET idle_in_transaction_session_timeout = '${CLUSTER_IDLE_TX_TIMEOUT:-60s}';
+-- No JIT or parallel workers for the app's short queries (docs/database-settings.md).
+ALTER DATABASE $DB_NAME SET jit = off;
+ALTER DATABASE $DB_NAME SET max_parallel_workers_per_gather = 0;
 SELECT pg_create_physical_replication_slot('$SLOT')
 WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '$SLOT')
 \\g /dev/null

@@ -107,6 +107,9 @@ init_cluster() {
     echo "# A development cluster: a crash may lose the last moments of commits, never"
     echo "# corrupt data; commit-heavy work (tests, many small writes) runs faster."
     echo "synchronous_commit = off"
+    echo "# Stated, not defaulted: index-only COUNTs stay index-only only while vacuum keeps"
+    echo "# the visibility map current (docs/database-settings.md)."
+    echo "autovacuum = on"
   } | as_server_user tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
   set_port "$(free_port "$FIRST_PORT")"
 }
@@ -137,6 +140,10 @@ cmd_up() {
       psql_ -c "CREATE DATABASE \"$name\""
       say "pg-local: created database $name"
     fi
+    # The app's settings live on its databases (docs/database-settings.md): no JIT
+    # compilation or parallel workers for its short queries. Re-applied on each up.
+    psql_ -c "ALTER DATABASE \"$name\" SET jit = off" \
+      -c "ALTER DATABASE \"$name\" SET max_parallel_workers_per_gather = 0" >/dev/null
   done
   say "pg-local: ready. Tests: make test TEST_DATABASE_URL=$(url)_test"
   say "pg-local: point the app at it (or put the line in .env, without 'export'):"

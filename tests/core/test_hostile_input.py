@@ -116,6 +116,7 @@ def test_hostile_ids_in_the_path_are_404(client: FlaskClient, create_user: Any, 
         "page=-1",
         "page=99999999999999999999",
         "page=" + "9" * 5000,
+        "page=999999999",  # past the count cap: offset pages end there
         "per_page=-5",
         "per_page=1000",
         "per_page=1.5",
@@ -146,7 +147,7 @@ def test_hostile_query_strings_are_400(client: FlaskClient, query: str) -> None:
     assert response.content_type == "application/problem+json"
 
 
-@pytest.mark.parametrize("query", ["q=%25_%5C", "page=999999999", "q=%C3%A9%E4%B8%AD"])
+@pytest.mark.parametrize("query", ["q=%25_%5C", "page=500", "q=%C3%A9%E4%B8%AD"])
 def test_odd_but_harmless_query_strings_are_answered(client: FlaskClient, query: str) -> None:
     response = client.get(f"/api/v1/users?{query}")
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from sqlalchemy import Engine, text
+
+from webapp.core.db.indexes import TRIGRAM_PENDING_LIST_LIMIT_KB
 
 SORT_INDEXES = {
     "ix_posts_user_id_created_at_id_live": "(user_id, created_at, id)",
@@ -52,3 +55,51 @@ def test_trigram_indexes_exist_on_postgresql_only(app: Flask, engine: Engine, is
             assert "where (deleted_at is null)" in definitions[name]
         else:
             assert name not in definitions
+
+
+@pytest.mark.postgres_only(reason="autovacuum and GIN storage parameters are PostgreSQL's")
+def test_vacuum_follows_inserts_and_trigram_pending_lists_stay_small(app: Flask, engine: Engine) -> None:
+    with engine.connect() as connection:
+        options: dict[str, str] = dict(
+            connection.execute(
+                text(
+                    "SELECT relname, array_to_string(reloptions, ',') FROM pg_class "
+                    "WHERE relnamespace = 'public'::regnamespace AND reloptions IS NOT NULL"
+                )
+            ).all()
+        )
+
+    for table in ("users", "posts", "comments"):
+        assert "autovacuum_vacuum_insert_scale_factor=0.01" in options[table], table
+    for name in TRIGRAM_INDEXES:
+        assert f"gin_pending_list_limit={TRIGRAM_PENDING_LIST_LIMIT_KB}" in options[name], name
+
+
+@pytest.mark.postgres_only(reason="extended statistics are PostgreSQL's")
+def test_the_searched_expressions_have_statistics_of_their_own(app: Flask, engine: Engine) -> None:
+    with engine.connect() as connection:
+        found = {
+            row.stxname: (row.relname, row.expressions, row.stxstattarget)
+            for row in connection.execute(
+                text(
+                    "SELECT s.stxname, c.relname, pg_get_statisticsobjdef_expressions(s.oid)::text "
+                    "AS expressions, s.stxstattarget FROM pg_statistic_ext s "
+                    "JOIN pg_class c ON c.oid = s.stxrelid"
+                )
+            )
+        }
+
+    assert found == {
+        "st_posts_title_lower": ("posts", "{lower((title)::text)}", 1000),
+        "st_users_email_lower": ("users", "{lower((email)::text)}", 1000),
+        "st_users_full_name_lower": ("users", "{lower((full_name)::text)}", 1000),
+    }
+
+
+def test_a_users_posts_index_carries_the_titles_on_postgresql(
+    app: Flask, engine: Engine, is_postgres: bool
+) -> None:
+    definition = _definitions(engine)["ix_posts_user_id_created_at_id_live"]
+
+    # post_title's check of a user's posts reads the index alone (docs/database-settings.md).
+    assert ("include (title)" in definition) is is_postgres

@@ -106,6 +106,14 @@ INVALID_CURSOR = problem_type(
     "The cursor is malformed, tampered with, or was made for another list or sort order. "
     "Start again from the first page.",
 )
+PAGE_BEYOND_COUNT = problem_type(
+    "page-beyond-count",
+    400,
+    "Page beyond the counted rows",
+    "Offset pages (`page`) reach only as far as a list counts its matches (10,000 unless the "
+    "server says otherwise: `meta.total` with `meta.total_capped: true`). Go further with "
+    "cursor pagination: follow `meta.next_cursor` from page to page, or narrow the list with filters.",
+)
 DATABASE_UNAVAILABLE = problem_type(
     "database-unavailable",
     503,

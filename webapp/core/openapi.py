@@ -49,9 +49,12 @@ the same transaction (each delete operation says what that is). A unique value a
 row held (an email, say) is free again.
 
 **Lists** take `sort` (comma-separated keys, `-` for descending; the id always ends the
-order), and either `page` (offset mode, with an exact `total`) or `cursor` (the previous
+order), and either `page` (offset mode, with a `total`) or `cursor` (the previous
 page's `meta.next_cursor`: keyset mode, where a deep page costs the same as the first),
-with `per_page` (1..100, default 20). A cursor is signed: a tampered one is a 400.
+with `per_page` (1..100, default 20). A cursor is signed: a tampered one is a 400. The
+`total` is exact up to the server's count cap (10,000 matches by default); beyond, it is the
+cap with `meta.total_capped: true` ("10,000+"), and an offset page that would start past the
+cap is a 400 (`page-beyond-count`): cursors go on to the end.
 
 **Health.** `/health/live` answers 200 whenever the process serves requests and never
 touches the database (a liveness probe). `/health/ready` answers 200 while the database

@@ -378,7 +378,7 @@ def test_list_posts_embeds_authors(client: FlaskClient, create_post: Any) -> Non
     body = client.get("/api/v1/posts").get_json()
 
     assert body["items"] == [post]
-    assert body["meta"] == {"per_page": 20, "next_cursor": None, "page": 1, "total": 1}
+    assert body["meta"] == {"per_page": 20, "next_cursor": None, "page": 1, "total": 1, "total_capped": False}
 
 
 def test_list_posts_filters_by_user_id(client: FlaskClient, create_post: Any, create_user: Any) -> None:

@@ -186,7 +186,7 @@ def hand_off(publish: Callable[[Sequence[int]], None], job_ids: Sequence[int]) -
 def _publish_marked(publish: Callable[[Sequence[int]], None], job_ids: Sequence[int], at: datetime) -> None:
     try:
         publish(job_ids)
-    except Exception:
+    except Exception:  # whatever the broker raised: the mark is taken back, the error goes on
         with unit_of_work() as uow:
             JobRepository(uow.session).unmark_published(job_ids, at)
         raise

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 from flask import Response, current_app, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from webapp.core.errors import INVALID_CURSOR, InvalidRequest
+from webapp.core.errors import INVALID_CURSOR, PAGE_BEYOND_COUNT, InvalidRequest
 from webapp.core.http import json_response
 from webapp.core.lists.keyset import MAX_PER_PAGE, Lister, Page, PageRequest, parse_sort
 
@@ -81,7 +81,16 @@ def page_request(resource: str, lister: Lister, default_sort: str = "id") -> Pag
     if cursor is None:
         sort = parse_sort(request.args.get("sort"), lister.allowed, default_sort)
         page = _positive_int("page", 1)
-        return PageRequest(sort=sort, per_page=per_page, page=page)
+        count_cap = int(current_app.config["LIST_COUNT_CAP"])
+        if (page - 1) * per_page >= count_cap:
+            # Reaching it would mean reading and skipping every earlier row: the cost of a
+            # page grows with its depth, and an anonymous client could ask for the deepest.
+            detail = (
+                f"Offset pages end at row {count_cap:,} (the most this list counts); "
+                "follow meta.next_cursor to go further, or narrow the list with filters."
+            )
+            raise InvalidRequest(detail, errors={"page": [detail]}, problem_type=PAGE_BEYOND_COUNT)
+        return PageRequest(sort=sort, per_page=per_page, page=page, count_cap=count_cap)
 
     if "page" in request.args:
         raise InvalidRequest("Use either page or cursor, not both.", errors={"cursor": ["Not with page."]})
@@ -143,6 +152,7 @@ def list_response(
             "next_cursor": next_cursor,
             "page": page.page,
             "total": page.total,
+            "total_capped": page.total_capped,
         },
     }
     response = json_response(body)

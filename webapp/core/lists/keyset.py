@@ -7,7 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, RowMapping, Select, and_, bindparam, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    RowMapping,
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 
 from webapp.core.db.database import Reader
 from webapp.core.errors import InvalidRequest
@@ -17,6 +30,9 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 MAX_PER_PAGE = 100
+# The most matches a list counts: its total beyond is this number, marked as capped, and
+# offset pages end here (the app's LIST_COUNT_CAP setting; docs/lists.md).
+DEFAULT_COUNT_CAP = 10_000
 
 # A cursor's integer key must fit a 64-bit column: SQLite's driver raises OverflowError
 # (not a database error, so a 500) for anything larger.
@@ -40,6 +56,7 @@ class PageRequest:
     per_page: int = 20
     page: int | None = 1
     after: tuple[Any, ...] | None = None  # keyset values of the last row seen
+    count_cap: int = DEFAULT_COUNT_CAP
 
     @property
     def sort_spec(self) -> str:
@@ -51,13 +68,14 @@ class Page(Generic[T]):
     items: list[T]
     per_page: int
     page: int | None
-    total: int | None
+    total: int | None  # offset mode: exact up to the count cap, else the cap
     next_key: tuple[Any, ...] | None  # keyset values of the last item, when more follow
+    total_capped: bool | None = None  # offset mode: more rows match than ``total``
 
     def map(self, view: Callable[[T], U]) -> Page[U]:
         """The same page with ``view`` of each item."""
         items = [view(item) for item in self.items]
-        return Page(items, self.per_page, self.page, self.total, self.next_key)
+        return Page(items, self.per_page, self.page, self.total, self.next_key, self.total_capped)
 
 
 def parse_sort(raw: str | None, allowed: Sequence[str], default: str = "id") -> tuple[SortKey, ...]:
@@ -112,16 +130,46 @@ class Lister:
     def fetch(
         self, reader: Reader, ordered: Select[Any], count: Select[Any], request: PageRequest
     ) -> Page[RowMapping]:
-        """One page of ``ordered`` (from ``ordered()``): with the ``count`` of all its rows and
-        at the requested offset in offset mode, after the cursor's key in cursor mode."""
+        """One page of ``ordered`` (from ``ordered()``): with the ``count`` (from ``count_of``)
+        and at the requested offset in offset mode, after the cursor's key in cursor mode."""
+        if request.after is not None:
+            ordered = ordered.where(self._after(request.sort, request.after))
+        return self._page(reader, ordered, count, request)
+
+    def fetch_either(
+        self, reader: Reader, branches: Sequence[Select[Any]], count: Select[Any], request: PageRequest
+    ) -> Page[RowMapping]:
+        """``fetch`` of the rows of ``branches`` (UNION ALL), selects of the same columns of
+        which the caller makes all but one empty by a condition decided when the statement
+        runs (e.g. on a count in a subquery): PostgreSQL then skips the others unread.
+
+        Each branch is ordered, positioned after the cursor and cut at the page's end by
+        itself, so it is planned for a page of rows, not for all it might select.
+        """
+        cut = []
+        for branch in branches:
+            positioned = (
+                branch if request.after is None else branch.where(self._after(request.sort, request.after))
+            )
+            ordered = positioned.order_by(*self._order_by(request.sort)).limit(bindparam("branch_limit"))
+            # A subquery each: SQLite refuses ORDER BY and LIMIT on a UNION's own members.
+            cut.append(select(ordered.subquery()))
+        rows = union_all(*cut).subquery("listed")
+        on_rows = Lister({name: rows.c[str(column.key)] for name, column in self.sort_columns.items()})
+        return self._page(reader, on_rows.ordered(select(rows), request.sort), count, request)
+
+    def _page(
+        self, reader: Reader, ordered: Select[Any], count: Select[Any], request: PageRequest
+    ) -> Page[RowMapping]:
         # One row more than asked tells whether a next page exists.
         bounds = {"page_limit": request.per_page + 1, "page_offset": 0}
-        if request.after is not None:
-            total = None
-            ordered = ordered.where(self._after(request.sort, request.after))
-        else:
-            total = reader.execute(count).scalar_one()
+        total = total_capped = None
+        if request.after is None:
+            # At most cap + 1 rows counted: one more than the cap tells that there are more.
+            counted = reader.execute(count, {"count_limit": request.count_cap + 1}).scalar_one()
+            total, total_capped = min(counted, request.count_cap), counted > request.count_cap
             bounds["page_offset"] = ((request.page or 1) - 1) * request.per_page
+        bounds["branch_limit"] = bounds["page_offset"] + bounds["page_limit"]
         found = reader.execute(ordered, bounds).mappings().all()
         items = list(found[: request.per_page])
         has_more = len(found) > request.per_page
@@ -131,6 +179,7 @@ class Lister:
             page=None if request.after is not None else (request.page or 1),
             total=total,
             next_key=self.key_of(items[-1], request.sort) if has_more and items else None,
+            total_capped=total_capped,
         )
 
     def key_of(self, row: RowMapping, sort: Sequence[SortKey]) -> tuple[Any, ...]:
@@ -206,9 +255,12 @@ class Lister:
         return and_(first, or_(*clauses))
 
 
-def count_of(matching: Select[Any]) -> Select[Any]:
-    """The number of rows ``matching`` selects."""
-    return select(func.count()).select_from(matching.order_by(None).subquery())
+def count_of(matching: Select[Any] | CompoundSelect[Any]) -> Select[Any]:
+    """The number of rows ``matching`` selects, up to the bound ``count_limit``: one
+    statement that reads at most that many rows, however many match."""
+    return select(func.count()).select_from(
+        matching.order_by(None).limit(bindparam("count_limit")).subquery()
+    )
 
 
 def _is_nullable(column: ColumnElement[Any]) -> bool:

@@ -59,5 +59,5 @@ COMMENT_UPDATED_EXAMPLE = {
 }
 COMMENT_LIST_EXAMPLE = {
     "items": [COMMENT_EXAMPLE],
-    "meta": {"per_page": 20, "next_cursor": None, "page": 1, "total": 1},
+    "meta": {"per_page": 20, "next_cursor": None, "page": 1, "total": 1, "total_capped": False},
 }

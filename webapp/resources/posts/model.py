@@ -32,9 +32,10 @@ class Post(TimestampedMixin, SoftDeleteMixin, VersionedMixin, Base):
     # What each index is for, and the measurements behind it: docs/indexes.md. Partial
     # (live rows only) because every query the app sends says deleted_at IS NULL.
     __table_args__ = (
-        # A user's posts, newest first; also the soft delete of a user's posts and
-        # their COUNT as an index-only scan.
-        live_index("ix_posts_user_id_created_at_id_live", "user_id", "created_at", "id"),
+        # A user's posts, newest first; also the soft delete of a user's posts, their
+        # COUNT as an index-only scan, and (the title included) whether one of a user's
+        # posts has a title containing a word, without reading the posts (post_title).
+        live_index("ix_posts_user_id_created_at_id_live", "user_id", "created_at", "id", include=("title",)),
         # sort=created_at / sort=title: keyset pages start at the cursor in the index.
         live_index("ix_posts_created_at_id_live", "created_at", "id"),
         live_index("ix_posts_title_id_live", "title", "id"),

@@ -96,5 +96,5 @@ POST_UPDATED_EXAMPLE = {
 }
 POST_LIST_EXAMPLE = {
     "items": [POST_EXAMPLE],
-    "meta": {"per_page": 20, "next_cursor": None, "page": 1, "total": 1},
+    "meta": {"per_page": 20, "next_cursor": None, "page": 1, "total": 1, "total_capped": False},
 }

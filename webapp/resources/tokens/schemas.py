@@ -49,5 +49,5 @@ SESSION_LIST_EXAMPLE = {
             "current": True,
         }
     ],
-    "meta": {"per_page": 20, "next_cursor": None, "page": 1, "total": 1},
+    "meta": {"per_page": 20, "next_cursor": None, "page": 1, "total": 1, "total_capped": False},
 }

@@ -138,5 +138,6 @@ USER_LIST_EXAMPLE = {
         "next_cursor": "eyJzIjoiaWQiLCJrIjpbMV0sImYiOiI5NjQ4MDc0ZDU2NDhiOWZmIn0.WEd0fvOKBfmtXOmnnlmLwmu9o1w",
         "page": 1,
         "total": 2,
+        "total_capped": False,
     },
 }

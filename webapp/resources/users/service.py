@@ -91,7 +91,14 @@ class UserReadService:
         # whose payload is signed, not encrypted, and carries the last email seen.
         if any(key.name == "email" for key in request.sort) and not is_admin:
             raise Forbidden("Only an admin may sort users by email.")
-        return self.users.page(request, *self.users.filters(**filters, q_matches_email=is_admin))
+        post_title = filters.get("post_title")
+        where = self.users.filters(
+            is_active=filters.get("is_active"),
+            email=filters.get("email"),
+            q=filters.get("q"),
+            q_matches_email=is_admin,
+        )
+        return self.users.page(request, *where, post_title=post_title)
 
 
 class UserService:
