@@ -192,14 +192,7 @@ class Config:
             for part in (env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1").split(",")
             if part.strip()
         )
-        # Prometheus metrics at /metrics (docs/operations.md), answered only to peers in
-        # METRICS_ALLOW_IPS (addresses or networks) and never through a proxy.
-        self.METRICS_ENABLED: bool = _bool(env, "METRICS_ENABLED", True)
-        self.METRICS_ALLOW_IPS: tuple[str, ...] = tuple(
-            part.strip()
-            for part in (env.get("METRICS_ALLOW_IPS") or "127.0.0.1,::1").split(",")
-            if part.strip()
-        )
+        self._read_metrics(env)
         # Browser origins allowed to call the API; none by default (no CORS headers at all).
         self.CORS_ORIGINS: tuple[str, ...] = _origins(env, "CORS_ORIGINS")
         self._read_jobs(env)
@@ -223,6 +216,16 @@ class Config:
         )
         self.RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS: str = (
             env.get("RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS") or "20 per hour"
+        )
+
+    def _read_metrics(self, env: Mapping[str, str]) -> None:
+        # Prometheus metrics at /metrics (docs/operations.md), answered only to peers in
+        # METRICS_ALLOW_IPS (addresses or networks) and never through a proxy.
+        self.METRICS_ENABLED: bool = _bool(env, "METRICS_ENABLED", True)
+        self.METRICS_ALLOW_IPS: tuple[str, ...] = tuple(
+            part.strip()
+            for part in (env.get("METRICS_ALLOW_IPS") or "127.0.0.1,::1").split(",")
+            if part.strip()
         )
 
     def _read_jobs(self, env: Mapping[str, str]) -> None:
