@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -227,6 +228,13 @@ class Config:
             for part in (env.get("METRICS_ALLOW_IPS") or "127.0.0.1,::1").split(",")
             if part.strip()
         )
+        for part in self.METRICS_ALLOW_IPS:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"METRICS_ALLOW_IPS entries must be addresses or networks (10.0.0.0/8), got {part!r}"
+                ) from None
 
     def _read_jobs(self, env: Mapping[str, str]) -> None:
         # Background jobs (docs/jobs.md). With a broker, Celery workers run them; without

@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from config import Config
 from webapp.core.db import Database
 from webapp.core.db.mixins import utcnow
 from webapp.core.jobs import Job, JobState
@@ -143,6 +144,11 @@ def test_metrics_allow_ips_names_the_scrapers_network(make_own_app: Callable[...
     assert inside.status_code == 200
     assert b"webapp_http_requests_total" in inside.get_data()
     assert loopback.status_code == 404
+
+
+def test_a_metrics_allow_ips_entry_that_is_no_address_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="METRICS_ALLOW_IPS"):
+        Config({"METRICS_ALLOW_IPS": "127.0.0.1,the-scraper"})
 
 
 def test_only_get_and_head_scrape(client: FlaskClient) -> None:
