@@ -69,10 +69,10 @@ db-check: install  ## fails if the models and the migrations disagree
 # (PORT=5000 above is make run's default, not the edge's).
 PROD_PORT := $(if $(filter file,$(origin PORT)),8080,$(PORT))
 
-prod: install  ## gunicorn behind a buffering nginx on 127.0.0.1:8080 (PORT=...), a Celery worker and its Redis, migrated; see docs/deployment.md
-	@PORT=$(PROD_PORT) scripts/prod.sh up
+prod: install  ## gunicorn behind a buffering nginx on 127.0.0.1:8080 (PORT=...), a Celery worker and its Redis, migrated; METRICS=1 adds Prometheus (docs/operations.md)
+	@PORT=$(PROD_PORT) METRICS="$(METRICS)" scripts/prod.sh up
 
-prod-down:  ## stop the nginx, gunicorn, Celery worker and Redis that make prod started
+prod-down:  ## stop the nginx, gunicorn, Celery worker, Redis (and Prometheus) that make prod started
 	@scripts/prod.sh down
 
 prod-status:  ## are they running, and the URL (the script itself exits 3 when stopped)
@@ -87,8 +87,8 @@ down:  ## stop the local PostgreSQL (its data stays in .pgdata/)
 pg-status:  ## is the local PostgreSQL running, and its URL (the script itself exits 3 when stopped)
 	@scripts/pg-local.sh status || true
 
-cluster-up:  ## primary + streaming replica + PgBouncer in .cluster/ (no Docker); prints the URLs to export
-	@scripts/cluster.sh up
+cluster-up:  ## primary + streaming replica + PgBouncer in .cluster/ (no Docker); prints the URLs to export; METRICS=1 adds Prometheus
+	@METRICS="$(METRICS)" scripts/cluster.sh up
 
 cluster-down:  ## stop PgBouncer, the replica and the primary (their data stays in .cluster/)
 	@scripts/cluster.sh down

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -192,6 +193,7 @@ class Config:
             for part in (env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1").split(",")
             if part.strip()
         )
+        self._read_metrics(env)
         # Browser origins allowed to call the API; none by default (no CORS headers at all).
         self.CORS_ORIGINS: tuple[str, ...] = _origins(env, "CORS_ORIGINS")
         self._read_jobs(env)
@@ -216,6 +218,23 @@ class Config:
         self.RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS: str = (
             env.get("RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS") or "20 per hour"
         )
+
+    def _read_metrics(self, env: Mapping[str, str]) -> None:
+        # Prometheus metrics at /metrics (docs/operations.md), answered only to peers in
+        # METRICS_ALLOW_IPS (addresses or networks) and never through a proxy.
+        self.METRICS_ENABLED: bool = _bool(env, "METRICS_ENABLED", True)
+        self.METRICS_ALLOW_IPS: tuple[str, ...] = tuple(
+            part.strip()
+            for part in (env.get("METRICS_ALLOW_IPS") or "127.0.0.1,::1").split(",")
+            if part.strip()
+        )
+        for part in self.METRICS_ALLOW_IPS:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"METRICS_ALLOW_IPS entries must be addresses or networks (10.0.0.0/8), got {part!r}"
+                ) from None
 
     def _read_jobs(self, env: Mapping[str, str]) -> None:
         # Background jobs (docs/jobs.md). With a broker, Celery workers run them; without

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import gunicorn.http.wsgi
 
 if TYPE_CHECKING:
+    from gunicorn.workers.base import Worker
+
     from webapp.core.unread_body import ServerRequest
 
 
@@ -88,6 +90,16 @@ def post_request(worker: object, req: ServerRequest, environ: object, resp: obje
     from webapp.core.unread_body import forget_gunicorn_request
 
     forget_gunicorn_request()
+
+
+# With PROMETHEUS_MULTIPROC_DIR (scripts/prod.sh sets it) every worker keeps its metrics
+# in files there and /metrics sums them; a dead worker's gauges (connections it held)
+# must leave the sum with it. Its counters stay: what it served was served.
+def child_exit(server: object, worker: Worker) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 # gunicorn has no setting for its Server header; every response sends the name its

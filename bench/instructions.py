@@ -64,6 +64,9 @@ def build(target: str, url: str) -> Any:
                 "DATABASE_URL": url,
                 "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
                 "LOG_LEVEL": "WARNING",
+                # METRICS_ENABLED=false in the environment measures the app without them
+                # (bench/README.md); PROMETHEUS_MULTIPROC_DIR as under gunicorn.
+                "METRICS_ENABLED": os.environ.get("METRICS_ENABLED", "true"),
             }
         )
         return create_app(config, PASSWORD_HASH_METHOD=CHEAP_HASH)

@@ -346,6 +346,8 @@ start_apps() {
     # These instances stop with the cluster: make prod-down would look in another folder.
     export PROD_STOP_HINT="make cluster-down"
     export PORT="$APPS_PORT" APP_PORT="$((APPS_PORT + 1))" REDIS_PORT="$APPS_REDIS_PORT"
+    # With METRICS=1, a Prometheus of the cluster's own, beside make prod's (9090).
+    export PROMETHEUS_PORT="${CLUSTER_PROMETHEUS_PORT:-9091}"
     # Limits shared by the two instances: prod.sh counts them in the Redis it starts.
     "$PROJECT_ROOT/scripts/prod.sh" up >/dev/null
   ) || die "the app instances did not start (logs in $APPS_RUN_DIR/)"

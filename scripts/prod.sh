@@ -13,6 +13,9 @@
 # default 8000), both on 127.0.0.1. APP_INSTANCES (default 1) starts that many gunicorn
 # instances on APP_PORT, APP_PORT+1, ... behind the one edge, as several machines would
 # be behind a balancer. PROD_RUN_DIR moves the state folder (default .run/).
+# METRICS=1 also starts a Prometheus server (Debian's package, installed when missing)
+# on 127.0.0.1:PROMETHEUS_PORT (default 9090) scraping every instance, its configuration
+# (deploy/prometheus/) and data in RUN_DIR/prometheus; down stops it with the rest.
 # Jobs: without CELERY_BROKER_URL a Redis is started on 127.0.0.1:REDIS_PORT (default 6380,
 # data in RUN_DIR/redis/) and the app and the worker use it; with CELERY_BROKER_URL set,
 # that broker is used and no Redis is started. CELERY_CONCURRENCY: the worker's processes (2).
@@ -29,6 +32,8 @@ GUNICORN_PID="$RUN_DIR/gunicorn.pid"
 gunicorn_pid_file() { if [[ "$1" == 0 ]]; then echo "$GUNICORN_PID"; else echo "$RUN_DIR/gunicorn.$1.pid"; fi; }
 gunicorn_log() { if [[ "$1" == 0 ]]; then echo "$RUN_DIR/gunicorn.log"; else echo "$RUN_DIR/gunicorn.$1.log"; fi; }
 NGINX_PID="$NGINX_DIR/nginx.pid"
+PROMETHEUS_DIR="$RUN_DIR/prometheus"
+PROMETHEUS_PID="$PROMETHEUS_DIR/prometheus.pid"
 CELERY_PID="$RUN_DIR/celery.pid"
 CELERY_LOG="$RUN_DIR/celery.log"
 REDIS_DIR="$RUN_DIR/redis"
@@ -146,6 +151,30 @@ start_worker() {
   tail -20 "$CELERY_LOG" >&2 || true
   die "the Celery worker was not ready within 30 s (log: $CELERY_LOG)"
 }
+
+find_prometheus() {
+  local candidate
+  for candidate in "${PROMETHEUS_BIN:-}" "$(command -v prometheus 2>/dev/null || true)" /usr/bin/prometheus; do
+    if [[ -n "$candidate" && -x "$candidate" ]]; then echo "$candidate"; return 0; fi
+  done
+  return 1
+}
+
+ensure_prometheus() {
+  local bin
+  if bin="$(find_prometheus)"; then echo "$bin"; return; fi
+  [[ "$(id -u)" == 0 ]] || die "METRICS=1 needs Prometheus. Install it (Debian/Ubuntu: sudo apt-get install
+  prometheus; macOS: brew install prometheus) or set PROMETHEUS_BIN=/path/to/prometheus."
+  command -v apt-get >/dev/null || die "prometheus is not installed and there is no apt-get: install it, or set PROMETHEUS_BIN"
+  say "prod: installing prometheus (Debian package; only its binary is used, its own service stays off)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >&2 ||
+    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >&2; } ||
+    die "apt-get install prometheus failed"
+  bin="$(find_prometheus)" || die "prometheus was installed but its binary is not found"
+  echo "$bin"
+}
+
+metrics_wanted() { [[ "${METRICS:-}" =~ ^(1|true|yes|on)$ ]]; }
 
 python_() { "$VENV_BIN/python" "$@"; }
 
@@ -269,11 +298,16 @@ start_gunicorn() {
   port_in_use "$port" && die "127.0.0.1:$port (APP_PORT+$index, for gunicorn) is taken by another program"
   say "prod: starting gunicorn on 127.0.0.1:$port (log: $log)"
   rm -f "$pid_file"
+  # Each instance's workers write their Prometheus metrics into a folder of its own
+  # (prometheus-client's multiprocess mode; /metrics sums them). Emptied at every start:
+  # files left by processes of an earlier run would be summed as if they were alive.
+  local metrics_dir="$RUN_DIR/metrics/$index"
+  rm -rf "$metrics_dir" && mkdir -p "$metrics_dir"
   # Detached from our session and our stdio, so it outlives make and a caller that
   # reads our output to the end does not wait for it.
   (
     cd "$PROJECT_ROOT"
-    GUNICORN_BIND="127.0.0.1:$port" GUNICORN_PID_FILE="$pid_file" \
+    GUNICORN_BIND="127.0.0.1:$port" GUNICORN_PID_FILE="$pid_file" PROMETHEUS_MULTIPROC_DIR="$metrics_dir" \
       exec setsid "$VENV_BIN/gunicorn" -c "$PROJECT_ROOT/gunicorn.conf.py" wsgi:app \
       </dev/null >>"$log" 2>&1
   ) &
@@ -286,6 +320,34 @@ start_nginx() {
   say "prod: starting nginx on 127.0.0.1:$PORT ($("$NGINX" -v 2>&1 | sed 's/.*: //'); logs: $NGINX_DIR/)"
   nginx_ </dev/null >>"$NGINX_DIR/error.log" 2>&1 || { tail -20 "$NGINX_DIR/error.log" >&2; die "nginx did not start"; }
   wait_for nginx "$PORT" /health "$NGINX_PID" nginx "$NGINX_DIR/error.log"
+}
+
+# Every gunicorn instance, scraped on loopback (the edge refuses /metrics), its rules the
+# alerts of deploy/prometheus/alerts.yml.
+start_prometheus() {
+  local bin log i
+  bin="$(ensure_prometheus)"
+  port_in_use "$PROMETHEUS_PORT" && die "127.0.0.1:$PROMETHEUS_PORT (PROMETHEUS_PORT, for Prometheus) is taken by another program"
+  mkdir -p "$PROMETHEUS_DIR/data"
+  PROMETHEUS_TARGETS="'127.0.0.1:$APP_PORT'"
+  for ((i = 1; i < APP_INSTANCES; i++)); do PROMETHEUS_TARGETS+=", '127.0.0.1:$((APP_PORT + i))'"; done
+  PROMETHEUS_RULES="$PROJECT_ROOT/deploy/prometheus/alerts.yml"
+  PROMETHEUS_SCRAPE_INTERVAL="${PROMETHEUS_SCRAPE_INTERVAL:-5s}"
+  [[ "$PROMETHEUS_SCRAPE_INTERVAL" =~ ^[1-9][0-9]*(ms|s|m)$ ]] ||
+    die "PROMETHEUS_SCRAPE_INTERVAL must be a duration like 5s, got '$PROMETHEUS_SCRAPE_INTERVAL'"
+  render "$PROJECT_ROOT/deploy/prometheus/prometheus.yml.template" "$PROMETHEUS_DIR/prometheus.yml" \
+    PROMETHEUS_TARGETS PROMETHEUS_RULES PROMETHEUS_SCRAPE_INTERVAL
+  log="$PROMETHEUS_DIR/prometheus.log"
+  say "prod: starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT ($("$bin" --version 2>&1 | head -1 | awk '{print $3}'); log: $log)"
+  rm -f "$PROMETHEUS_PID"
+  (
+    cd "$PROMETHEUS_DIR"
+    exec setsid "$bin" --config.file="$PROMETHEUS_DIR/prometheus.yml" \
+      --storage.tsdb.path="$PROMETHEUS_DIR/data" --storage.tsdb.retention.time=7d \
+      --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" </dev/null >>"$log" 2>&1
+  ) &
+  echo $! >"$PROMETHEUS_PID"
+  wait_for Prometheus "$PROMETHEUS_PORT" /-/ready "$PROMETHEUS_PID" prometheus "$log"
 }
 
 stop_pid() {
@@ -308,7 +370,15 @@ load_state() {
   PORT="${PORT:-8080}"
   APP_PORT="${APP_PORT:-8000}"
   APP_INSTANCES="${APP_INSTANCES:-1}"
+  PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
   REDIS_PORT="${REDIS_PORT:-6380}"
+}
+
+prometheus_status() {
+  local pid
+  if pid="$(live_pid "$PROMETHEUS_PID" prometheus)"; then
+    say "prod: Prometheus running (pid $pid) on http://127.0.0.1:$PROMETHEUS_PORT"
+  fi
 }
 
 cmd_up() {
@@ -321,6 +391,7 @@ cmd_up() {
   if [[ -n "$gpid" && -n "$npid" && -n "$cpid" ]]; then
     load_state
     say "prod: already running ($STOP_HINT stops it)"
+    prometheus_status
     echo "http://127.0.0.1:$PORT"
     return 0
   fi
@@ -329,12 +400,16 @@ cmd_up() {
   PORT="${PORT:-8080}"
   APP_PORT="${APP_PORT:-8000}"
   APP_INSTANCES="${APP_INSTANCES:-1}"
+  PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
   REDIS_PORT="${REDIS_PORT:-6380}"
   CELERY_CONCURRENCY="${CELERY_CONCURRENCY:-2}"
   [[ "$CELERY_CONCURRENCY" =~ ^[1-9][0-9]?$ ]] || die "CELERY_CONCURRENCY must be 1..99, got $CELERY_CONCURRENCY"
   [[ "$APP_INSTANCES" =~ ^[1-9][0-9]?$ ]] || die "APP_INSTANCES must be 1..99, got $APP_INSTANCES"
   ((PORT < APP_PORT || PORT >= APP_PORT + APP_INSTANCES)) || die "PORT ($PORT) is among the app ports"
   export APP_ENV="${APP_ENV:-production}"
+  # Set per gunicorn instance below; this script's own runs of the app (the body limit,
+  # the migration) must not leave their metrics files among the workers'.
+  unset PROMETHEUS_MULTIPROC_DIR
   # nginx sets X-Forwarded-For: one trusted hop, so rate limits count clients, not nginx.
   export PROXY_FIX_X_FOR="${PROXY_FIX_X_FOR:-1}"
   export FLASK_APP=wsgi
@@ -352,7 +427,8 @@ cmd_up() {
       export RATELIMIT_STORAGE_URL="redis://127.0.0.1:$REDIS_PORT/1"
     fi
   fi
-  printf 'PORT=%q\nAPP_PORT=%q\nAPP_INSTANCES=%q\nREDIS_PORT=%q\n' "$PORT" "$APP_PORT" "$APP_INSTANCES" "$REDIS_PORT" >"$STATE_FILE"
+  printf 'PORT=%q\nAPP_PORT=%q\nAPP_INSTANCES=%q\nREDIS_PORT=%q\nPROMETHEUS_PORT=%q\n' \
+    "$PORT" "$APP_PORT" "$APP_INSTANCES" "$REDIS_PORT" "$PROMETHEUS_PORT" >"$STATE_FILE"
 
   say "prod: migrating (APP_ENV=$APP_ENV; flask db upgrade)"
   (cd "$PROJECT_ROOT" && mkdir -p instance && "$VENV_BIN/flask" db upgrade 2>&1 | sed 's/^/prod: /' >&2) ||
@@ -365,6 +441,10 @@ cmd_up() {
   local i
   for ((i = 0; i < APP_INSTANCES; i++)); do start_gunicorn "$i"; done
   start_nginx
+  if metrics_wanted; then
+    start_prometheus
+    say "prod: Prometheus: http://127.0.0.1:$PROMETHEUS_PORT (scraping every ${PROMETHEUS_SCRAPE_INTERVAL}; alerts: deploy/prometheus/alerts.yml)"
+  fi
   trap - EXIT
   say "prod: ready. Logs in $RUN_DIR/ (gunicorn.log, celery.log, nginx/access.log, nginx/error.log); $STOP_HINT stops it."
   echo "http://127.0.0.1:$PORT"
@@ -372,6 +452,11 @@ cmd_up() {
 
 cmd_down() {
   local pid any=""
+  if pid="$(live_pid "$PROMETHEUS_PID" prometheus)"; then
+    any=1
+    stop_pid Prometheus "$pid" TERM 15
+  fi
+  rm -f "$PROMETHEUS_PID"
   # nginx first: it stops accepting, finishes what it proxies, then gunicorn can go.
   if pid="$(live_pid "$NGINX_PID" nginx)"; then
     any=1
@@ -415,6 +500,7 @@ cmd_status() {
   rpid="$(live_pid "$REDIS_PID" redis-server || true)"
   if [[ -n "$cpid" ]]; then say "prod: Celery worker running (pid $cpid)"; else say "prod: Celery worker stopped"; fi
   if [[ -n "$rpid" ]]; then say "prod: Redis running (pid $rpid) on 127.0.0.1:$REDIS_PORT"; fi
+  prometheus_status
   if [[ -n "$gpid" && -n "$npid" ]]; then
     echo "http://127.0.0.1:$PORT"
   else

@@ -19,6 +19,7 @@ from webapp.core.headers import register_response_headers
 from webapp.core.http import IdConverter, reject_undecodable_query_string
 from webapp.core.idempotency.cli import idempotency_cli
 from webapp.core.jobs.install import install_jobs
+from webapp.core.metrics import install_metrics
 from webapp.core.observability import configure_logging, register_request_logging
 from webapp.core.problems import register_error_handlers
 from webapp.core.proxies import TrustedProxyFix, parse_networks
@@ -133,6 +134,8 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     app.cli.add_command(idempotency_cli)
     install_jobs(app, database)
     install_shell(app, database)
+    # /metrics in front of the request machinery, inside the body drain.
+    install_metrics(app, database)
     # Outermost: it settles a body the app left unread as the answer starts, whichever
     # layer answered, and a drain is not counted in the request's logged duration.
     drain_limit = int(app.config.get("BODY_DRAIN_LIMIT", DRAIN_LIMIT))

@@ -149,6 +149,12 @@ def _problem_fields(body: dict[str, Any]) -> dict[str, Any]:
     return {"problem_type": body.get("type"), "reason": reason}
 
 
+REQUEST_LOG = "webapp.request_log"
+# What an observer of answered requests is given: the environ, the status line, the
+# request's SQL figures and the seconds from its arrival to its status.
+RequestObserver = Callable[["WSGIEnvironment", str, SqlStats, float], None]
+
+
 def register_request_logging(app: Flask) -> None:
     """Request id in and out, the request line, and SQL timing on the app's engine."""
     database = app.extensions.get("database")
@@ -171,7 +177,15 @@ def register_request_logging(app: Flask) -> None:
 
         database.on_engine_created(on_engine_created)
 
-    app.wsgi_app = RequestLog(app.wsgi_app)  # type: ignore[method-assign]
+    request_log = RequestLog(app.wsgi_app)
+    app.extensions[REQUEST_LOG] = request_log
+    app.wsgi_app = request_log  # type: ignore[method-assign]
+
+
+def request_log_of(app: Flask) -> RequestLog:
+    """The app's request log middleware, to add an observer to (metrics)."""
+    request_log: RequestLog = app.extensions[REQUEST_LOG]
+    return request_log
 
 
 class RequestLog:
@@ -186,6 +200,8 @@ class RequestLog:
 
     def __init__(self, app: WSGIApplication) -> None:
         self.app = app
+        # Called with each answer's figures as its status is sent (webapp/core/metrics).
+        self.observe: RequestObserver | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started_at = time.perf_counter()
@@ -194,12 +210,18 @@ class RequestLog:
         request_id = supplied if supplied and _CLIENT_REQUEST_ID.fullmatch(supplied) else os.urandom(16).hex()
         stats = SqlStats(request_id=request_id, started_at=started_at)
         token = _sql_stats.set(stats)
+        observe = self.observe
 
         def start_logged(
             status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
         ) -> Callable[[bytes], object]:
             if log.isEnabledFor(logging.INFO):
                 _log_request(environ, status, stats)
+            if observe is not None:
+                try:
+                    observe(environ, status, stats, time.perf_counter() - started_at)
+                except Exception:  # as for the log line: a committed write must not turn into a 500
+                    log.exception("observing the request failed")
             return start_response(status, [*headers, ("X-Request-ID", request_id)], exc_info)
 
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, request
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, Storage
@@ -26,6 +26,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from webapp.core.errors import DomainError, RateLimited
 from webapp.core.fields import normalize_email
+from webapp.core.metrics import record_rate_limited
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
@@ -162,8 +163,16 @@ def apply_rate_limits(app: Flask, blueprint_name: str) -> None:
                 key_func=declared.key,
                 scope=declared.setting,
                 error_message=TOO_MANY,
+                on_breach=_count_breach(declared.setting),
             )(wrapped)
         app.view_functions[endpoint] = wrapped
+
+
+def _count_breach(setting: str) -> Callable[[RequestLimit], None]:
+    def breached(_limit: RequestLimit) -> None:
+        record_rate_limited(setting)
+
+    return breached
 
 
 class FailureBudget:
@@ -208,6 +217,7 @@ class FailureBudget:
             identifiers = ("failures", prefix, setting, key())
             taken.append((item, identifiers))
             if not strategy.hit(item, *identifiers):
+                record_rate_limited(setting)
                 reset = strategy.get_window_stats(item, *identifiers).reset_time
                 for item_, identifiers_ in taken:
                     storage.incr(item_.key_for(*identifiers_), item_.get_expiry(), amount=-1)

@@ -25,6 +25,7 @@ from webapp.core.db import get_session
 from webapp.core.errors import InvalidRequest
 from webapp.core.http import request_body
 from webapp.core.idempotency.service import KEY_FIELD, IdempotencyService, StoredResponse
+from webapp.core.metrics import record_idempotent_replay
 
 P = ParamSpec("P")
 
@@ -89,6 +90,7 @@ def idempotent(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseRe
             # Another request with this key committed while this one ran: its answer
             # stands, and this one's writes are undone.
             session.rollback()
+            record_idempotent_replay()
             return _replay(replayed.stored)
         return response
 

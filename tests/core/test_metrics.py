@@ -1,0 +1,315 @@
+"""Prometheus metrics at /metrics (docs/operations.md), read back as Prometheus parses them.
+
+Counters are the process's (every app of the test run adds to them): each test reads
+what changed between two scrapes of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from config import Config
+from webapp.core.db import Database
+from webapp.core.db.mixins import utcnow
+from webapp.core.jobs import Job, JobState
+
+USER_ROUTE = "/api/v1/users/{user_id}"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(client: FlaskClient) -> Samples:
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.content_type.startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def requests(samples: Samples, route: str, status: str, method: str = "GET") -> float:
+    return value(samples, "webapp_http_requests_total", route=route, method=method, status=status)
+
+
+def test_requests_are_counted_by_route_template_and_status_class(client: FlaskClient) -> None:
+    before = scrape(client)
+
+    assert client.get("/api/v1/users/41").status_code == 404
+    assert client.get("/api/v1/users/42").status_code == 404
+    after = scrape(client)
+
+    assert requests(after, USER_ROUTE, "4xx") - requests(before, USER_ROUTE, "4xx") == 2
+    assert not any("/api/v1/users/4" in label for (_, labels) in after for _, label in labels)
+
+
+def test_paths_no_route_matches_share_one_label(client: FlaskClient) -> None:
+    before = scrape(client)
+
+    client.get("/no/such/path/1")
+    client.get("/no/such/path/2")
+    client.delete("/health/live")  # a path that exists, with a method it does not take
+    after = scrape(client)
+
+    assert requests(after, "unmatched", "4xx") - requests(before, "unmatched", "4xx") == 2
+    assert requests(after, "unmatched", "4xx", "DELETE") - requests(before, "unmatched", "4xx", "DELETE") == 1
+    assert not any("/no/such" in label for (_, labels) in after for _, label in labels)
+
+
+def test_each_request_lands_in_one_latency_bucket_of_its_route(client: FlaskClient) -> None:
+    before = scrape(client)
+
+    assert client.get("/health/live").status_code == 200
+    after = scrape(client)
+
+    labels = {"route": "/health/live", "method": "GET", "status": "2xx"}
+    count = "webapp_http_request_duration_seconds_count"
+    infinity = "webapp_http_request_duration_seconds_bucket"
+    assert value(after, count, **labels) - value(before, count, **labels) == 1
+    assert value(after, infinity, le="+Inf", **labels) - value(before, infinity, le="+Inf", **labels) == 1
+    seconds = "webapp_http_request_duration_seconds_sum"
+    assert 0 < value(after, seconds, **labels) - value(before, seconds, **labels) < 5
+
+
+def test_sql_figures_are_the_ones_of_the_request_log_line(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = scrape(client)
+
+    with caplog.at_level(logging.INFO, logger="webapp.request"):
+        assert client.get("/api/v1/users/7").status_code == 404
+    after = scrape(client)
+
+    line = next(record.getMessage() for record in caplog.records if "/api/v1/users/7" in record.getMessage())
+    logged = int(line.split("sql_count=")[1].split()[0])
+    labels = {"route": USER_ROUTE, "method": "GET"}
+    assert logged >= 1
+    sent = value(after, "webapp_sql_statements_total", **labels) - value(
+        before, "webapp_sql_statements_total", **labels
+    )
+    assert sent == logged
+    timed = value(after, "webapp_sql_seconds_total", **labels) - value(
+        before, "webapp_sql_seconds_total", **labels
+    )
+    assert timed > 0
+
+
+def test_a_scrape_is_not_counted_as_a_request(client: FlaskClient) -> None:
+    before = scrape(client)
+    after = scrape(client)
+
+    assert not any(
+        name == "webapp_http_requests_total" and ("route", "/metrics") in labels for (name, labels) in after
+    )
+    assert requests(after, "unmatched", "4xx") == requests(before, "unmatched", "4xx")
+
+
+# --- Who may scrape ----------------------------------------------------------------------
+
+
+def test_another_address_gets_the_404_of_an_unknown_path(client: FlaskClient) -> None:
+    response = client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+
+    assert response.status_code == 404
+    assert response.content_type == "application/problem+json"
+    assert b"webapp_http_requests" not in response.get_data()
+
+
+def test_a_request_that_came_through_a_proxy_is_refused_even_from_loopback(client: FlaskClient) -> None:
+    forwarded = client.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"})
+    rfc7239 = client.get("/metrics", headers={"Forwarded": "for=127.0.0.1"})
+
+    assert forwarded.status_code == rfc7239.status_code == 404
+
+
+def test_metrics_allow_ips_names_the_scrapers_network(make_own_app: Callable[..., Flask]) -> None:
+    client = make_own_app(METRICS_ALLOW_IPS=("10.0.0.0/8",)).test_client()
+
+    inside = client.get("/metrics", environ_base={"REMOTE_ADDR": "10.20.30.40"})
+    loopback = client.get("/metrics")
+
+    assert inside.status_code == 200
+    assert b"webapp_http_requests_total" in inside.get_data()
+    assert loopback.status_code == 404
+
+
+def test_a_metrics_allow_ips_entry_that_is_no_address_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="METRICS_ALLOW_IPS"):
+        Config({"METRICS_ALLOW_IPS": "127.0.0.1,the-scraper"})
+
+
+def test_only_get_and_head_scrape(client: FlaskClient) -> None:
+    head = client.head("/metrics")
+    post = client.post("/metrics")
+
+    assert head.status_code == 200
+    assert head.get_data() == b""
+    assert post.status_code == 405
+    assert post.headers["Allow"] == "GET, HEAD"
+
+
+def test_metrics_enabled_false_serves_nothing_and_counts_nothing(
+    client: FlaskClient, make_own_app: Callable[..., Flask]
+) -> None:
+    quiet = make_own_app(METRICS_ENABLED=False).test_client()
+    before = scrape(client)
+
+    assert quiet.get("/health/live").status_code == 200
+    refused = quiet.get("/metrics")
+    after = scrape(client)
+
+    assert refused.status_code == 404
+    route = "/health/live"
+    assert requests(after, route, "2xx") == requests(before, route, "2xx")
+
+
+# --- Pools -------------------------------------------------------------------------------
+
+
+def test_checked_out_connections_show_while_they_are_held(client: FlaskClient, database: Database) -> None:
+    before = value(scrape(client), "webapp_db_pool_checked_out", pool="primary")
+
+    with database.engine.connect():
+        held = value(scrape(client), "webapp_db_pool_checked_out", pool="primary")
+    after = value(scrape(client), "webapp_db_pool_checked_out", pool="primary")
+
+    assert held - before == 1
+    assert after == before
+
+
+def test_connections_beyond_the_pool_size_count_as_overflow(make_own_app: Callable[..., Flask]) -> None:
+    app = make_own_app(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=3)
+    database: Database = app.extensions["database"]
+    client = app.test_client()
+    engine = database.engine
+    before = scrape(client)
+
+    with engine.connect(), engine.connect(), engine.connect():
+        held = scrape(client)
+    after = scrape(client)
+
+    assert (
+        value(held, "webapp_db_pool_overflow", pool="primary")
+        - value(before, "webapp_db_pool_overflow", pool="primary")
+        == 2
+    )
+    assert value(after, "webapp_db_pool_overflow", pool="primary") == value(
+        before, "webapp_db_pool_overflow", pool="primary"
+    )
+    assert value(held, "webapp_db_pool_size", pool="primary") >= 1
+
+
+@pytest.mark.postgres_only(reason="the autocommit read pool is PostgreSQL's")
+def test_postgresql_reads_have_a_pool_of_their_own(client: FlaskClient) -> None:
+    client.get("/api/v1/users/1")
+
+    samples = scrape(client)
+
+    assert ("webapp_db_pool_size", frozenset({("pool", "primary_reads")})) in samples
+
+
+# --- Rate limits and idempotency ---------------------------------------------------------
+
+
+def test_rate_limit_refusals_are_counted_by_the_limit_that_refused(
+    make_own_app: Callable[..., Flask],
+) -> None:
+    client = make_own_app(RATELIMIT_ENABLED=True, RATELIMIT_SIGNUP="2 per minute").test_client()
+    before = scrape(client)
+
+    statuses = [client.post("/api/v1/users", json={}).status_code for _ in range(4)]
+    after = scrape(client)
+
+    assert statuses.count(429) == 2
+    limit = "RATELIMIT_SIGNUP"
+    name = "webapp_rate_limited_total"
+    assert value(after, name, limit=limit) - value(before, name, limit=limit) == 2
+
+
+def test_failed_sign_ins_over_their_budget_are_counted(make_own_app: Callable[..., Flask]) -> None:
+    client = make_own_app(
+        RATELIMIT_ENABLED=True, RATELIMIT_TOKEN_FAILURES_PER_EMAIL_AND_ADDRESS="2 per minute"
+    ).test_client()
+    before = scrape(client)
+
+    wrong = {"email": "nobody@example.com", "password": "wrong password"}
+    statuses = [client.post("/api/v1/tokens", json=wrong).status_code for _ in range(3)]
+    after = scrape(client)
+
+    assert statuses == [401, 401, 429]
+    limit = "RATELIMIT_TOKEN_FAILURES_PER_EMAIL_AND_ADDRESS"
+    name = "webapp_rate_limited_total"
+    assert value(after, name, limit=limit) - value(before, name, limit=limit) == 1
+
+
+def test_idempotent_replays_are_counted(client: FlaskClient, user_payload: dict[str, str]) -> None:
+    before = value(scrape(client), "webapp_idempotent_replays_total")
+
+    first = client.post("/api/v1/users", json=user_payload, headers={"Idempotency-Key": "metrics-1"})
+    second = client.post("/api/v1/users", json=user_payload, headers={"Idempotency-Key": "metrics-1"})
+    after = value(scrape(client), "webapp_idempotent_replays_total")
+
+    assert first.status_code == second.status_code == 201
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert after - before == 1
+
+
+# --- Jobs --------------------------------------------------------------------------------
+
+
+def test_job_figures_are_read_from_the_jobs_table(client: FlaskClient, database: Database) -> None:
+    now = utcnow()
+    with database.new_session() as session:
+        session.add_all(
+            [
+                Job(kind="k", payload={}, max_attempts=3, available_at=now - timedelta(seconds=30)),
+                Job(
+                    kind="k", payload={}, max_attempts=3, attempts=1, available_at=now + timedelta(minutes=5)
+                ),
+                Job(kind="k", payload={}, max_attempts=3, state=JobState.RUNNING, published_at=now),
+                Job(kind="k", payload={}, max_attempts=3, state=JobState.SUCCEEDED, published_at=now),
+                Job(
+                    kind="k", payload={}, max_attempts=3, state=JobState.FAILED, attempts=3, published_at=now
+                ),
+            ]
+        )
+        session.commit()
+
+    samples = scrape(client)
+
+    assert value(samples, "webapp_jobs_scrape_ok") == 1
+    assert {state: value(samples, "webapp_jobs", state=state) for state in JobState} == {
+        "queued": 2,
+        "running": 1,
+        "succeeded": 1,
+        "failed": 1,
+    }
+    assert value(samples, "webapp_jobs_retrying") == 1
+    assert value(samples, "webapp_jobs_outbox_waiting") == 2
+    assert 29 <= value(samples, "webapp_jobs_oldest_due_seconds") < 120
+
+
+def test_a_database_without_the_jobs_table_still_answers_the_scrape(
+    make_own_app: Callable[..., Flask], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_own_app(f"sqlite:///{tmp_path / 'empty.db'}").test_client()
+
+    with caplog.at_level(logging.WARNING, logger="webapp.core.metrics"):
+        samples = scrape(client)
+
+    assert value(samples, "webapp_jobs_scrape_ok") == 0
+    assert ("webapp_jobs", frozenset({("state", "queued")})) not in samples
+    assert "reading the jobs table failed" in caplog.text
