@@ -164,6 +164,16 @@ def db_session(database: Database) -> Iterator[Session]:
 
 
 @pytest.fixture
+def writer(database: Database) -> Iterator[Session]:
+    """A session of its own that writes (factories' rows), closed after the test."""
+    session = database.new_session()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
 def make_own_app(database_url: str) -> Iterator[Callable[..., Flask]]:
     """Apps of their own (own settings, engine and pools), disposed after the test."""
     apps: list[Flask] = []

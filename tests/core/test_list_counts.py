@@ -3,7 +3,7 @@ cursors that go on, and searches that find the same users whichever plan serves 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -17,19 +17,9 @@ from config import Config
 from tests.core.test_lists import walk
 from tests.support.factories import make_posts, make_users
 from tests.support.statements import count_statements
-from webapp.core.db import Database
 from webapp.resources.users.repository import POST_TITLE_HITS
 
 CAP = 5
-
-
-@pytest.fixture
-def writer(database: Database) -> Iterator[Session]:
-    session = database.new_session()
-    try:
-        yield session
-    finally:
-        session.close()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -89,15 +89,6 @@ def walk(
         assert response.get_json()["meta"]["page"] is None
         assert response.get_json()["meta"]["total"] is None
     raise AssertionError("the walk did not end")
-
-
-@pytest.fixture
-def writer(database: Database) -> Iterator[Session]:
-    session = database.new_session()
-    try:
-        yield session
-    finally:
-        session.close()
 
 
 @pytest.fixture
