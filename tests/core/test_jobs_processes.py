@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.support.faults import free_port
 from tests.support.processes import (
     BROKER_URL,
     Process,
@@ -28,7 +29,7 @@ from tests.support.processes import (
     require_redis,
     web_process,
 )
-from tests.support.smtp import Inbox, free_port, smtp_server
+from tests.support.smtp import Inbox, smtp_server
 from webapp.core.db import unit_of_work
 from webapp.core.jobs import Job
 from webapp.core.mail import send_mail_later
