@@ -73,50 +73,44 @@ live_pid() {
   echo "$pid"
 }
 
-find_nginx() {
-  # Debian puts it in /usr/sbin, which is not on a normal user's PATH.
-  local candidate
-  for candidate in "${NGINX_BIN:-}" "$(command -v nginx 2>/dev/null || true)" /usr/sbin/nginx /usr/local/sbin/nginx; do
+# The program NAME: OVERRIDE (a path from the environment) if set, else PATH, else the
+# usual places given (Debian puts nginx in /usr/sbin, not on a normal user's PATH).
+find_program() {
+  local name="$1" override="$2" candidate
+  shift 2
+  for candidate in "$override" "$(command -v "$name" 2>/dev/null || true)" "$@"; do
     if [[ -n "$candidate" && -x "$candidate" ]]; then echo "$candidate"; return 0; fi
   done
   return 1
+}
+
+# ensure_program NAME OVERRIDE_VAR HINT [PLACES...]: the program, installed from the Debian
+# package of the same name when it is missing and we run as root. Only its binary is used:
+# the package's own service and configuration are left alone.
+ensure_program() {
+  local name="$1" override_var="$2" hint="$3" bin
+  shift 3
+  if bin="$(find_program "$name" "${!override_var:-}" "$@")"; then echo "$bin"; return; fi
+  [[ "$(id -u)" == 0 ]] || die "$name is not installed. $hint"
+  command -v apt-get >/dev/null || die "$name is not installed and there is no apt-get. $hint"
+  say "prod: installing $name (Debian package; only its binary is used, its service and configuration stay unused)"
+  # A stale package index is the usual reason an install fails on a fresh machine.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$name" >&2 ||
+    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$name" >&2; } ||
+    die "apt-get install $name failed"
+  bin="$(find_program "$name" "${!override_var:-}" "$@")" || die "$name was installed but its binary is not found"
+  echo "$bin"
 }
 
 ensure_nginx() {
-  local bin
-  if bin="$(find_nginx)"; then echo "$bin"; return; fi
-  [[ "$(id -u)" == 0 ]] || die "nginx is not installed. Install it (Debian/Ubuntu: sudo apt-get install nginx;
-  macOS: brew install nginx) or set NGINX_BIN=/path/to/nginx."
-  command -v apt-get >/dev/null || die "nginx is not installed and there is no apt-get: install nginx, or set NGINX_BIN"
-  say "prod: installing nginx (Debian package; only its binary is used, /etc/nginx stays unused)"
-  # A stale package index is the usual reason an install fails on a fresh machine.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >&2 ||
-    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >&2; } ||
-    die "apt-get install nginx failed"
-  bin="$(find_nginx)" || die "nginx was installed but its binary is not found"
-  echo "$bin"
-}
-
-find_redis() {
-  local candidate
-  for candidate in "${REDIS_SERVER_BIN:-}" "$(command -v redis-server 2>/dev/null || true)" /usr/bin/redis-server /usr/local/bin/redis-server; do
-    if [[ -n "$candidate" && -x "$candidate" ]]; then echo "$candidate"; return 0; fi
-  done
-  return 1
+  ensure_program nginx NGINX_BIN "Install it (Debian/Ubuntu: sudo apt-get install nginx; macOS: brew install
+  nginx) or set NGINX_BIN=/path/to/nginx." /usr/sbin/nginx /usr/local/sbin/nginx
 }
 
 ensure_redis() {
-  local bin
-  if bin="$(find_redis)"; then echo "$bin"; return; fi
-  [[ "$(id -u)" == 0 ]] || die "redis-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install redis-server;
-  macOS: brew install redis), set REDIS_SERVER_BIN=/path/to/redis-server, or set CELERY_BROKER_URL to a broker you run."
-  command -v apt-get >/dev/null || die "redis-server is not installed and there is no apt-get: install it, or set CELERY_BROKER_URL"
-  say "prod: installing redis-server (Debian package; only its binary is used, the system service is left alone)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >&2 ||
-    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >&2; } ||
-    die "apt-get install redis-server failed"
-  bin="$(find_redis)" || die "redis-server was installed but its binary is not found"
-  echo "$bin"
+  ensure_program redis-server REDIS_SERVER_BIN "Install it (Debian/Ubuntu: sudo apt-get install redis-server;
+  macOS: brew install redis), set REDIS_SERVER_BIN=/path/to/redis-server, or set CELERY_BROKER_URL to a
+  broker you run." /usr/bin/redis-server /usr/local/bin/redis-server
 }
 
 start_redis() {
@@ -152,26 +146,9 @@ start_worker() {
   die "the Celery worker was not ready within 30 s (log: $CELERY_LOG)"
 }
 
-find_prometheus() {
-  local candidate
-  for candidate in "${PROMETHEUS_BIN:-}" "$(command -v prometheus 2>/dev/null || true)" /usr/bin/prometheus; do
-    if [[ -n "$candidate" && -x "$candidate" ]]; then echo "$candidate"; return 0; fi
-  done
-  return 1
-}
-
 ensure_prometheus() {
-  local bin
-  if bin="$(find_prometheus)"; then echo "$bin"; return; fi
-  [[ "$(id -u)" == 0 ]] || die "METRICS=1 needs Prometheus. Install it (Debian/Ubuntu: sudo apt-get install
-  prometheus; macOS: brew install prometheus) or set PROMETHEUS_BIN=/path/to/prometheus."
-  command -v apt-get >/dev/null || die "prometheus is not installed and there is no apt-get: install it, or set PROMETHEUS_BIN"
-  say "prod: installing prometheus (Debian package; only its binary is used, its own service stays off)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >&2 ||
-    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >&2; } ||
-    die "apt-get install prometheus failed"
-  bin="$(find_prometheus)" || die "prometheus was installed but its binary is not found"
-  echo "$bin"
+  ensure_program prometheus PROMETHEUS_BIN "METRICS=1 needs it. Install it (Debian/Ubuntu: sudo apt-get
+  install prometheus; macOS: brew install prometheus) or set PROMETHEUS_BIN=/path/to/prometheus." /usr/bin/prometheus
 }
 
 metrics_wanted() { [[ "${METRICS:-}" =~ ^(1|true|yes|on)$ ]]; }
