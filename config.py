@@ -111,6 +111,42 @@ def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[
     return value
 
 
+# The span exporters this app ships: OTLP over HTTP with protobuf, and stdout.
+TRACES_EXPORTER_NAMES = ("otlp", "console")
+OTLP_PROTOCOL = "http/protobuf"
+
+
+def traces_exporters(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The span exporters the standard OTEL_* variables ask for; () when traces are off.
+
+    Off unless asked for: an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT or
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or an OTEL_TRACES_EXPORTER other than "none", and
+    OTEL_SDK_DISABLED is not "true". (The SDK's own default exporter is OTLP to
+    localhost: every process would send spans to a collector that is not there.)
+    """
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return ()
+    named = [part.strip().lower() for part in env.get("OTEL_TRACES_EXPORTER", "").split(",") if part.strip()]
+    if not named:
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        named = ["otlp"] if endpoint and endpoint.strip() else []
+    if "none" in named:
+        return ()
+    for name in named:
+        if name not in TRACES_EXPORTER_NAMES:
+            raise ValueError(
+                f"OTEL_TRACES_EXPORTER must name {' or '.join(TRACES_EXPORTER_NAMES)} (or none), got {name!r}"
+            )
+    if "otlp" in named:
+        protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        if protocol and protocol.strip() != OTLP_PROTOCOL:
+            raise ValueError(
+                f"OTEL_EXPORTER_OTLP_PROTOCOL: the OTLP exporter shipped sends {OTLP_PROTOCOL} "
+                f"(to port 4318), got {protocol!r}"
+            )
+    return tuple(dict.fromkeys(named))
+
+
 class Config:
     """Base settings. Instances read the environment when created, so tests and
     the CLI can change variables before building an app."""
@@ -193,7 +229,7 @@ class Config:
             for part in (env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1").split(",")
             if part.strip()
         )
-        self._read_metrics(env)
+        self._read_telemetry(env)
         # Browser origins allowed to call the API; none by default (no CORS headers at all).
         self.CORS_ORIGINS: tuple[str, ...] = _origins(env, "CORS_ORIGINS")
         self._read_jobs(env)
@@ -219,6 +255,10 @@ class Config:
             env.get("RATELIMIT_ACCOUNT_MAILS_PER_ADDRESS") or "20 per hour"
         )
 
+    def _read_telemetry(self, env: Mapping[str, str]) -> None:
+        self._read_metrics(env)
+        self._read_traces(env)
+
     def _read_metrics(self, env: Mapping[str, str]) -> None:
         # Prometheus metrics at /metrics (docs/operations.md), answered only to peers in
         # METRICS_ALLOW_IPS (addresses or networks) and never through a proxy.
@@ -235,6 +275,13 @@ class Config:
                 raise ValueError(
                     f"METRICS_ALLOW_IPS entries must be addresses or networks (10.0.0.0/8), got {part!r}"
                 ) from None
+
+    def _read_traces(self, env: Mapping[str, str]) -> None:
+        # Traces (docs/operations.md): OpenTelemetry's own OTEL_* variables, no new ones.
+        # TRACES_EXPORTERS is what they ask for; empty, nothing is traced or even loaded.
+        self.TRACES_EXPORTERS: tuple[str, ...] = traces_exporters(env)
+        # An exporter object in place of those (tests hand an in-memory one to an app).
+        self.TRACING_EXPORTER: object | None = None
 
     def _read_jobs(self, env: Mapping[str, str]) -> None:
         # Background jobs (docs/jobs.md). With a broker, Celery workers run them; without

@@ -27,6 +27,7 @@ from webapp.core.ratelimits import install_rate_limits
 from webapp.core.read_retry import dispatch_with_read_retry
 from webapp.core.read_your_writes import install_read_your_writes
 from webapp.core.shell import install_shell
+from webapp.core.tracing import install_tracing
 from webapp.core.transactions import register_request_hooks
 from webapp.core.unread_body import DRAIN_LIMIT, UnreadBody
 
@@ -94,8 +95,8 @@ class CoreApp(Flask):
 
 
 def install_core(app: Flask, migrations_dir: str) -> Database:
-    """Logging, the database and its request transaction, errors, headers, health, OpenAPI,
-    background jobs (and the mail task), CLI, shell."""
+    """Logging, traces, the database and its request transaction, errors, headers, health,
+    OpenAPI, background jobs (and the mail task), CLI, shell."""
     assert mail.SEND_MAIL  # imported for its task: every app can run the mail jobs
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     if app.config.get("PROXY_FIX_X_FOR"):
@@ -115,6 +116,10 @@ def install_core(app: Flask, migrations_dir: str) -> Database:
     # WSGI middlewares, outside every hook: the request log sees the status the
     # transaction hook settled on, and its duration includes the commit.
     register_request_logging(app)
+    # When OTEL_* ask for traces: before every other before_request function, so the
+    # request's span is current for all of them; its middleware wraps the request log,
+    # whose line then carries the trace id.
+    install_tracing(app, database)
     # Before the transaction hooks, so CORS's after_request runs after the commit: a 503
     # that replaces a 2xx whose commit failed still gets the CORS headers (the hardening
     # headers are added outside Flask, to every answer).

@@ -5,8 +5,9 @@ Every request ends with one ``webapp.request`` line::
     INFO webapp.request request method=GET path=/api/v1/users status=200 duration_ms=4.1
         request_id=3f2a... sql_count=2 sql_ms=1.3
 
-A 4xx or 5xx line also says which problem was answered (``problem_type``) and why
-(``reason``: the problem's detail, else its title), so a log alone explains a failure.
+When the app traces (webapp/core/tracing), ``trace_id=`` follows the request id. A 4xx
+or 5xx line also says which problem was answered (``problem_type``) and why (``reason``:
+the problem's detail, else its title), so a log alone explains a failure.
 ``sql_count``/``sql_ms`` add up every statement the request's context sent through the
 engine, on whatever connection (the health check's own ``SELECT 1`` included), timed
 from cursor execute to its return. A statement slower than ``SLOW_QUERY_MS`` is logged
@@ -202,6 +203,8 @@ class RequestLog:
         self.app = app
         # Called with each answer's figures as its status is sent (webapp/core/metrics).
         self.observe: RequestObserver | None = None
+        # The current trace's id, for the line, when the app traces (webapp/core/tracing).
+        self.trace_id: Callable[[], str | None] | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started_at = time.perf_counter()
@@ -211,12 +214,13 @@ class RequestLog:
         stats = SqlStats(request_id=request_id, started_at=started_at)
         token = _sql_stats.set(stats)
         observe = self.observe
+        trace_id = self.trace_id
 
         def start_logged(
             status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
         ) -> Callable[[bytes], object]:
             if log.isEnabledFor(logging.INFO):
-                _log_request(environ, status, stats)
+                _log_request(environ, status, stats, trace_id)
             if observe is not None:
                 try:
                     observe(environ, status, stats, time.perf_counter() - started_at)
@@ -230,7 +234,12 @@ class RequestLog:
             _sql_stats.reset(token)
 
 
-def _log_request(environ: WSGIEnvironment, status_line: str, stats: SqlStats) -> None:
+def _log_request(
+    environ: WSGIEnvironment,
+    status_line: str,
+    stats: SqlStats,
+    trace_id_of: Callable[[], str | None] | None = None,
+) -> None:
     # Runs after the commit: nothing here may raise, or a committed write would be
     # answered 500. The path is the raw environ's (werkzeug's request.full_path decodes
     # the query string strictly and raises on bytes that are not UTF-8).
@@ -243,7 +252,7 @@ def _log_request(environ: WSGIEnvironment, status_line: str, stats: SqlStats) ->
         if query and "token=" in query:
             # A bearer token sent in the URL (refused with a 400), or a one-time token of a
             # mailed link: whoever reads the log must not be able to use it.
-            query = _TOKEN_PARAMETER.sub(r"\1[redacted]", query)
+            query = redact_query(query)
         path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
         fields: dict[str, Any] = {
             "method": method,
@@ -251,14 +260,20 @@ def _log_request(environ: WSGIEnvironment, status_line: str, stats: SqlStats) ->
             "status": status,
             "duration_ms": duration_ms,
             "request_id": stats.request_id,
-            "sql_count": stats.count,
-            "sql_ms": sql_ms,
         }
-        # One f-string, the same text as logfmt(fields): numbers and request ids (checked
-        # against _CLIENT_REQUEST_ID, or hex) never need quotes.
+        trace = ""
+        trace_id = trace_id_of() if trace_id_of is not None else None
+        if trace_id is not None:
+            fields["trace_id"] = trace_id
+            trace = f" trace_id={trace_id}"
+        fields["sql_count"] = stats.count
+        fields["sql_ms"] = sql_ms
+        # One f-string, the same text as logfmt(fields): numbers, request ids (checked
+        # against _CLIENT_REQUEST_ID, or hex) and trace ids (hex) never need quotes.
         text = (
             f"request method={_logfmt_value(method)} path={_logfmt_value(path)} status={status} "
-            f"duration_ms={duration_ms} request_id={stats.request_id} sql_count={stats.count} sql_ms={sql_ms}"
+            f"duration_ms={duration_ms} request_id={stats.request_id}{trace} "
+            f"sql_count={stats.count} sql_ms={sql_ms}"
         )
         if status >= 400 and stats.problem is not None:
             problem = _problem_fields(stats.problem)
@@ -267,6 +282,11 @@ def _log_request(environ: WSGIEnvironment, status_line: str, stats: SqlStats) ->
         log.info(text, extra={"event": "request", "fields": fields})
     except Exception:  # a committed write must not turn into a 500 over a log line
         log.exception("writing the request log line failed")
+
+
+def redact_query(query: str) -> str:
+    """A query string with the values of credential parameters (token=, access_token=) replaced."""
+    return _TOKEN_PARAMETER.sub(r"\1[redacted]", query)
 
 
 def attach_sql_listeners(engine: Engine, slow_query_ms: float) -> None:
