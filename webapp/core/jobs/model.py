@@ -47,6 +47,9 @@ class Job(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # The last exception, for operators (`flask jobs failed`), never shown through the API.
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    # W3C trace context (traceparent...) of the span that enqueued it, when the app traces:
+    # each run's span is its child, whichever runner runs it (webapp/core/tracing).
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)
 
     __table_args__ = (
         # What the runners and the relay look for: due queued jobs, expired leases.

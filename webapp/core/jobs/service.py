@@ -18,6 +18,7 @@ from webapp.core.jobs.model import Job, JobState
 from webapp.core.jobs.registry import TASKS, PermanentFailure
 from webapp.core.jobs.repository import JobRepository
 from webapp.core.problems import domain_problem
+from webapp.core.tracing import JobSpan, current_trace_context, job_span
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,13 @@ def enqueue(session: Session, kind: str, payload: Mapping[str, Any], *, owner_id
     if task is None:
         raise LookupError(f"no task is registered as {kind!r}")
     job = JobRepository(session).add(
-        Job(kind=kind, payload=dict(payload), owner_id=owner_id, max_attempts=task.max_attempts)
+        Job(
+            kind=kind,
+            payload=dict(payload),
+            owner_id=owner_id,
+            max_attempts=task.max_attempts,
+            trace_context=current_trace_context(),
+        )
     )
     session.info.setdefault(ENQUEUED, []).append(job.id)
     return job
@@ -84,7 +91,15 @@ def run_job(job_id: int, *, lease: timedelta | None = None, now: datetime | None
         job.attempts += 1
         job.started_at = now
         job.lease_until = now + lease
-        kind, payload = job.kind, dict(job.payload)
+        kind, payload, attempt, trace_context = job.kind, dict(job.payload), job.attempts, job.trace_context
+    # The claim's statements stay outside the span: the context is in the row it claims.
+    with job_span(job_id, kind, attempt, trace_context) as span:
+        state = _run_claimed(job_id, kind, payload, span)
+        span.ended(state)
+    return state
+
+
+def _run_claimed(job_id: int, kind: str, payload: dict[str, Any], span: JobSpan) -> str | None:
     task = TASKS.get(kind)
     try:
         if task is None:
@@ -93,13 +108,15 @@ def run_job(job_id: int, *, lease: timedelta | None = None, now: datetime | None
             result = task.run(uow.session, payload)
             _finish(JobRepository(uow.session), job_id, JobState.SUCCEEDED, result=result)
     except (PermanentFailure, DomainError) as failure:
+        span.failed(failure)
         # A DomainError is the answer a request would have given (a 409, a 422): the
         # job's error, as the same problem document; a retry would answer it again.
         error = failure.error if isinstance(failure, PermanentFailure) else domain_problem(failure)
         with unit_of_work() as uow:
             _finish(JobRepository(uow.session), job_id, JobState.FAILED, error=error)
         return JobState.FAILED
-    except Exception:  # any task error is recorded and retried, never lost
+    except Exception as failure:  # any task error is recorded and retried, never lost
+        span.failed(failure)
         log.warning("job %s (%s) failed", job_id, kind, exc_info=True)
         return _after_failure(job_id, traceback.format_exc())
     return JobState.SUCCEEDED
