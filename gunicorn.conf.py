@@ -102,6 +102,16 @@ def child_exit(server: object, worker: Worker) -> None:
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
+# With traces on (docs/operations.md), each worker's app batches its spans in a thread of
+# the worker (the app is built there: no preload). What the batch still holds goes out
+# before the worker exits (a restart, a graceful shutdown): the SDK's exit handler would
+# also do it while workers end with sys.exit, and this does not depend on that.
+def worker_exit(server: object, worker: Worker) -> None:
+    from webapp.core.tracing import shutdown_tracing
+
+    shutdown_tracing()
+
+
 # gunicorn has no setting for its Server header; every response sends the name its
 # HTTP module imported from gunicorn/__init__.py. nginx drops an upstream's Server header
 # anyway, but whoever reaches gunicorn directly (a bind left open) should not learn the

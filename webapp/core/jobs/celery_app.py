@@ -25,11 +25,12 @@ from typing import Any
 
 import click
 from celery import Celery, Task, bootsteps
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 from flask import Flask
 
 from webapp.core.db.database import Database
 from webapp.core.jobs.service import hand_off, publish_due, run_job
+from webapp.core.tracing import shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,12 @@ def celery_app_for(app: Flask) -> Celery:
         # A forked pool process must not share the parent's pooled sockets.
         for engine in database.engines:
             engine.dispose(close=False)
+
+    @worker_process_shutdown.connect(weak=False)
+    def _export_spans(**_: Any) -> None:
+        # A pool process ends with os._exit: no exit handler would export the spans of
+        # its last jobs (webapp/core/tracing).
+        shutdown_tracing()
 
     celery.user_options["worker"].add(
         click.Option(
