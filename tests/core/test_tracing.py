@@ -8,6 +8,7 @@ The spans are read from the SDK's in-memory exporter behind the app's own batch 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +167,32 @@ def test_a_job_runs_in_a_span_under_the_request_that_enqueued_it(traced: Traced)
     assert (job.attributes or {})["webapp.job.state"] == "succeeded"
     # The task's own statements (and the job's "succeeded") are under the job's span.
     assert any(_statement_text(span).startswith("UPDATE jobs") for span in traced.children(job))
+
+
+def test_the_thread_worker_runs_the_job_in_a_span_under_the_request(
+    make_own_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    exporter = InMemorySpanExporter()
+    app = make_own_app(
+        TRACING_EXPORTER=exporter,
+        MAIL_DIR=str(tmp_path / "mailbox"),
+        JOBS_WORKER="thread",
+        JOBS_POLL_SECONDS=0.2,
+    )
+    traced = Traced(app, app.test_client(), exporter)
+    try:
+        traced.client.post("/api/v1/users", json=SIGN_UP)
+        request = traced.server_span("POST /api/v1/users")
+        deadline = time.monotonic() + 5
+        while not (jobs := [span for span in traced.spans() if span.name.startswith("job ")]):
+            assert time.monotonic() < deadline, "the thread worker ran no job"
+            time.sleep(0.05)
+    finally:
+        app.extensions["jobs"].stop()
+
+    assert jobs[0].context.trace_id == request.context.trace_id
+    assert jobs[0].parent is not None
+    assert jobs[0].parent.span_id == request.context.span_id
 
 
 def test_statements_outside_a_request_or_job_are_not_exported(traced: Traced) -> None:

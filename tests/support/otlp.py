@@ -95,7 +95,7 @@ def otlp_receiver() -> Iterator[Receiver]:
     receiver = Receiver(port)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 -- http.server's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.path != PATH:
                 self.send_error(404)
@@ -110,7 +110,7 @@ def otlp_receiver() -> Iterator[Receiver]:
             self.end_headers()
             self.wfile.write(answer)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 -- the base class's name
+        def log_message(self, format: str, *args: object) -> None:
             return None
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
