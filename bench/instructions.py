@@ -11,6 +11,7 @@ and warm-up cancel out.
     python -m bench.instructions write app raw peer       # POST /posts with a Bearer token
     python -m bench.instructions bulk app --requests 3    # POST /users/bulk, 1,000 users
     python -m bench.instructions user app raw --wsgi      # GETs without the test client
+    BENCH_TRACES=memory python -m bench.instructions user app --wsgi   # traces on, in memory
 
 ``--wsgi`` (GET routes) calls each target's WSGI callable with environs built before
 counting starts, as gunicorn calls it: the test client's own work (~500 thousand
@@ -67,9 +68,18 @@ def build(target: str, url: str) -> Any:
                 # METRICS_ENABLED=false in the environment measures the app without them
                 # (bench/README.md); PROMETHEUS_MULTIPROC_DIR as under gunicorn.
                 "METRICS_ENABLED": os.environ.get("METRICS_ENABLED", "true"),
+                # OTEL_* in the environment turn traces on as in production (an endpoint
+                # nothing listens on: a collector that is down).
+                **{name: value for name, value in os.environ.items() if name.startswith("OTEL_")},
             }
         )
-        return create_app(config, PASSWORD_HASH_METHOD=CHEAP_HASH)
+        overrides: dict[str, Any] = {}
+        if os.environ.get("BENCH_TRACES") == "memory":
+            # Traces on, exported to the SDK's in-memory exporter: the app's cost alone.
+            from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+            overrides["TRACING_EXPORTER"] = InMemorySpanExporter()
+        return create_app(config, PASSWORD_HASH_METHOD=CHEAP_HASH, **overrides)
     if target == "raw":
         os.environ["RAW_DSN"] = dsn(url)
         from bench.raw_app import app as raw

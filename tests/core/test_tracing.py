@@ -8,8 +8,11 @@ The spans are read from the SDK's in-memory exporter behind the app's own batch 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from webapp.core.jobs import Job, run_due_jobs
 from webapp.core.observability import request_log_of
 from webapp.core.tracing import EXTENSION, current_trace_context, tracing_of
 
+ROOT = Path(__file__).resolve().parents[2]
 SIGN_UP = {"email": "traced@example.com", "full_name": "Traced", "password": "password123"}
 TRACEPARENT_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT_SPAN_ID = "00f067aa0ba902b7"
@@ -62,10 +66,18 @@ class Traced:
 
 
 @pytest.fixture
-def traced(make_own_app: Callable[..., Flask], tmp_path: Path) -> Traced:
+def traced(make_own_app: Callable[..., Flask], tmp_path: Path) -> Iterator[Traced]:
     exporter = InMemorySpanExporter()
     app = make_own_app(TRACING_EXPORTER=exporter, MAIL_DIR=str(tmp_path / "mailbox"))
-    return Traced(app, app.test_client(), exporter)
+    yield Traced(app, app.test_client(), exporter)
+    _stop_exporting(app)
+
+
+def _stop_exporting(app: Flask) -> None:
+    """The app's export thread ends with the test (it would otherwise live until exit)."""
+    tracing = tracing_of(app)
+    assert tracing is not None
+    tracing.provider.shutdown()
 
 
 def _statements(spans: list[ReadableSpan]) -> list[ReadableSpan]:
@@ -189,6 +201,7 @@ def test_the_thread_worker_runs_the_job_in_a_span_under_the_request(
             time.sleep(0.05)
     finally:
         app.extensions["jobs"].stop()
+        _stop_exporting(app)
 
     assert jobs[0].context.trace_id == request.context.trace_id
     assert jobs[0].parent is not None
@@ -223,6 +236,19 @@ def test_without_an_exporter_nothing_is_instrumented(
         session: Session = uow.session
         assert session.scalars(select(Job.trace_context)).all() == [None]
     assert current_trace_context() is None  # no span is current here, traced app or not
+
+
+def test_an_app_that_does_not_trace_never_imports_opentelemetry(tmp_path: Path) -> None:
+    program = (
+        "import sys, wsgi; wsgi.app.test_client().get('/health/live');"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith('opentelemetry')}))"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "DATABASE_"))}
+    env.update(FLASK_SKIP_DOTENV="1", DATABASE_URL=f"sqlite:///{tmp_path / 'untraced.db'}")
+    ran = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert ran.stdout.strip() == "[]", ran.stderr
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, has_app_context
+
+from webapp.core.context import current_flask_app
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -124,7 +126,7 @@ class JobSpan:
 def job_span(job_id: int, kind: str, attempt: int, stored: Mapping[str, str] | None) -> Iterator[JobSpan]:
     """A span around one run of a job when the current app traces: the child of the context
     ``stored`` with the job (the request that enqueued it), else the root of a trace."""
-    tracing = current_app.extensions.get(EXTENSION) if has_app_context() else None
+    tracing = current_flask_app().extensions.get(EXTENSION) if has_app_context() else None
     if tracing is None:
         yield JobSpan()
         return
