@@ -26,6 +26,8 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from config import traces_exporters
+from tests.support.examples import example_request
+from tests.support.operations import OPERATION_IDS
 from webapp.core.db import unit_of_work
 from webapp.core.jobs import Job, run_due_jobs
 from webapp.core.observability import request_log_of
@@ -206,6 +208,37 @@ def test_the_thread_worker_runs_the_job_in_a_span_under_the_request(
     assert jobs[0].context.trace_id == request.context.trace_id
     assert jobs[0].parent is not None
     assert jobs[0].parent.span_id == request.context.span_id
+
+
+@pytest.mark.parametrize("operation_id", OPERATION_IDS)
+def test_every_operation_answers_as_documented_in_a_span_of_its_route(
+    make_own_app: Callable[..., Flask], tmp_path: Path, operation_id: str
+) -> None:
+    """OpenTelemetry's own statement listener on every path the app takes (reads included)."""
+    exporter = InMemorySpanExporter()
+    app = make_own_app(TRACING_EXPORTER=exporter, MAIL_DIR=str(tmp_path / "mailbox"))
+    traced = Traced(app, app.test_client(), exporter)
+    try:
+        example = example_request(app, traced.client, app.extensions["database"], operation_id)
+        traced.clear()
+
+        response = example.send(traced.client)
+
+        status = next(code for code in example.operation["responses"] if code.startswith("2"))
+        assert response.status_code == int(status), response.get_data(as_text=True)
+        method = example.method.upper()
+        request = traced.server_span(f"{method} {_rule(app, method, example.url)}")
+        if operation_id != "get_health_live":  # the liveness probe never asks the database
+            assert _statements(traced.children(request))
+        assert _statements(traced.spans()) == _statements(traced.children(request))
+    finally:
+        _stop_exporting(app)
+
+
+def _rule(app: Flask, method: str, url: str) -> str:
+    adapter = app.url_map.bind("localhost")
+    rule, _arguments = adapter.match(url.split("?", maxsplit=1)[0], method=method, return_rule=True)
+    return str(rule)
 
 
 def test_statements_outside_a_request_or_job_are_not_exported(traced: Traced) -> None:
