@@ -7,7 +7,7 @@
 #   scripts/prod.sh down    stop them (nginx, gunicorn, the worker, then Redis, each gracefully)
 #   scripts/prod.sh status  running or not, and the URL (exits 3 when stopped)
 # Settings come from the environment (and .env, as for `make run`): DATABASE_URL,
-# SECRET_KEY, WEB_CONCURRENCY, GUNICORN_THREADS, ... APP_ENV defaults to production.
+# SECRET_KEY, WEB_CONCURRENCY, GUNICORN_WORKER_CLASS, ... APP_ENV defaults to production.
 # Without SECRET_KEY (in the environment or .env) one is generated once into
 # RUN_DIR/secret_key. Ports: PORT (the edge, default 8080) and APP_PORT (gunicorn,
 # default 8000), both on 127.0.0.1. APP_INSTANCES (default 1) starts that many gunicorn

@@ -98,9 +98,9 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
             "APP_ENV": "production",
             "SECRET_KEY": secrets.token_urlsafe(32),
             "FLASK_SKIP_DOTENV": "1",
-            # Two threads in all: the stalled-client test proves the edge, not spare threads.
-            "WEB_CONCURRENCY": "1",
-            "GUNICORN_THREADS": "2",
+            # Two sync workers, one request each: the stalled-client test proves the edge,
+            # not spare workers.
+            "WEB_CONCURRENCY": "2",
             "RATELIMIT_ENABLED": "false",
             "LOG_LEVEL": "WARNING",
             "MAX_CONTENT_LENGTH": str(MAX_CONTENT_LENGTH),
