@@ -11,18 +11,20 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
+from sqlalchemy.orm import Session
 
 from config import Config, normalize_database_url
 from tests.support.faults import free_port, silent_server
-from webapp.core.db import Database
+from webapp.core.db import Database, unit_of_work
 from webapp.core.db.mixins import utcnow
-from webapp.core.jobs import Job, JobState
+from webapp.core.jobs import Job, JobState, PermanentFailure, enqueue, run_due_jobs, task
 from webapp.core.metrics import REPLICA_QUERY_TIMEOUT_S
 
 USER_ROUTE = "/api/v1/users/{user_id}"
@@ -349,6 +351,32 @@ def test_job_figures_are_read_from_the_jobs_table(client: FlaskClient, database:
     assert value(samples, "webapp_jobs_retrying") == 1
     assert value(samples, "webapp_jobs_outbox_waiting") == 2
     assert 29 <= value(samples, "webapp_jobs_oldest_due_seconds") < 120
+
+
+@task("test.metrics")
+def _succeed_or_refuse(_session: Session, payload: dict[str, Any]) -> None:
+    if payload.get("refuse"):
+        raise PermanentFailure({"type": "about:blank", "title": "Conflict", "status": 409, "detail": "no"})
+
+
+def test_job_attempts_are_counted_by_kind_and_outcome_where_they_run(app: Flask, client: FlaskClient) -> None:
+    before = scrape(client)
+    with app.app_context():
+        with unit_of_work() as uow:
+            enqueue(uow.session, "test.metrics", {})
+            enqueue(uow.session, "test.metrics", {"refuse": True})
+        assert run_due_jobs() == 2
+    after = scrape(client)
+
+    runs = "webapp_job_runs_total"
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta(runs, kind="test.metrics", outcome="succeeded") == 1
+    assert delta(runs, kind="test.metrics", outcome="failed") == 1
+    assert delta(runs, kind="test.metrics", outcome="retried") == 0
+    assert delta("webapp_job_duration_seconds_count", kind="test.metrics") == 2
 
 
 def test_a_database_without_the_jobs_table_still_answers_the_scrape(

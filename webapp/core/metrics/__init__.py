@@ -41,6 +41,7 @@ from webapp.core.context import current_flask_app
 from webapp.core.db import Database
 from webapp.core.db.mixins import utcnow
 from webapp.core.db.replicas import lsn_key, replica_label, replica_lag
+from webapp.core.jobs import service as jobs_service
 from webapp.core.metrics import instruments
 from webapp.core.metrics.repository import job_counts
 from webapp.core.observability import SqlStats, request_log_of
@@ -72,6 +73,7 @@ def install_metrics(app: Flask, database: Database) -> None:
     app.extensions[EXTENSION] = recorder
     request_log_of(app).observe = recorder.observe
     SAMPLER.add(recorder)
+    app.extensions[jobs_service.OBSERVE] = record_job_run
     database.on_engine_created(lambda engine: watch_pool(database, engine))
     app.wsgi_app = MetricsEndpoint(  # type: ignore[method-assign]
         app.wsgi_app, allowed, [JobsCollector(database), ReplicaLagCollector(database)]
@@ -436,6 +438,14 @@ def record_rate_limited(limit: str) -> None:
     """One request refused by the limit held in the setting ``limit``."""
     if EXTENSION in current_flask_app().extensions:
         instruments.RATE_LIMITED.labels(limit).inc()
+
+
+def record_job_run(kind: str, outcome: str, seconds: float | None) -> None:
+    """One job attempt over (jobs.service.OBSERVE), written at once: beside the job's own
+    transactions two metric writes are nothing, and a pool process may exit any time."""
+    instruments.JOB_RUNS.labels(kind, outcome).inc()
+    if seconds is not None:
+        instruments.JOB_DURATION.labels(kind).observe(seconds)
 
 
 def record_idempotent_replay() -> None:
