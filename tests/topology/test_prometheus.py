@@ -164,10 +164,10 @@ def test_prometheus_scrapes_the_worker_and_counts_the_jobs_it_ran(monitored: Mon
         assert answer.status == 201  # and a verification mail, which the worker sends
 
     def worker_up() -> bool:
-        return bool(monitored.query('up{job="webapp_worker"} == 1'))
+        return bool(monitored.query('up{job="webapp-worker"} == 1'))
 
     def succeeded() -> float:
-        result = monitored.query('sum(webapp_job_runs_total{job="webapp_worker", outcome="succeeded"})')
+        result = monitored.query('sum(webapp_job_runs_total{job="webapp-worker", outcome="succeeded"})')
         return float(result[0]["value"][1]) if result else 0.0
 
     assert _eventually(worker_up) is True
