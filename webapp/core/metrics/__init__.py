@@ -60,7 +60,8 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 # The jobs table is read at scrape time: a slow database must not make the scrape hang.
 JOBS_QUERY_TIMEOUT_S = 2
-# So is each replica's lag: a replica that is down or hung costs the scrape this much at most.
+# So is each replica's lag: each wait on a replica that is down or hung (connect, statement)
+# ends after this long.
 REPLICA_QUERY_TIMEOUT_S = 2
 
 
