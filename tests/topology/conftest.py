@@ -91,6 +91,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
             "APP_PORT": str(_free_port()),
             # The jobs' Redis that prod.sh starts, on a port of its own; the worker mails here.
             "REDIS_PORT": str(_free_port()),
+            "WORKER_METRICS_PORT": str(_free_port()),
             "CELERY_CONCURRENCY": "1",
             "MAIL_URL": mail_url,
             "PROD_RUN_DIR": str(run_dir),
