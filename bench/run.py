@@ -211,6 +211,7 @@ def edge(env: dict[str, str]) -> Iterator[str]:
             PORT=str(free_port()),
             APP_PORT=str(free_port()),
             REDIS_PORT=str(free_port()),
+            WORKER_METRICS_PORT=str(free_port()),
             EDGE_CONNECTIONS_PER_CLIENT="10000",
             EDGE_REQUESTS_PER_SECOND="1000000",
             EDGE_BURST="1000000",
