@@ -275,6 +275,15 @@ class Config:
                 raise ValueError(
                     f"METRICS_ALLOW_IPS entries must be addresses or networks (10.0.0.0/8), got {part!r}"
                 ) from None
+        # A Celery worker's own metrics (job attempts), on this port of WORKER_METRICS_HOST;
+        # 0: none. prometheus-client's server answers whoever reaches it: keep it on loopback
+        # or a private network.
+        self.WORKER_METRICS_PORT: int = _int(env, "WORKER_METRICS_PORT", 0)
+        if not 0 <= self.WORKER_METRICS_PORT <= 65535:
+            raise ValueError(
+                f"WORKER_METRICS_PORT must be a port (1-65535), or 0 for none, got {self.WORKER_METRICS_PORT}"
+            )
+        self.WORKER_METRICS_HOST: str = env.get("WORKER_METRICS_HOST") or "127.0.0.1"
 
     def _read_traces(self, env: Mapping[str, str]) -> None:
         # Traces (docs/operations.md): OpenTelemetry's own OTEL_* variables, no new ones.

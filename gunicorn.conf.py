@@ -22,18 +22,39 @@ def _int_env(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _cores() -> int:
+    """The cores this process may run on (a container's CPU set), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 # Loopback by default: only the edge may talk to gunicorn, since gunicorn answers
 # oversized or malformed requests itself with HTML and a slow client can hold its
 # threads. In a container, GUNICORN_BIND=0.0.0.0:8000 with the port unpublished.
 bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
 
-# gthread: a worker serves GUNICORN_THREADS requests at once and parks idle keep-alive
-# connections from nginx in a selector instead of a thread. Each thread may hold a
-# database connection, so give each worker DB_POOL_SIZE >= threads (README: workers x
-# 2 pools x (DB_POOL_SIZE + DB_MAX_OVERFLOW) <= max_connections).
-worker_class = "gthread"
-workers = _int_env("WEB_CONCURRENCY", 2)
-threads = _int_env("GUNICORN_THREADS", 4)
+# sync workers by default, because nginx is in front (docs/deployment.md, "Worker model"):
+# it reads every request whole and takes every answer at loopback speed, so a worker only
+# ever waits for the app and the database, the case gunicorn's docs name sync workers for.
+# A sync worker closes the connection after each answer, so the kernel hands the next one
+# to whichever worker is free. With gthread, a kept-alive connection stays with the worker
+# that accepted it, and when most of nginx's land in one process, one core serves them all
+# while the other idles: the same load measured at two throughputs, run to run.
+# gunicorn exposed without a buffering proxy needs GUNICORN_WORKER_CLASS=gthread instead:
+# a slow client would hold a sync worker for as long as it dribbles.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "sync"
+# One sync worker per core the process may run on: measured against more (gunicorn's docs
+# suggest 2 x cores + 1) with PostgreSQL on the same machine, extra processes only took
+# turns on the same cores and made throughput vary more (bench/README.md, "Worker model").
+# With the database on another machine a worker waits longer on the network, and a third
+# or fourth per core may pay: measure with `python -m bench.workers`. Under sync a worker
+# holds at most one connection per pool at a time: DB_POOL_SIZE=1 or 2 is plenty.
+workers = _int_env("WEB_CONCURRENCY", _cores())
+# Only gthread uses threads; gunicorn would silently turn a sync worker given more than one
+# into gthread.
+threads = _int_env("GUNICORN_THREADS", 4) if worker_class == "gthread" else 1
 
 # A request that runs longer than the longest database statement (DB_STATEMENT_TIMEOUT_MS,
 # 30 s) is stuck: the worker is killed and restarted. nginx waits 35 s (proxy_read_timeout),
@@ -41,9 +62,9 @@ threads = _int_env("GUNICORN_THREADS", 4)
 timeout = 30
 # On SIGTERM, requests in flight get this long to finish before workers are killed.
 graceful_timeout = 20
-# Idle keep-alive connections from nginx: longer than nginx keeps them (4 s, upstream
-# keepalive_timeout in edge.conf.template), so it is always nginx that closes one, never
-# gunicorn under a request nginx is writing.
+# Idle keep-alive connections (gthread only: a sync worker closes after each answer):
+# longer than nginx keeps them (4 s, upstream keepalive_timeout in edge.conf.template), so
+# it is always nginx that closes one, never gunicorn under a request nginx is writing.
 keepalive = 5
 
 # Parsing limits above the edge's (large_client_header_buffers 4 8k), so that whatever

@@ -15,6 +15,7 @@
 # Settings (read when a part is created; afterwards its own config files are the truth):
 #   CLUSTER_DIR=.cluster  CLUSTER_PRIMARY_PORT=55432  CLUSTER_REPLICA_PORT=55433
 #   CLUSTER_BOUNCER_PORT=56432  CLUSTER_APPS_PORT=8090  CLUSTER_REDIS_PORT=6381
+#   CLUSTER_WORKER_METRICS_PORT=9809  CLUSTER_PROMETHEUS_PORT=9091 (METRICS=1)
 # Read on every `up`:
 #   REPLICA_APPLY_DELAY=3s             make the replica lag on purpose (unset: left as is)
 #   CLUSTER_STATEMENT_TIMEOUT=30s  CLUSTER_LOCK_TIMEOUT=10s  CLUSTER_IDLE_TX_TIMEOUT=60s
@@ -346,8 +347,10 @@ start_apps() {
     # These instances stop with the cluster: make prod-down would look in another folder.
     export PROD_STOP_HINT="make cluster-down"
     export PORT="$APPS_PORT" APP_PORT="$((APPS_PORT + 1))" REDIS_PORT="$APPS_REDIS_PORT"
-    # With METRICS=1, a Prometheus of the cluster's own, beside make prod's (9090).
+    # With METRICS=1, a Prometheus of the cluster's own, beside make prod's (9090); the
+    # worker's metrics beside make prod's worker's (9808).
     export PROMETHEUS_PORT="${CLUSTER_PROMETHEUS_PORT:-9091}"
+    export WORKER_METRICS_PORT="${CLUSTER_WORKER_METRICS_PORT:-9809}"
     # Limits shared by the two instances: prod.sh counts them in the Redis it starts.
     "$PROJECT_ROOT/scripts/prod.sh" up >/dev/null
   ) || die "the app instances did not start (logs in $APPS_RUN_DIR/)"

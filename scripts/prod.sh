@@ -7,15 +7,16 @@
 #   scripts/prod.sh down    stop them (nginx, gunicorn, the worker, then Redis, each gracefully)
 #   scripts/prod.sh status  running or not, and the URL (exits 3 when stopped)
 # Settings come from the environment (and .env, as for `make run`): DATABASE_URL,
-# SECRET_KEY, WEB_CONCURRENCY, GUNICORN_THREADS, ... APP_ENV defaults to production.
+# SECRET_KEY, WEB_CONCURRENCY, GUNICORN_WORKER_CLASS, ... APP_ENV defaults to production.
 # Without SECRET_KEY (in the environment or .env) one is generated once into
 # RUN_DIR/secret_key. Ports: PORT (the edge, default 8080) and APP_PORT (gunicorn,
 # default 8000), both on 127.0.0.1. APP_INSTANCES (default 1) starts that many gunicorn
 # instances on APP_PORT, APP_PORT+1, ... behind the one edge, as several machines would
 # be behind a balancer. PROD_RUN_DIR moves the state folder (default .run/).
 # METRICS=1 also starts a Prometheus server (Debian's package, installed when missing)
-# on 127.0.0.1:PROMETHEUS_PORT (default 9090) scraping every instance, its configuration
-# (deploy/prometheus/) and data in RUN_DIR/prometheus; down stops it with the rest.
+# on 127.0.0.1:PROMETHEUS_PORT (default 9090) scraping every instance and the worker, its
+# configuration (deploy/prometheus/) and data in RUN_DIR/prometheus; down stops it with the rest.
+# The worker answers its own metrics on 127.0.0.1:WORKER_METRICS_PORT (default 9808; 0: none).
 # Jobs: without CELERY_BROKER_URL a Redis is started on 127.0.0.1:REDIS_PORT (default 6380,
 # data in RUN_DIR/redis/) and the app and the worker use it; with CELERY_BROKER_URL set,
 # that broker is used and no Redis is started. CELERY_CONCURRENCY: the worker's processes (2).
@@ -132,9 +133,18 @@ start_redis() {
 start_worker() {
   say "prod: starting a Celery worker, $CELERY_CONCURRENCY process(es) (log: $CELERY_LOG)"
   rm -f "$CELERY_PID"
+  if [[ "$WORKER_METRICS_PORT" != 0 ]]; then
+    port_in_use "$WORKER_METRICS_PORT" &&
+      die "127.0.0.1:$WORKER_METRICS_PORT (WORKER_METRICS_PORT, for the worker's metrics) is taken by another program"
+  fi
+  # The prefork pool runs the jobs in processes of its own: they write their metrics into
+  # this folder and the worker's endpoint sums them. Emptied at every start, as gunicorn's.
+  local metrics_dir="$RUN_DIR/metrics/worker"
+  rm -rf "$metrics_dir" && mkdir -p "$metrics_dir"
   (
     cd "$PROJECT_ROOT"
-    exec setsid "$VENV_BIN/celery" --app wsgi:celery_app worker --concurrency "$CELERY_CONCURRENCY" \
+    WORKER_METRICS_PORT="$WORKER_METRICS_PORT" WORKER_METRICS_HOST=127.0.0.1 PROMETHEUS_MULTIPROC_DIR="$metrics_dir" \
+      exec setsid "$VENV_BIN/celery" --app wsgi:celery_app worker --concurrency "$CELERY_CONCURRENCY" \
       --loglevel INFO --pidfile "$CELERY_PID" </dev/null >>"$CELERY_LOG" 2>&1
   ) &
   local deadline=$((SECONDS + 30))
@@ -299,8 +309,8 @@ start_nginx() {
   wait_for nginx "$PORT" /health "$NGINX_PID" nginx "$NGINX_DIR/error.log"
 }
 
-# Every gunicorn instance, scraped on loopback (the edge refuses /metrics), its rules the
-# alerts of deploy/prometheus/alerts.yml.
+# Every gunicorn instance and the worker, scraped on loopback (the edge refuses /metrics),
+# its rules the alerts of deploy/prometheus/alerts.yml.
 start_prometheus() {
   local bin log i
   bin="$(ensure_prometheus)"
@@ -308,12 +318,14 @@ start_prometheus() {
   mkdir -p "$PROMETHEUS_DIR/data"
   PROMETHEUS_TARGETS="'127.0.0.1:$APP_PORT'"
   for ((i = 1; i < APP_INSTANCES; i++)); do PROMETHEUS_TARGETS+=", '127.0.0.1:$((APP_PORT + i))'"; done
+  PROMETHEUS_WORKER_TARGETS=""
+  [[ "$WORKER_METRICS_PORT" == 0 ]] || PROMETHEUS_WORKER_TARGETS="'127.0.0.1:$WORKER_METRICS_PORT'"
   PROMETHEUS_RULES="$PROJECT_ROOT/deploy/prometheus/alerts.yml"
   PROMETHEUS_SCRAPE_INTERVAL="${PROMETHEUS_SCRAPE_INTERVAL:-5s}"
   [[ "$PROMETHEUS_SCRAPE_INTERVAL" =~ ^[1-9][0-9]*(ms|s|m)$ ]] ||
     die "PROMETHEUS_SCRAPE_INTERVAL must be a duration like 5s, got '$PROMETHEUS_SCRAPE_INTERVAL'"
   render "$PROJECT_ROOT/deploy/prometheus/prometheus.yml.template" "$PROMETHEUS_DIR/prometheus.yml" \
-    PROMETHEUS_TARGETS PROMETHEUS_RULES PROMETHEUS_SCRAPE_INTERVAL
+    PROMETHEUS_TARGETS PROMETHEUS_WORKER_TARGETS PROMETHEUS_RULES PROMETHEUS_SCRAPE_INTERVAL
   log="$PROMETHEUS_DIR/prometheus.log"
   say "prod: starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT ($("$bin" --version 2>&1 | head -1 | awk '{print $3}'); log: $log)"
   rm -f "$PROMETHEUS_PID"
@@ -349,6 +361,7 @@ load_state() {
   APP_INSTANCES="${APP_INSTANCES:-1}"
   PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
   REDIS_PORT="${REDIS_PORT:-6380}"
+  WORKER_METRICS_PORT="${WORKER_METRICS_PORT:-9808}"
 }
 
 prometheus_status() {
@@ -379,6 +392,9 @@ cmd_up() {
   APP_INSTANCES="${APP_INSTANCES:-1}"
   PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
   REDIS_PORT="${REDIS_PORT:-6380}"
+  WORKER_METRICS_PORT="${WORKER_METRICS_PORT:-9808}"
+  [[ "$WORKER_METRICS_PORT" =~ ^[0-9]{1,5}$ ]] && ((WORKER_METRICS_PORT <= 65535)) ||
+    die "WORKER_METRICS_PORT must be a port, or 0 for none, got $WORKER_METRICS_PORT"
   CELERY_CONCURRENCY="${CELERY_CONCURRENCY:-2}"
   [[ "$CELERY_CONCURRENCY" =~ ^[1-9][0-9]?$ ]] || die "CELERY_CONCURRENCY must be 1..99, got $CELERY_CONCURRENCY"
   [[ "$APP_INSTANCES" =~ ^[1-9][0-9]?$ ]] || die "APP_INSTANCES must be 1..99, got $APP_INSTANCES"
@@ -404,8 +420,8 @@ cmd_up() {
       export RATELIMIT_STORAGE_URL="redis://127.0.0.1:$REDIS_PORT/1"
     fi
   fi
-  printf 'PORT=%q\nAPP_PORT=%q\nAPP_INSTANCES=%q\nREDIS_PORT=%q\nPROMETHEUS_PORT=%q\n' \
-    "$PORT" "$APP_PORT" "$APP_INSTANCES" "$REDIS_PORT" "$PROMETHEUS_PORT" >"$STATE_FILE"
+  printf 'PORT=%q\nAPP_PORT=%q\nAPP_INSTANCES=%q\nREDIS_PORT=%q\nPROMETHEUS_PORT=%q\nWORKER_METRICS_PORT=%q\n' \
+    "$PORT" "$APP_PORT" "$APP_INSTANCES" "$REDIS_PORT" "$PROMETHEUS_PORT" "$WORKER_METRICS_PORT" >"$STATE_FILE"
 
   say "prod: migrating (APP_ENV=$APP_ENV; flask db upgrade)"
   (cd "$PROJECT_ROOT" && mkdir -p instance && "$VENV_BIN/flask" db upgrade 2>&1 | sed 's/^/prod: /' >&2) ||
@@ -475,7 +491,15 @@ cmd_status() {
   local cpid rpid
   cpid="$(live_pid "$CELERY_PID" celery || true)"
   rpid="$(live_pid "$REDIS_PID" redis-server || true)"
-  if [[ -n "$cpid" ]]; then say "prod: Celery worker running (pid $cpid)"; else say "prod: Celery worker stopped"; fi
+  if [[ -n "$cpid" ]]; then
+    if [[ "$WORKER_METRICS_PORT" != 0 ]]; then
+      say "prod: Celery worker running (pid $cpid), metrics on http://127.0.0.1:$WORKER_METRICS_PORT/metrics"
+    else
+      say "prod: Celery worker running (pid $cpid)"
+    fi
+  else
+    say "prod: Celery worker stopped"
+  fi
   if [[ -n "$rpid" ]]; then say "prod: Redis running (pid $rpid) on 127.0.0.1:$REDIS_PORT"; fi
   prometheus_status
   if [[ -n "$gpid" && -n "$npid" ]]; then

@@ -88,7 +88,7 @@ def cluster() -> Iterator[Cluster]:
     # are root, and must reach their data folders inside it.
     folder = Path(tempfile.mkdtemp(prefix="webapp-cluster-"))
     folder.chmod(0o755)
-    primary_port, replica_port, bouncer_port, apps_port, redis_port = _free_ports(5)
+    primary_port, replica_port, bouncer_port, apps_port, redis_port, worker_metrics_port = _free_ports(6)
     env = dict(
         os.environ,
         CLUSTER_DIR=str(folder / "cluster"),
@@ -99,6 +99,7 @@ def cluster() -> Iterator[Cluster]:
         CLUSTER_APPS_PORT=str(apps_port),
         # The Redis the apps' Celery worker takes jobs from.
         CLUSTER_REDIS_PORT=str(redis_port),
+        CLUSTER_WORKER_METRICS_PORT=str(worker_metrics_port),
         CLUSTER_STATEMENT_TIMEOUT=STATEMENT_TIMEOUT,
         CLUSTER_LOCK_TIMEOUT=LOCK_TIMEOUT,
         CLUSTER_IDLE_TX_TIMEOUT=IDLE_TX_TIMEOUT,

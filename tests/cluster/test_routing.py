@@ -20,7 +20,8 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event, text
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from config import TestingConfig, normalize_database_url
@@ -321,6 +322,50 @@ def test_read_your_writes_while_the_replica_lags(
     finally:
         browser.close()
         server.stop()
+
+
+def replica_figures(client: FlaskClient, label: str) -> dict[str, float | None]:
+    """The replica gauges /metrics reports for the replica ``label`` (None: no sample)."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    found: dict[str, float | None] = dict.fromkeys(("up", "lag_seconds", "lag_bytes"))
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            if sample.name.startswith("webapp_db_replica_") and sample.labels == {"replica": label}:
+                found[sample.name.removeprefix("webapp_db_replica_")] = sample.value
+    return found
+
+
+def test_metrics_report_the_replicas_lag_in_seconds_and_bytes(
+    app: Flask,
+    client: FlaskClient,
+    cluster: Cluster,
+    caught_up: Callable[[], None],
+    wait_until: Callable[..., float],
+) -> None:
+    label = f"127.0.0.1:{make_url(cluster.replica_url).port}"
+    caught_up()
+
+    def idle() -> bool:
+        figures = replica_figures(client, label)
+        return figures == {"up": 1, "lag_seconds": 0, "lag_bytes": 0}
+
+    # Caught up and nothing written: no lag at all (the primary may write a WAL record of
+    # its own meanwhile, hence "eventually").
+    wait_until(idle, timeout=10, what="the replica reported without lag")
+    cluster.run("delay", "3s")
+    try:
+        sign_up(client)  # a commit the replica receives at once and replays 3 s later
+        position = db(app).current_wal_position()
+        behind = replica_figures(client, label)
+        assert not replayed(app, position)
+    finally:
+        cluster.run("delay", "0")
+
+    assert behind["up"] == 1
+    assert (behind["lag_bytes"] or 0) > 0
+    assert (behind["lag_seconds"] or 0) > 0
+    wait_until(idle, timeout=15, what="the replica reported caught up again")
 
 
 def sign_up_over_http(session: requests.Session, base: str) -> dict[str, str]:

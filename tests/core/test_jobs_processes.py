@@ -10,11 +10,14 @@ import http.client
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,7 +35,7 @@ from tests.support.processes import (
 from tests.support.smtp import Inbox, smtp_server
 from webapp.core.db import unit_of_work
 from webapp.core.jobs import Job
-from webapp.core.mail import send_mail_later
+from webapp.core.mail import SEND_MAIL, send_mail_later
 
 pytestmark = pytest.mark.redis
 
@@ -169,3 +172,81 @@ def test_a_web_process_killed_between_commit_and_publish_loses_no_mail_and_a_rol
 
     assert sorted(received) == ["committed@example.com", "orphan@example.com"]
     assert [job.state for job in _jobs(db_session)] == ["succeeded", "succeeded"]
+
+
+# --- The worker's own metrics (WORKER_METRICS_PORT) ---------------------------------------
+
+
+def _worker_samples(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_the_workers_endpoint_counts_the_attempts_its_pool_processes_ran(
+    make_own_app: Any, database_url: str, db_session: Session, tmp_path: Path
+) -> None:
+    refusals = {"left": 1}
+
+    def refuse_the_first_sender() -> None:
+        if refusals["left"]:
+            refusals["left"] -= 1
+            raise RuntimeError("try again later")
+
+    metrics_dir = tmp_path / "worker-metrics"
+    metrics_dir.mkdir()
+    port = free_port()
+    with (
+        smtp_server(Inbox(before_mail_from=refuse_the_first_sender)) as (url, inbox),
+        processes(tmp_path) as started,
+    ):
+        # The prefork pool, as make prod runs it: the job runs in a pool process.
+        env = child_env(
+            database_url,
+            MAIL_URL=url,
+            WORKER_METRICS_PORT=str(port),
+            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+            **TIMINGS,
+        )
+        started.append(celery_worker("metrics", env, tmp_path))
+        app = _publishing_app(make_own_app)
+        with app.app_context(), unit_of_work() as uow:
+            send_mail_later(uow.session, to="counted@example.com", subject="Hi", text="x\n")
+        # Refused once (retried after its backoff), then sent.
+        inbox.wait_for("counted@example.com", timeout=20)
+        runs = "webapp_job_runs_total"
+        deadline = time.monotonic() + 10
+        while True:
+            samples = _worker_samples(port)
+            succeeded = samples.get((runs, frozenset({("kind", SEND_MAIL), ("outcome", "succeeded")})), 0)
+            if succeeded or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+
+    assert succeeded == 1
+    assert samples[(runs, frozenset({("kind", SEND_MAIL), ("outcome", "retried")}))] == 1
+    assert (runs, frozenset({("kind", SEND_MAIL), ("outcome", "failed")})) not in samples
+    duration = samples[("webapp_job_duration_seconds_count", frozenset({("kind", SEND_MAIL)}))]
+    assert duration == 2
+    assert samples[("webapp_worker_task_retries_total", frozenset())] == 0
+    (job,) = _jobs(db_session)
+    assert (job.state, job.attempts) == ("succeeded", 2)
+
+
+def test_a_prefork_worker_without_a_metrics_folder_says_why_it_serves_no_metrics(
+    database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    with processes(tmp_path) as started:
+        env = child_env(database_url, WORKER_METRICS_PORT=str(port), **TIMINGS)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        started.append(worker := celery_worker("no-folder", env, tmp_path))
+
+        # Jobs still run; only the endpoint is missing, so the scrape target shows down.
+        assert "PROMETHEUS_MULTIPROC_DIR is not" in worker.output()
+        with pytest.raises(urllib.error.URLError):
+            _worker_samples(port)

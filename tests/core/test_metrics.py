@@ -7,19 +7,25 @@ what changed between two scrapes of its own.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import make_url
+from sqlalchemy.orm import Session
 
-from config import Config
-from webapp.core.db import Database
+from config import Config, normalize_database_url
+from tests.support.faults import free_port, silent_server
+from webapp.core.db import Database, unit_of_work
 from webapp.core.db.mixins import utcnow
-from webapp.core.jobs import Job, JobState
+from webapp.core.jobs import Job, JobState, PermanentFailure, enqueue, run_due_jobs, task
+from webapp.core.metrics import REPLICA_QUERY_TIMEOUT_S
 
 USER_ROUTE = "/api/v1/users/{user_id}"
 
@@ -30,9 +36,13 @@ def scrape(client: FlaskClient) -> Samples:
     response = client.get("/metrics")
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.content_type.startswith("text/plain")
+    return scrape_text(response.get_data(as_text=True))
+
+
+def scrape_text(text: str) -> Samples:
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
 
@@ -221,6 +231,47 @@ def test_postgresql_reads_have_a_pool_of_their_own(client: FlaskClient) -> None:
     assert ("webapp_db_pool_size", frozenset({("pool", "primary_reads")})) in samples
 
 
+# --- Replicas (tests/cluster/test_routing.py reads a real replica's lag) --------------------
+
+
+def test_without_replicas_no_replica_is_reported(client: FlaskClient) -> None:
+    samples = scrape(client)
+
+    assert not any(name.startswith("webapp_db_replica_") for name, _ in samples)
+
+
+@pytest.mark.postgres_only(reason="the replica lag is asked of PostgreSQL servers")
+def test_a_replica_that_hangs_is_down_or_is_no_replica_reads_as_down_within_the_bound(
+    make_own_app: Callable[..., Flask], database_url: str
+) -> None:
+    # The tests' own database answers, but as a primary: routing would never read it either.
+    not_a_replica = database_url
+    with silent_server() as hung_port:
+        down_port = free_port()
+        replicas = [
+            f"postgresql://postgres@127.0.0.1:{hung_port}/webapp",
+            f"postgresql://postgres:secret@127.0.0.1:{down_port}/webapp",
+            not_a_replica,
+        ]
+        client = make_own_app(
+            DATABASE_REPLICA_URLS=[normalize_database_url(url) for url in replicas]
+        ).test_client()
+
+        started = time.monotonic()
+        response = client.get("/metrics")
+        elapsed = time.monotonic() - started
+
+    text = response.get_data(as_text=True)
+    samples = scrape_text(text)
+    labels = [f"127.0.0.1:{hung_port}", f"127.0.0.1:{down_port}", replica_label(not_a_replica)]
+    assert [value(samples, "webapp_db_replica_up", replica=label) for label in labels] == [0, 0, 0]
+    assert ("webapp_db_replica_up", frozenset({("replica", labels[0])})) in samples
+    assert not any(name == "webapp_db_replica_lag_seconds" for name, _ in samples)
+    # One connect timeout for the hung one, not the scrape's whole budget or more.
+    assert elapsed < REPLICA_QUERY_TIMEOUT_S + 3
+    assert "secret" not in text
+
+
 # --- Rate limits and idempotency ---------------------------------------------------------
 
 
@@ -302,6 +353,32 @@ def test_job_figures_are_read_from_the_jobs_table(client: FlaskClient, database:
     assert 29 <= value(samples, "webapp_jobs_oldest_due_seconds") < 120
 
 
+@task("test.metrics")
+def _succeed_or_refuse(_session: Session, payload: dict[str, Any]) -> None:
+    if payload.get("refuse"):
+        raise PermanentFailure({"type": "about:blank", "title": "Conflict", "status": 409, "detail": "no"})
+
+
+def test_job_attempts_are_counted_by_kind_and_outcome_where_they_run(app: Flask, client: FlaskClient) -> None:
+    before = scrape(client)
+    with app.app_context():
+        with unit_of_work() as uow:
+            enqueue(uow.session, "test.metrics", {})
+            enqueue(uow.session, "test.metrics", {"refuse": True})
+        assert run_due_jobs() == 2
+    after = scrape(client)
+
+    runs = "webapp_job_runs_total"
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta(runs, kind="test.metrics", outcome="succeeded") == 1
+    assert delta(runs, kind="test.metrics", outcome="failed") == 1
+    assert delta(runs, kind="test.metrics", outcome="retried") == 0
+    assert delta("webapp_job_duration_seconds_count", kind="test.metrics") == 2
+
+
 def test_a_database_without_the_jobs_table_still_answers_the_scrape(
     make_own_app: Callable[..., Flask], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -313,3 +390,8 @@ def test_a_database_without_the_jobs_table_still_answers_the_scrape(
     assert value(samples, "webapp_jobs_scrape_ok") == 0
     assert ("webapp_jobs", frozenset({("state", "queued")})) not in samples
     assert "reading the jobs table failed" in caplog.text
+
+
+def replica_label(url: str) -> str:
+    parsed = make_url(url)
+    return f"{parsed.host or 'local'}:{parsed.port or 5432}"

@@ -59,9 +59,9 @@ def served(app: Flask, database_url: str, tmp_path_factory: pytest.TempPathFacto
         "LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
-    # Sync workers: one request at a time each, so concurrent requests reach both (two
-    # gthread workers may take turns accepting, one serving everything).
-    server = GunicornServer(env, tmp_path_factory.mktemp("gunicorn") / "metrics.log", worker_class="sync")
+    # Sync workers, as configured: one request at a time each, so concurrent requests reach
+    # both (two gthread workers may take turns accepting, one serving everything).
+    server = GunicornServer(env, tmp_path_factory.mktemp("gunicorn") / "metrics.log")
     server.start()
     try:
         yield Served(server, metrics_dir)

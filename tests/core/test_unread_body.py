@@ -1,8 +1,9 @@
 """An answer given before the body was read never leaves that body on a kept-alive connection.
 
-Over real sockets, against gunicorn as configured (gthread), gunicorn's sync worker and
-Werkzeug's development server: a request the app answers without reading its body, sent
-with its body, then a second request on the same connection. Either the second request
+Over real sockets, against gunicorn as configured (sync workers), gunicorn's gthread
+worker (for gunicorn exposed without the edge) and Werkzeug's development server: a
+request the app answers without reading its body, sent with its body, then a second
+request on the same connection. Either the second request
 gets its own answer, or the first answer said ``Connection: close`` and the server
 closed. Never a dropped connection after a keep-alive, and never the body (which is
 itself written as HTTP requests here) read as a request.

@@ -84,11 +84,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class GunicornServer:
     """gunicorn as deployed (gunicorn.conf.py, wsgi:app) in a process of its own, on a free port.
 
-    ``worker_class`` overrides the configuration file's (gthread), to check another one.
-    The app reads its settings from ``env`` (APP_ENV=testing and TEST_DATABASE_URL).
+    ``worker_class`` (GUNICORN_WORKER_CLASS) overrides the configuration file's (sync), to
+    check another one. The app reads its settings from ``env`` (APP_ENV=testing and
+    TEST_DATABASE_URL).
     """
 
-    def __init__(self, env: dict[str, str], log_path: Path, worker_class: str = "gthread") -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, worker_class: str = "sync") -> None:
         self.env = env
         self.log_path = log_path
         self.worker_class = worker_class
@@ -104,13 +105,13 @@ class GunicornServer:
             **os.environ,
             "FLASK_SKIP_DOTENV": "1",
             "WEB_CONCURRENCY": "1",
-            # gunicorn runs gthread instead of sync when given more than one thread.
-            "GUNICORN_THREADS": "1" if self.worker_class == "sync" else "2",
+            # gunicorn.conf.py gives gthread this many threads (and sync one).
+            "GUNICORN_THREADS": "2",
             **self.env,
+            "GUNICORN_WORKER_CLASS": self.worker_class,
             "GUNICORN_BIND": f"127.0.0.1:{self.port}",
         }
-        command = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")]
-        command += ["--worker-class", self.worker_class, "wsgi:app"]
+        command = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py"), "wsgi:app"]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log

@@ -91,6 +91,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
             "APP_PORT": str(_free_port()),
             # The jobs' Redis that prod.sh starts, on a port of its own; the worker mails here.
             "REDIS_PORT": str(_free_port()),
+            "WORKER_METRICS_PORT": str(_free_port()),
             "CELERY_CONCURRENCY": "1",
             "MAIL_URL": mail_url,
             "PROD_RUN_DIR": str(run_dir),
@@ -98,9 +99,9 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
             "APP_ENV": "production",
             "SECRET_KEY": secrets.token_urlsafe(32),
             "FLASK_SKIP_DOTENV": "1",
-            # Two threads in all: the stalled-client test proves the edge, not spare threads.
-            "WEB_CONCURRENCY": "1",
-            "GUNICORN_THREADS": "2",
+            # Two sync workers, one request each: the stalled-client test proves the edge,
+            # not spare workers.
+            "WEB_CONCURRENCY": "2",
             "RATELIMIT_ENABLED": "false",
             "LOG_LEVEL": "WARNING",
             "MAX_CONTENT_LENGTH": str(MAX_CONTENT_LENGTH),

@@ -96,7 +96,7 @@ def stalled_clients(edge: Edge, count: int, sources: int = 1) -> Iterator[list[s
 
 
 def test_fifty_stalled_uploads_do_not_starve_the_app(edge: Edge) -> None:
-    # gunicorn has 2 threads here (conftest); without the edge, 2 such clients stop it.
+    # gunicorn has 2 sync workers here (conftest); without the edge, 2 such clients stop it.
     # Five addresses, each under its connection limit: clients the edge lets in.
     with stalled_clients(edge, 50, sources=5):
         for path in ("/health", "/api/v1/users"):

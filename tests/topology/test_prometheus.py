@@ -36,6 +36,7 @@ class Monitored:
     port: int
     app_ports: tuple[int, ...]
     prometheus_port: int
+    worker_metrics_port: int
     run_dir: Path
 
     def get(self, port: int, path: str) -> tuple[int, bytes]:
@@ -82,7 +83,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
     run_dir.chmod(0o755)
     database = tmp_path_factory.mktemp("metrics-db") / "metrics.db"
     app_port = _two_free_ports()
-    topology = Monitored(_free_port(), (app_port, app_port + 1), _free_port(), run_dir)
+    topology = Monitored(_free_port(), (app_port, app_port + 1), _free_port(), _free_port(), run_dir)
     env = {
         **os.environ,
         "PORT": str(topology.port),
@@ -91,6 +92,10 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
         "METRICS": "1",
         "PROMETHEUS_PORT": str(topology.prometheus_port),
         "PROMETHEUS_SCRAPE_INTERVAL": "1s",
+        "WORKER_METRICS_PORT": str(topology.worker_metrics_port),
+        "CELERY_CONCURRENCY": "1",
+        # Sign-ups mail a verification link: into files here, not the checkout's instance/.
+        "MAIL_DIR": str(run_dir / "mailbox"),
         "PROD_RUN_DIR": str(run_dir),
         "DATABASE_URL": f"sqlite:///{database}",
         "APP_ENV": "production",
@@ -144,6 +149,29 @@ def test_prometheus_scrapes_every_instance(monitored: Monitored) -> None:
 
     expected = {f"127.0.0.1:{port}" for port in monitored.app_ports}
     assert _eventually(lambda: instances() == expected) is True
+
+
+def test_prometheus_scrapes_the_worker_and_counts_the_jobs_it_ran(monitored: Monitored) -> None:
+    signup = urllib.request.Request(
+        f"http://127.0.0.1:{monitored.port}/api/v1/users",
+        data=json.dumps(
+            {"email": "scraped@example.com", "full_name": "S", "password": "password123"}
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(signup, timeout=10) as answer:
+        assert answer.status == 201  # and a verification mail, which the worker sends
+
+    def worker_up() -> bool:
+        return bool(monitored.query('up{job="webapp-worker"} == 1'))
+
+    def succeeded() -> float:
+        result = monitored.query('sum(webapp_job_runs_total{job="webapp-worker", outcome="succeeded"})')
+        return float(result[0]["value"][1]) if result else 0.0
+
+    assert _eventually(worker_up) is True
+    assert _eventually(lambda: succeeded() >= 1) is True
 
 
 def test_prometheus_loaded_the_alert_rules(monitored: Monitored) -> None:

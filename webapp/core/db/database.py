@@ -113,6 +113,7 @@ class Database:
         self._request_read_engine: Engine | None = None
         self._engines: list[Engine] = []
         self._probe_engine: Engine | None = None
+        self._replica_probe_engines: list[Engine] | None = None
         self._engine_lock = threading.Lock()
         self._engine_callbacks: list[Callable[[Engine], None]] = []
         self._replicas: ReplicaSet | None = None
@@ -232,6 +233,24 @@ class Database:
                         callback(probe)
                     self._probe_engine = probe
         return self._probe_engine
+
+    def replica_probe_engines(self, budget_s: int) -> list[Engine]:
+        """One probe engine per replica (as probe_engine, outside every pool), in
+        DATABASE_REPLICA_URLS's order; empty without replicas. Built on first use."""
+        if self._replica_probe_engines is None:
+            self.engine  # noqa: B018 -- callbacks registered for the app's engines see these too
+            with self._engine_lock:
+                if self._replica_probe_engines is None:
+                    settings = dict(self._settings)
+                    probes = [
+                        build_probe_engine(settings, budget_s, database_url=url)
+                        for url in settings.get("DATABASE_REPLICA_URLS") or ()
+                    ]
+                    for probe in probes:
+                        for callback in self._engine_callbacks:
+                            callback(probe)
+                    self._replica_probe_engines = probes
+        return list(self._replica_probe_engines)
 
     def get_engine(self) -> Engine:
         return self.engine
@@ -357,6 +376,8 @@ class Database:
             engine.dispose()
         if self._probe_engine is not None:
             self._probe_engine.dispose()
+        for probe in self._replica_probe_engines or ():
+            probe.dispose()
         if self._migration_engine is not None:
             self._migration_engine.dispose()
 

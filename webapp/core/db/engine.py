@@ -77,14 +77,15 @@ def build_engine(
     return engine
 
 
-def build_probe_engine(settings: dict[str, Any], budget_s: int) -> Engine:
+def build_probe_engine(settings: dict[str, Any], budget_s: int, *, database_url: str | None = None) -> Engine:
     """An engine for readiness probes: no pool to wait for, each wait bounded by ``budget_s``.
 
     A fresh connection per probe, apart from the request pools: a saturated pool means
     the app is busy, not that the database is gone, and an orchestrator that reads it
-    as "down" restarts a healthy process at the worst moment.
+    as "down" restarts a healthy process at the worst moment. ``database_url`` replaces
+    DATABASE_URL (a replica, for the metrics' lag figures).
     """
-    url = make_url(settings["DATABASE_URL"])
+    url = make_url(database_url or settings["DATABASE_URL"])
     if url.get_backend_name() == "postgresql":
         connect_args: dict[str, Any] = {
             # libpq's smallest real connect timeout is 2 s (it reads 1 as 2).

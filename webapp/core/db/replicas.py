@@ -37,6 +37,39 @@ _USABLE = (
 )
 
 
+# The lag as the check above judges it, in seconds (NULL when that check would read it as
+# "not usable"), and the replayed position, for the replica lag gauges (core/metrics).
+# Kept beside _USABLE so that the figure an operator watches is the one routing acts on.
+_LAG = (
+    "SELECT pg_last_wal_replay_lsn()::text AS replayed,"
+    " CASE WHEN pg_last_wal_replay_lsn() = pg_last_wal_receive_lsn() THEN 0"
+    " ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag_seconds"
+)
+
+
+@dataclass(frozen=True)
+class ReplicaLag:
+    """What one replica says of itself: how far behind it is and the position it has replayed."""
+
+    seconds: float
+    replayed: str
+
+
+def replica_lag(connection: Connection) -> ReplicaLag | None:
+    """The lag of the replica ``connection`` is on, or None if the routing would not use it
+    (not a replica, nothing replayed since it started)."""
+    row = connection.exec_driver_sql(_LAG).one()
+    if row.replayed is None or row.lag_seconds is None:
+        return None
+    return ReplicaLag(max(0.0, float(row.lag_seconds)), str(row.replayed))
+
+
+def replica_label(engine: Engine) -> str:
+    """host:port of a replica's engine: a bounded label that carries no credentials."""
+    url = engine.url
+    return f"{url.host or 'local'}:{url.port or 5432}"
+
+
 def lsn_key(position: str) -> int:
     """A valid position as a number, to compare two of them."""
     high, low = position.split("/")

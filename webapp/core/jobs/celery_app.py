@@ -10,6 +10,9 @@ Three parts, all built from one Flask app by ``celery_app_for(app)``:
 - the relay, a thread in each worker's main process (``RelayStep``): every JOBS_POLL_SECONDS
   it publishes jobs no message stands for (docs/jobs.md), so `make worker` alone is a
   complete system. `celery ... worker --without-relay` turns it off.
+
+With WORKER_METRICS_PORT set, the worker also answers Prometheus (``MetricsStep``,
+core/metrics/worker.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import click
 from celery import Celery, Task, bootsteps
@@ -30,6 +34,7 @@ from flask import Flask
 
 from webapp.core.db.database import Database
 from webapp.core.jobs.service import hand_off, publish_due, run_job
+from webapp.core.metrics.worker import start_worker_metrics, watch_worker
 from webapp.core.tracing import shutdown_tracing
 
 log = logging.getLogger(__name__)
@@ -145,6 +150,8 @@ def celery_app_for(app: Flask) -> Celery:
         )
     )
     celery.steps["worker"].add(RelayStep)
+    celery.steps["worker"].add(MetricsStep)
+    watch_worker(app, run)
     app.extensions[CELERY] = celery
     return celery
 
@@ -252,3 +259,29 @@ class RelayStep(bootsteps.StartStopStep):  # type: ignore[misc]
     def stop(self, parent: Any) -> None:
         if self.relay is not None:
             self.relay.stop()
+
+
+class MetricsStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Serves the worker's metrics (WORKER_METRICS_PORT) from its main process, started after
+    the pool as the relay is: the pool's processes then do not share its socket."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, parent: Any, **options: Any) -> None:
+        super().__init__(parent, **options)
+        self.server: WSGIServer | None = None
+
+    def start(self, parent: Any) -> None:
+        if not isinstance(parent.app, JobsCelery):
+            return
+        # Imported here: billiard's pool is loaded only by a worker.
+        from celery.concurrency.prefork import TaskPool as PreforkPool
+
+        pool_forks = isinstance(parent.pool_cls, type) and issubclass(parent.pool_cls, PreforkPool)
+        self.server = start_worker_metrics(parent.app.flask_app, pool_forks=pool_forks)
+
+    def stop(self, parent: Any) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -28,6 +29,19 @@ ENQUEUED = "webapp.jobs.enqueued"
 # A running job whose worker vanished is claimed again after this long: longer than any
 # task may run (the Celery time limit is set below it, celery_app.py). JOBS_LEASE_SECONDS.
 DEFAULT_LEASE = timedelta(minutes=5)
+
+# app.extensions key: called as observe(kind, outcome, seconds) once a claimed job's attempt
+# is over; outcome is "succeeded", "failed" (for good) or "retried" (queued again), seconds
+# the task's time, commit included (None when the job failed without running). The metrics
+# set it (core/metrics); this package never imports what watches it.
+OBSERVE = "webapp.jobs.observe"
+JobObserver = Callable[[str, str, float | None], None]
+# What run_job returns, as the outcome an observer is told.
+_OUTCOMES: dict[str, str] = {
+    JobState.SUCCEEDED: "succeeded",
+    JobState.FAILED: "failed",
+    JobState.QUEUED: "retried",
+}
 
 
 def enqueue(session: Session, kind: str, payload: Mapping[str, Any], *, owner_id: int | None = None) -> Job:
@@ -77,29 +91,38 @@ def run_job(job_id: int, *, lease: timedelta | None = None, now: datetime | None
         # The message that brought this claim is used up: a retry or a lease that runs
         # out needs a new one, which the relay publishes for jobs marked unpublished.
         job.published_at = None
-        if job.attempts >= job.max_attempts:
-            # Every attempt so far lost its worker (killed, out of memory, over the time
-            # limit): a job that takes its worker down is not run again and again.
+        kind, payload = job.kind, dict(job.payload)
+        # Every attempt so far lost its worker (killed, out of memory, over the time
+        # limit): a job that takes its worker down is not run again and again.
+        exhausted = job.attempts >= job.max_attempts
+        if exhausted:
             _redact(job)
             job.state = JobState.FAILED
             job.finished_at = now
             job.lease_until = None
             job.error = _problem(500, f"The job failed after {job.attempts} attempts.")
             job.last_error = job.last_error or "every attempt lost its worker before it finished"
-            return JobState.FAILED
-        job.state = JobState.RUNNING
-        job.attempts += 1
-        job.started_at = now
-        job.lease_until = now + lease
-        kind, payload, attempt, trace_context = job.kind, dict(job.payload), job.attempts, job.trace_context
+        else:
+            job.state = JobState.RUNNING
+            job.attempts += 1
+            job.started_at = now
+            job.lease_until = now + lease
+        attempt, trace_context = job.attempts, job.trace_context
+    # Observed once committed: an outcome whose commit failed did not happen.
+    if exhausted:
+        _observe(kind, JobState.FAILED, None)
+        return JobState.FAILED
+    started = time.perf_counter()
     # The claim's statements stay outside the span: the context is in the row it claims.
     with job_span(job_id, kind, attempt, trace_context) as span:
-        state = _run_claimed(job_id, kind, payload, span)
+        state = _attempt(job_id, kind, payload, span)
         span.ended(state)
+    _observe(kind, state, time.perf_counter() - started)
     return state
 
 
-def _run_claimed(job_id: int, kind: str, payload: dict[str, Any], span: JobSpan) -> str | None:
+def _attempt(job_id: int, kind: str, payload: dict[str, Any], span: JobSpan) -> str | None:
+    """Run the claimed job's task; the job's new state (None if its row went away)."""
     task = TASKS.get(kind)
     try:
         if task is None:
@@ -120,6 +143,16 @@ def _run_claimed(job_id: int, kind: str, payload: dict[str, Any], span: JobSpan)
         log.warning("job %s (%s) failed", job_id, kind, exc_info=True)
         return _after_failure(job_id, traceback.format_exc())
     return JobState.SUCCEEDED
+
+
+def _observe(kind: str, state: str | None, seconds: float | None) -> None:
+    outcome = _OUTCOMES.get(state) if state is not None else None
+    observe: JobObserver | None = current_app.extensions.get(OBSERVE)
+    if observe is None or outcome is None:
+        return
+    # A label per registered kind: a row naming anything else (a task since removed) is
+    # one label, however many such rows there are.
+    observe(kind if kind in TASKS else "unregistered", outcome, seconds)
 
 
 def _finish(

@@ -11,8 +11,9 @@
 
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR (set by scripts/prod.sh) makes every worker
 write its values to files there and /metrics answers their sum; gunicorn.conf.py's
-``child_exit`` drops a dead worker's gauges. The job figures are read from the jobs
-table by whichever process answers the scrape. docs/operations.md lists every metric.
+``child_exit`` drops a dead worker's gauges. The job figures (from the jobs table) and
+the replicas' lag (from each replica) are read by whichever process answers the scrape.
+A Celery worker serves its own figures (worker.py). docs/operations.md lists every metric.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
 from webapp.core.context import current_flask_app
 from webapp.core.db import Database
 from webapp.core.db.mixins import utcnow
+from webapp.core.db.replicas import lsn_key, replica_label, replica_lag
+from webapp.core.jobs import service as jobs_service
 from webapp.core.metrics import instruments
 from webapp.core.metrics.repository import job_counts
 from webapp.core.observability import SqlStats, request_log_of
@@ -57,6 +60,9 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 # The jobs table is read at scrape time: a slow database must not make the scrape hang.
 JOBS_QUERY_TIMEOUT_S = 2
+# So is each replica's lag: each wait on a replica that is down or hung (connect, statement)
+# ends after this long.
+REPLICA_QUERY_TIMEOUT_S = 2
 
 
 def install_metrics(app: Flask, database: Database) -> None:
@@ -68,9 +74,10 @@ def install_metrics(app: Flask, database: Database) -> None:
     app.extensions[EXTENSION] = recorder
     request_log_of(app).observe = recorder.observe
     SAMPLER.add(recorder)
+    app.extensions[jobs_service.OBSERVE] = record_job_run
     database.on_engine_created(lambda engine: watch_pool(database, engine))
     app.wsgi_app = MetricsEndpoint(  # type: ignore[method-assign]
-        app.wsgi_app, allowed, JobsCollector(database)
+        app.wsgi_app, allowed, [JobsCollector(database), ReplicaLagCollector(database)]
     )
 
 
@@ -231,10 +238,9 @@ def pool_name(engine: Engine, engines: Sequence[Engine]) -> str:
     """primary (the app's pool), primary_reads (PostgreSQL's autocommit reads), replica host:port."""
     if engine is engines[0]:
         return "primary"
-    url = engine.url
-    if url == engines[0].url:
+    if engine.url == engines[0].url:
         return "primary_reads"
-    return f"replica {url.host or 'local'}:{url.port or 5432}"
+    return f"replica {replica_label(engine)}"
 
 
 class JobsCollector(Collector):
@@ -249,8 +255,7 @@ class JobsCollector(Collector):
         try:
             engine = self.database.probe_engine(JOBS_QUERY_TIMEOUT_S)
             with engine.connect() as connection:
-                if connection.dialect.name == "postgresql":
-                    connection.exec_driver_sql(f"SET LOCAL statement_timeout = {JOBS_QUERY_TIMEOUT_S * 1000}")
+                _bound_statements(connection, JOBS_QUERY_TIMEOUT_S)
                 now = utcnow()
                 counts = job_counts(connection, now)
         except Exception:  # database down, table not migrated: answer without the job figures
@@ -287,6 +292,79 @@ class JobsCollector(Collector):
         )
 
 
+class ReplicaLagCollector(Collector):
+    """Each replica's lag, asked of the replica itself when scraped, on a connection of its own.
+
+    At scrape time, not from what routing learns: routing asks only when reads come, keeps
+    a yes or no (and reuses it for a moment), and each worker knows only its own reads; a
+    replica that serves none, or that routing has stopped trying, would report nothing or
+    an old figure. A scrape costs one connection and one statement per replica (and one
+    on the primary, for its WAL position), each wait bounded by REPLICA_QUERY_TIMEOUT_S.
+
+    Seconds are the lag as routing judges it against DB_REPLICA_MAX_LAG_MS (replicas.py).
+    Bytes are the primary's WAL position less the replica's replayed one: they also grow
+    for a replica that has stopped receiving WAL, which the seconds cannot see (0 when it
+    has replayed all it received; docs/scaling.md, "Known gap"). The primary is read first,
+    so a replica that replays in between reads as 0, never as behind.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def collect(self) -> Iterable[Metric]:
+        seconds = GaugeMetricFamily(
+            "webapp_db_replica_lag_seconds",
+            "How far behind each replica is, as routing judges it against DB_REPLICA_MAX_LAG_MS.",
+            labels=["replica"],
+        )
+        lag_bytes = GaugeMetricFamily(
+            "webapp_db_replica_lag_bytes",
+            "The primary's WAL position less each replica's replayed position.",
+            labels=["replica"],
+        )
+        up = GaugeMetricFamily(
+            "webapp_db_replica_up",
+            "1 if the replica answered as a replica that has replayed WAL, else 0.",
+            labels=["replica"],
+        )
+        # Without replicas the families are empty: nothing is asked of any database.
+        probes = self.database.replica_probe_engines(REPLICA_QUERY_TIMEOUT_S)
+        primary = self._primary_position() if probes else None
+        for engine in probes:
+            label = replica_label(engine)
+            try:
+                with engine.connect() as connection:
+                    _bound_statements(connection, REPLICA_QUERY_TIMEOUT_S)
+                    lag = replica_lag(connection)
+            except Exception:  # a replica down or hung: the gauge says so, the scrape goes on
+                log.warning("metrics: reading the lag of replica %s failed", label, exc_info=True)
+                lag = None
+            up.add_metric([label], 0 if lag is None else 1)
+            if lag is None:
+                continue
+            seconds.add_metric([label], lag.seconds)
+            if primary is not None:
+                lag_bytes.add_metric([label], max(0, lsn_key(primary) - lsn_key(lag.replayed)))
+        yield seconds
+        yield lag_bytes
+        yield up
+
+    def _primary_position(self) -> str | None:
+        try:
+            with self.database.probe_engine(REPLICA_QUERY_TIMEOUT_S).connect() as connection:
+                _bound_statements(connection, REPLICA_QUERY_TIMEOUT_S)
+                return str(connection.exec_driver_sql("SELECT pg_current_wal_lsn()::text").scalar_one())
+        except Exception:  # the primary away: the lag in bytes is left out, the seconds stay
+            log.warning("metrics: reading the primary's WAL position failed", exc_info=True)
+            return None
+
+
+def _bound_statements(connection: Connection, seconds: int) -> None:
+    """A statement timeout for this transaction only: through PgBouncer there are no startup options."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {seconds * 1000}")
+
+
 class MetricsEndpoint:
     """WSGI middleware: GET /metrics for allowed peers; every other request passes through.
 
@@ -298,12 +376,14 @@ class MetricsEndpoint:
         self,
         app: WSGIApplication,
         allowed: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
-        jobs: Collector,
+        collectors: Sequence[Collector],
     ) -> None:
         self.app = app
         self.allowed = allowed
-        self.jobs = CollectorRegistry(auto_describe=False)
-        self.jobs.register(jobs)
+        # What is read from the databases when scraped (the process's own values are in exposition()).
+        self.scraped = CollectorRegistry(auto_describe=False)
+        for collector in collectors:
+            self.scraped.register(collector)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH:
@@ -323,7 +403,7 @@ class MetricsEndpoint:
             )
             return [body]
         SAMPLER.tick()
-        body = exposition() + generate_latest(self.jobs)
+        body = exposition() + generate_latest(self.scraped)
         start_response(
             "200 OK",
             [
@@ -359,6 +439,14 @@ def record_rate_limited(limit: str) -> None:
     """One request refused by the limit held in the setting ``limit``."""
     if EXTENSION in current_flask_app().extensions:
         instruments.RATE_LIMITED.labels(limit).inc()
+
+
+def record_job_run(kind: str, outcome: str, seconds: float | None) -> None:
+    """One job attempt over (jobs.service.OBSERVE), written at once: beside the job's own
+    transactions two metric writes are nothing, and a pool process may exit any time."""
+    instruments.JOB_RUNS.labels(kind, outcome).inc()
+    if seconds is not None:
+        instruments.JOB_DURATION.labels(kind).observe(seconds)
 
 
 def record_idempotent_replay() -> None:

@@ -67,3 +67,23 @@ IDEMPOTENT_REPLAYS = Counter(
     "webapp_idempotent_replays",
     "Requests answered with the stored response of an earlier one with the same Idempotency-Key.",
 )
+# From a mail handed to a local SMTP server to a task that runs into the jobs' lease
+# (JOBS_LEASE_SECONDS, minutes).
+JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+# Written by the process that runs the job: a Celery worker's pool process (the worker's
+# own endpoint, worker.py), or a web process with JOBS_WORKER=thread.
+JOB_RUNS = Counter(
+    "webapp_job_runs",
+    "Job attempts that ran, by task kind and outcome: succeeded, failed (for good) or retried.",
+    ("kind", "outcome"),
+)
+JOB_DURATION = Histogram(
+    "webapp_job_duration_seconds",
+    "Time a job's attempt took, from its claim's commit to its outcome's, by task kind.",
+    ("kind",),
+    buckets=JOB_BUCKETS,
+)
+WORKER_TASK_RETRIES = Counter(
+    "webapp_worker_task_retries",
+    "Celery tasks retried by Celery: the job could not be claimed or its outcome recorded.",
+)
