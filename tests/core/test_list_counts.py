@@ -279,6 +279,19 @@ def test_post_title_totals_are_exact_up_to_the_cap_whichever_way_they_are_counte
     assert len(every_author) == authors
 
 
+def test_a_common_post_title_is_counted_under_a_cap_beyond_32_bit_arithmetic(
+    make_own_app: Callable[..., Flask], writer: Session
+) -> None:
+    # The walk's test multiplies the cap: PostgreSQL types a literal below 2**31 as a
+    # 32-bit integer, and the product must not overflow it.
+    app = make_own_app(LIST_COUNT_CAP=1_000_000_000)
+    authors = _post_title_shape(writer, "spread")
+
+    meta = _meta(app.test_client(), "/api/v1/users?post_title=engine")
+
+    assert (meta["total"], meta["total_capped"]) == (authors, False)
+
+
 @pytest.mark.postgres_only(reason="reads the plan's row counts")
 def test_a_common_post_title_is_counted_to_the_cap_without_reading_every_match(
     capped: Flask, writer: Session

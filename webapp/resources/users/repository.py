@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, TypedDict, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Insert,
     Integer,
@@ -358,7 +359,9 @@ def _walk_reaches_the_cap(
         .select_from(sampled)
         .subquery("sample")
     )
-    span: ColumnElement[int] = bindparam("count_limit", type_=Integer) * POST_TITLE_WALK_SPAN
+    # 64-bit: PostgreSQL types the bound cap as a 32-bit integer when it fits one, and a
+    # cap near that limit would overflow it when multiplied.
+    span = sql_cast(bindparam("count_limit"), BigInteger) * POST_TITLE_WALK_SPAN
     population = (
         select(func.count())
         .select_from(select(users.id).where(*live).limit(span).subquery())
