@@ -343,15 +343,16 @@ class UserReadRepository(ReadRepository):
 def _walk_reaches_the_cap(
     live: Sequence[ColumnElement[bool]], has_match: Callable[[ColumnElement[int]], ColumnElement[bool]]
 ) -> ColumnElement[bool]:
-    """Whether checking the users matching ``live`` one by one, in id order, is expected
-    to find the count's cap of matching users (the bound ``count_limit``) within
-    POST_TITLE_WALK_SPAN times that many users: then a count that stops at the cap is
-    the cheapest, whatever the number of matching posts. Otherwise the walk would check
-    every user (a small table, or few users with a match), and the join of the matching
-    posts reads fewer rows.
+    """Whether checking the users matching ``live`` one by one (in whatever order the
+    count reads them) is expected to find the count's cap of matching users (the bound
+    ``count_limit``) within POST_TITLE_WALK_SPAN times that many users: then a count that
+    stops at the cap is the cheapest, whatever the number of matching posts. Otherwise the
+    walk would check every user (a small table, or few users with a match), and the join
+    of the matching posts reads fewer rows.
 
-    Judged from how many of the first POST_TITLE_SAMPLE users have a match, and, only
-    when that share is large enough, from how many users there are, counted up to the span.
+    Judged from how many of the first POST_TITLE_SAMPLE users by id have a match (the
+    sample only steers the cost: either way the count is exact), and, only when that
+    share is large enough, from how many users there are, counted up to the span.
     """
     sampled = select(users.id).where(*live).order_by(users.id).limit(POST_TITLE_SAMPLE).subquery("sampled")
     sample = (
@@ -368,7 +369,7 @@ def _walk_reaches_the_cap(
         .scalar_subquery()
     )
     dense = sample.c.matching * POST_TITLE_WALK_SPAN >= sample.c.users
-    # AND evaluates its left side first: the users are counted only for a dense sample.
+    # PostgreSQL evaluates AND from the left: the users are counted only for a dense sample.
     reaches = and_(dense, population * sample.c.matching >= bindparam("count_limit") * sample.c.users)
     # A CTE: the statement asks twice (walk, or not), and the sample is probed once.
     return select(select(reaches.label("walk")).cte("walk").c.walk).scalar_subquery()
