@@ -245,6 +245,13 @@ def requests_for(app: Flask, client: FlaskClient, engine: Engine, posts: int) ->
             "GET /api/v1/users?post_title=engine",
             "/api/v1/users?post_title=engine",
         ),
+        # Two common words side by side: past POST_TITLE_HITS posts from 1M on, but in
+        # few users' titles, so the count must join the posts rather than walk the users.
+        Request(
+            "users_post_title_phrase",
+            "GET /api/v1/users?post_title=card engine (~0.07%)",
+            "/api/v1/users?post_title=card%20engine",
+        ),
         Request(
             "users_post_title_rare",
             f"GET /api/v1/users?post_title={rare} (rare)",

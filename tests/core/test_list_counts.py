@@ -145,37 +145,57 @@ def test_a_capped_count_is_still_one_statement(
     assert log.count == expected
 
 
-@pytest.mark.postgres_only(reason="reads the plan's row counts")
-def test_the_count_reads_at_most_the_cap_and_one_rows(capped: Flask, writer: Session) -> None:
-    make_posts(writer, make_users(writer, 1), CAP * 20)
-    database = capped.extensions["database"]
+def _count_plan(app: Flask, url: str, *settings: str) -> dict[str, Any]:
+    """The executed plan (EXPLAIN ANALYZE) of the count statement that ``url`` sends, run
+    after ``settings`` (``SET LOCAL ...``) in the same transaction."""
+    database = app.extensions["database"]
     captured: list[tuple[str, Any]] = []
 
     def record(_c: Any, _cur: Any, statement: str, parameters: Any, _ctx: Any, _many: bool) -> None:
-        if "count(" in statement:
-            captured.append((statement, parameters))
+        captured.append((statement, parameters))
 
-    client = capped.test_client()
-    client.get("/api/v1/posts")  # the engines exist once a request has run
+    client = app.test_client()
+    client.get(url)  # the engines exist once a request has run
     for engine in database.engines:
         event.listen(engine, "before_cursor_execute", record)
     try:
-        assert _meta(client, "/api/v1/posts")["total_capped"] is True
+        assert _meta(client, url)["total_capped"] is True
     finally:
         for engine in database.engines:
             event.remove(engine, "before_cursor_execute", record)
-    ((statement, parameters),) = captured
+    (statement, parameters), _page = captured  # an offset page counts first
     with database.engine.connect() as connection:
-        plan = connection.exec_driver_sql(
+        for setting in settings:
+            connection.exec_driver_sql(setting)
+        plan: dict[str, Any] = connection.exec_driver_sql(
             f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", parameters
         ).scalar_one()[0]["Plan"]
+        connection.rollback()
+    return plan
 
-    def scanned(node: dict[str, Any]) -> list[int]:
-        rows = [int(node["Actual Rows"])] if "Scan" in node["Node Type"] else []
-        return rows + [count for child in node.get("Plans", []) for count in scanned(child)]
 
-    assert scanned(plan)
-    assert max(scanned(plan)) <= CAP + 1
+def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(found for child in node.get("Plans", []) for found in _nodes(child))]
+
+
+def _rows_read(node: dict[str, Any]) -> int:
+    """The rows a scan node passed up, over all its executions."""
+    return int(node["Actual Rows"]) * int(node["Actual Loops"])
+
+
+@pytest.mark.postgres_only(reason="reads the plan's row counts")
+@pytest.mark.parametrize("url", ["/api/v1/posts", "/api/v1/posts?q=engine"])
+def test_the_count_reads_at_most_the_cap_and_one_rows(capped: Flask, writer: Session, url: str) -> None:
+    make_posts(writer, make_users(writer, 1), CAP * 20, titles=["Steam engine", "Loom"])
+
+    plan = _count_plan(capped, url)
+
+    # A bitmap index scan passes up no rows but the addresses of every candidate: the
+    # table rows are read by the bitmap heap scan above it, which the LIMIT stops.
+    scans = [node for node in _nodes(plan) if "Scan" in node["Node Type"]]
+    rows = [_rows_read(node) for node in scans if node["Node Type"] != "Bitmap Index Scan"]
+    assert rows
+    assert max(rows) <= CAP + 1
 
 
 # -- post_title: the same users whichever way they are found ----------------------------
@@ -227,6 +247,78 @@ def test_post_title_keeps_the_other_filters(
 
     assert [user["id"] for user in body["items"]] == [wanted.id]
     assert body["meta"]["total"] == 1
+
+
+def _post_title_shape(writer: Session, shape: str) -> int:
+    """Users and more than POST_TITLE_HITS posts titled "engine", written by users in one of
+    three shapes; how many users wrote them."""
+    matching_posts = POST_TITLE_HITS + 40
+    if shape == "spread":  # most users have a match: the count walks users to the cap
+        authors = make_users(writer, 30)
+        make_users(writer, 6)
+    elif shape == "concentrated":  # a few prolific users among many: the count joins the posts
+        authors = make_users(writer, 2)
+        make_users(writer, 40)
+    else:  # every user has a match, but fewer users than the cap: the join, again
+        authors = make_users(writer, CAP - 2)
+    make_posts(writer, authors, matching_posts, titles=["Steam engine", "ENGINES"])
+    return len(authors)
+
+
+@pytest.mark.parametrize("shape", ["spread", "concentrated", "few_users"])
+def test_post_title_totals_are_exact_up_to_the_cap_whichever_way_they_are_counted(
+    capped: Flask, writer: Session, shape: str
+) -> None:
+    authors = _post_title_shape(writer, shape)
+    client = capped.test_client()
+
+    meta = _meta(client, "/api/v1/users?post_title=engine")
+    every_author = walk(client, "/api/v1/users?post_title=engine", 7)
+
+    assert (meta["total"], meta["total_capped"]) == (min(authors, CAP), authors > CAP)
+    assert len(every_author) == authors
+
+
+def test_a_common_post_title_is_counted_under_a_cap_beyond_32_bit_arithmetic(
+    make_own_app: Callable[..., Flask], writer: Session
+) -> None:
+    # The walk's test multiplies the cap: PostgreSQL types a literal below 2**31 as a
+    # 32-bit integer, and the product must not overflow it.
+    app = make_own_app(LIST_COUNT_CAP=1_000_000_000)
+    authors = _post_title_shape(writer, "spread")
+
+    meta = _meta(app.test_client(), "/api/v1/users?post_title=engine")
+
+    assert (meta["total"], meta["total_capped"]) == (authors, False)
+
+
+@pytest.mark.postgres_only(reason="reads the plan's row counts")
+def test_a_common_post_title_is_counted_to_the_cap_without_reading_every_match(
+    capped: Flask, writer: Session
+) -> None:
+    matching_posts = POST_TITLE_HITS + 40
+    _post_title_shape(writer, "spread")
+
+    # Joins by nested loop stop at each user's first match as the walk does; at this size
+    # PostgreSQL may choose one, at a million posts it hashes every match (or merges
+    # through a prolific author's posts). Without them, only the walk stops early.
+    plan = _count_plan(
+        capped,
+        "/api/v1/users?post_title=engine",
+        "SET LOCAL enable_nestloop = off",
+        "SET LOCAL enable_mergejoin = off",
+    )
+
+    # The first POST_TITLE_HITS + 1 matching posts (to tell a common word from a rare one),
+    # then at most one post per user checked: never every matching post, as a join would.
+    hits, *checks = sorted(
+        (node for node in _nodes(plan) if node.get("Relation Name") == "posts" and node["Actual Loops"]),
+        key=_rows_read,
+        reverse=True,
+    )
+    assert _rows_read(hits) == POST_TITLE_HITS + 1 < matching_posts
+    assert checks
+    assert all(node["Actual Rows"] <= 1 for node in checks)
 
 
 @pytest.mark.parametrize("value", ["0", "-5"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Index, func, text
+from typing import Any
+
+from sqlalchemy import ColumnElement, Index, func, text
 
 LIVE = "deleted_at IS NULL"
 
@@ -16,15 +18,25 @@ TRIGRAM_PENDING_LIST_LIMIT_KB = 512
 ONLY_ON = "only_on_dialect"
 
 
-def live_index(name: str, *columns: str, include: tuple[str, ...] = ()) -> Index:
+def live_index(
+    name: str, *columns: str, include: tuple[str, ...] = (), lowered: tuple[str, ...] = ()
+) -> Index:
     """A B-tree over the rows that are not soft-deleted (every list query says so), on both databases.
 
     ``include``: columns stored in the index's leaves but not ordered by (PostgreSQL's
     INCLUDE), so a query that only filters on them reads no table rows; SQLite has no
     such clause and builds the index without them.
+
+    ``lowered``: columns whose ``lower()`` ends the key. The searches filter on
+    ``lower(column) LIKE '%...%'`` (core/search.py); PostgreSQL reads a stored ``lower()``
+    from the index in an index-only scan instead of computing it for every entry, and
+    lowering text in a non-C locale costs several times the LIKE itself. An index-only
+    scan also needs the column itself in the index (a key or ``include``): PostgreSQL
+    does not count an expression's columns as present.
     """
+    keys: list[str | ColumnElement[Any]] = [*columns, *(func.lower(text(column)) for column in lowered)]
     return Index(
-        name, *columns, postgresql_where=text(LIVE), sqlite_where=text(LIVE), postgresql_include=list(include)
+        name, *keys, postgresql_where=text(LIVE), sqlite_where=text(LIVE), postgresql_include=list(include)
     )
 
 

@@ -33,12 +33,22 @@ class Post(TimestampedMixin, SoftDeleteMixin, VersionedMixin, Base):
     # (live rows only) because every query the app sends says deleted_at IS NULL.
     __table_args__ = (
         # A user's posts, newest first; also the soft delete of a user's posts, their
-        # COUNT as an index-only scan, and (the title included) whether one of a user's
-        # posts has a title containing a word, without reading the posts (post_title).
-        live_index("ix_posts_user_id_created_at_id_live", "user_id", "created_at", "id", include=("title",)),
+        # COUNT as an index-only scan, and (the title and its lower() in the index)
+        # whether one of a user's posts has a title containing a word, without reading
+        # the posts or lowering each title (post_title).
+        live_index(
+            "ix_posts_user_id_created_at_id_live",
+            "user_id",
+            "created_at",
+            "id",
+            include=("title",),
+            lowered=("title",),
+        ),
         # sort=created_at / sort=title: keyset pages start at the cursor in the index.
         live_index("ix_posts_created_at_id_live", "created_at", "id"),
-        live_index("ix_posts_title_id_live", "title", "id"),
+        # lower(title) after the sort key: q's count of a common word reads the titles'
+        # stored lower() from here instead of lowering each one.
+        live_index("ix_posts_title_id_live", "title", "id", lowered=("title",)),
         # q and the users post_title filter: lower(title) LIKE '%...%' (PostgreSQL only).
         trigram_index("ix_posts_title_lower_trgm_live", "title"),
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypedDict, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Insert,
     Integer,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     RowMapping,
     String,
     Table,
+    and_,
     any_,
     bindparam,
     column,
@@ -219,6 +221,13 @@ posts = Post.__table__.c
 # smaller makes a word just past it walk further through users to fill a page (with this
 # many matches among 500,000 users, about 20,000 index probes).
 POST_TITLE_HITS = 500
+# With more, the count decides between checking users one by one and letting PostgreSQL
+# join the matching posts, from how many of the first POST_TITLE_SAMPLE users have a
+# match (UserReadRepository.page). Larger estimates better and costs more index probes.
+POST_TITLE_SAMPLE = 500
+# Users are checked one by one when at least one in this many of the sample has a match:
+# a walk to the cap then checks at most about this many times the cap users.
+POST_TITLE_WALK_SPAN = 4
 
 
 class UserReadRepository(ReadRepository):
@@ -279,11 +288,15 @@ class UserReadRepository(ReadRepository):
         """``ReadRepository.page``, and with ``post_title`` only the users with a live post
         whose title contains it, each once.
 
-        Which users those are is found one of two ways, chosen inside the statement when
-        it runs (PostgreSQL's estimate of a word's matches is no guide: for any rare word
-        it expects 0.01% of the table). Up to POST_TITLE_HITS matching posts: their authors,
-        looked up by id, a few index probes at any size. More: the users in the requested
-        order, each one's posts checked, stopping after a page (or the count's cap).
+        Which users those are is found in one of three ways, chosen inside the statement
+        when it runs (PostgreSQL's estimate of a word's matches is no guide: for any rare
+        word it expects 0.01% of the table). Up to POST_TITLE_HITS matching posts: their
+        authors, looked up by id, a few index probes at any size. More: the page walks the
+        users in its order, each one's posts checked, and stops after a page. The count
+        walks users too when the cap is expected within POST_TITLE_WALK_SPAN times the
+        cap users (a common word: it stops at the cap, however many posts match), and
+        otherwise leaves the join to PostgreSQL, which reads every matching post (fewer
+        matching users than that: a walk would check every user for them).
         """
         if not post_title:
             return super().page(request, *where)
@@ -303,13 +316,60 @@ class UserReadRepository(ReadRepository):
             by_id = users.id.in_(select(hits.c.user_id))
         few = (*live, hit_count <= POST_TITLE_HITS, by_id)
         many = (*live, hit_count > POST_TITLE_HITS)
+
+        def checked_one_by_one(user_id: ColumnElement[int]) -> ColumnElement[bool]:
+            # Whether this user has a match, probed on the user's posts and stopped at the
+            # first (OFFSET 0 keeps PostgreSQL from turning the check into a join over
+            # every matching post, which a prolific author makes long).
+            return select(posts.id).where(posts.user_id == user_id, *matching).offset(0).exists()
+
         # EXISTS, not a JOIN: a user with many matching posts is listed once.
         has_match = exists().where(posts.user_id == users.id, *matching)
-        # The page checks the users in its order, one at a time, and stops at the first
-        # match of each (OFFSET 0 keeps PostgreSQL from turning the check into a join
-        # over every matching post, which a prolific author makes long). The count is
-        # left to the planner: it must see every matching user up to the cap anyway.
-        checked_one_by_one = select(posts.id).where(posts.user_id == users.id, *matching).offset(0).exists()
-        branches = [select(*self.columns).where(*few), select(*self.columns).where(*many, checked_one_by_one)]
-        count = count_of(union_all(select(users.id).where(*few), select(users.id).where(*many, has_match)))
+        branches = [
+            select(*self.columns).where(*few),
+            select(*self.columns).where(*many, checked_one_by_one(users.id)),
+        ]
+        walk = _walk_reaches_the_cap(live, checked_one_by_one)
+        count = count_of(
+            union_all(
+                select(users.id).where(*few),
+                select(users.id).where(*many, walk, checked_one_by_one(users.id)),
+                select(users.id).where(*many, ~walk, has_match),
+            )
+        )
         return self.lister.fetch_either(self.reader, branches, count, request).map(self.view)
+
+
+def _walk_reaches_the_cap(
+    live: Sequence[ColumnElement[bool]], has_match: Callable[[ColumnElement[int]], ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """Whether checking the users matching ``live`` one by one (in whatever order the
+    count reads them) is expected to find the count's cap of matching users (the bound
+    ``count_limit``) within POST_TITLE_WALK_SPAN times that many users: then a count that
+    stops at the cap is the cheapest, whatever the number of matching posts. Otherwise the
+    walk would check every user (a small table, or few users with a match), and the join
+    of the matching posts reads fewer rows.
+
+    Judged from how many of the first POST_TITLE_SAMPLE users by id have a match (the
+    sample only steers the cost: either way the count is exact), and, only when that
+    share is large enough, from how many users there are, counted up to the span.
+    """
+    sampled = select(users.id).where(*live).order_by(users.id).limit(POST_TITLE_SAMPLE).subquery("sampled")
+    sample = (
+        select(func.count().label("users"), func.count().filter(has_match(sampled.c.id)).label("matching"))
+        .select_from(sampled)
+        .subquery("sample")
+    )
+    # 64-bit: PostgreSQL types the bound cap as a 32-bit integer when it fits one, and a
+    # cap near that limit would overflow it when multiplied.
+    span = sql_cast(bindparam("count_limit"), BigInteger) * POST_TITLE_WALK_SPAN
+    population = (
+        select(func.count())
+        .select_from(select(users.id).where(*live).limit(span).subquery())
+        .scalar_subquery()
+    )
+    dense = sample.c.matching * POST_TITLE_WALK_SPAN >= sample.c.users
+    # PostgreSQL evaluates AND from the left: the users are counted only for a dense sample.
+    reaches = and_(dense, population * sample.c.matching >= bindparam("count_limit") * sample.c.users)
+    # A CTE: the statement asks twice (walk, or not), and the sample is probed once.
+    return select(select(reaches.label("walk")).cte("walk").c.walk).scalar_subquery()
