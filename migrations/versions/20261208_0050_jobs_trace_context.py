@@ -6,15 +6,15 @@ before this column, have none. ADD COLUMN without a default is in place on both
 databases.
 
 Revision ID: 8d472ca3f423
-Revises: 5d1e0a7c3b92
-Create Date: 2026-12-07 23:23:17.675927+00:00
+Revises: 9b3e61f0c2d4
+Create Date: 2026-12-08 00:50:00.000000+00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "8d472ca3f423"
-down_revision = "5d1e0a7c3b92"
+down_revision = "9b3e61f0c2d4"
 branch_labels = None
 depends_on = None
 
