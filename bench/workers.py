@@ -6,7 +6,8 @@ everything. So every configuration gets `--samples` wrk samples at each concurre
 the table prints each sample, the spread between the lowest and the highest (highest /
 lowest - 1), the median, and wrk's p50/p99 latency of the median sample. The
 configurations run side by side and are sampled in turn (A B C A B C), so that drift in
-the machine weighs on all of them alike.
+the machine weighs on all of them alike; `--sequential` runs each alone instead (five
+samples in a row, with no idle neighbours' workers and relays beside it).
 
 Configurations (`--configs`, comma-separated; default all):
 - direct-gthread     gunicorn -c gunicorn.conf.py with gthread, 4 threads, keepalive 5
@@ -16,6 +17,9 @@ Configurations (`--configs`, comma-separated; default all):
 - prod-gthread       scripts/prod.sh (nginx in front, keep-alive to gunicorn) with gthread
 - prod-sync          scripts/prod.sh with sync workers
 - prod-shipped       scripts/prod.sh as it is: what `make prod` runs (sync workers)
+- direct-traced      direct-shipped with traces on, every request sampled, exported over
+                     OTLP/HTTP to a sink in this process that reads and drops them (as a
+                     collector's port would take them): what tracing costs over HTTP
 A configuration may name its worker processes after a colon (`prod-sync:4`); else
 `--workers`, else gunicorn.conf.py's default.
 
@@ -30,9 +34,12 @@ import re
 import statistics
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from bench.run import CHEAP_HASH, RANDOM_USER_SCRIPT, default_url, edge, gunicorn, log, prepare_database
 
@@ -47,7 +54,34 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
     "prod-gthread-ka0": ("prod", "--worker-class gthread --threads 4 --keep-alive 0"),
     "prod-sync": ("prod", "--worker-class sync"),
     "prod-shipped": ("prod", None),
+    "direct-traced": ("direct", None),
 }
+TRACED = {"direct-traced"}
+
+
+class _Sink(BaseHTTPRequestHandler):
+    """Takes an OTLP/HTTP export and drops it: an empty protobuf answer is a full success."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def otlp_sink() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
 
 
 @dataclass
@@ -89,31 +123,14 @@ def spread(values: list[float]) -> float:
     return max(values) / min(values) - 1 if min(values) > 0 else float("inf")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--url", default=default_url())
-    parser.add_argument("--configs", default=",".join(VARIANTS))
-    parser.add_argument("--samples", type=int, default=5)
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", default="8,64")
-    parser.add_argument(
-        "--workers", help="WEB_CONCURRENCY for every configuration (default: gunicorn.conf.py's)"
-    )
-    args = parser.parse_args()
-    prepare_database(args.url, 100_000, reseed=False)
-    users = 10_000
-    script = RANDOM_USER_SCRIPT.format(users=users)
-    inherited = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_REPLICA_URLS", "DATABASE_PRIMARY_URL", "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
-    }
+def measure(
+    names: list[str], args: argparse.Namespace, inherited: dict[str, str], script: str
+) -> list[tuple[str, int, list[Sample]]]:
+    """Start ``names`` side by side, then sample them in turn at each concurrency."""
     rows: list[tuple[str, int, list[Sample]]] = []
     with ExitStack() as running:
         bases: dict[str, str] = {}
-        for name in args.configs.split(","):
+        for name in names:
             variant, _, workers = name.partition(":")
             how, cmd_args = VARIANTS[variant]
             env = dict(
@@ -131,6 +148,9 @@ def main() -> None:
             if how == "direct":
                 # No broker beside a bare gunicorn: no jobs thread polling the outbox during the load.
                 env["JOBS_WORKER"] = "none"
+            if variant in TRACED:
+                env["OTEL_EXPORTER_OTLP_ENDPOINT"] = running.enter_context(otlp_sink())
+                env["OTEL_TRACES_SAMPLER"] = "always_on"
             log(f"{name}: starting ({how}, {cmd_args or 'gunicorn.conf.py as shipped'})")
             bases[name] = running.enter_context((direct if how == "direct" else edge)(env))
             wrk_sample(bases[name] + "/", 2, 8, script)  # warm-up: pools, statement caches
@@ -144,6 +164,37 @@ def main() -> None:
                     got = taken[name][-1].requests_per_second
                     log(f"  -c{connections} round {round_ + 1} {name}: {got:,.0f} req/s")
             rows += [(name, connections, samples) for name, samples in taken.items()]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", default=default_url())
+    parser.add_argument("--configs", default=",".join(VARIANTS))
+    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", default="8,64")
+    parser.add_argument("--sequential", action="store_true", help="one configuration at a time")
+    parser.add_argument(
+        "--workers", help="WEB_CONCURRENCY for every configuration (default: gunicorn.conf.py's)"
+    )
+    args = parser.parse_args()
+    prepare_database(args.url, 100_000, reseed=False)
+    users = 10_000
+    script = RANDOM_USER_SCRIPT.format(users=users)
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_REPLICA_URLS", "DATABASE_PRIMARY_URL", "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
+    }
+    rows: list[tuple[str, int, list[Sample]]] = []
+    names = args.configs.split(",")
+    # Side by side by default; --sequential runs each alone (its idle neighbours' workers
+    # and relays are noise of their own), so its spread is the configuration's alone.
+    for group in [[name] for name in names] if args.sequential else [names]:
+        rows += measure(group, args, inherited, script)
 
     print(
         f"{'configuration':<20} {'conns':>5} {'samples (req/s)':<42} {'spread':>7} "
