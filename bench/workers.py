@@ -17,6 +17,7 @@ Configurations (`--configs`, comma-separated; default all):
 - prod-gthread       scripts/prod.sh (nginx in front, keep-alive to gunicorn) with gthread
 - prod-sync          scripts/prod.sh with sync workers
 - prod-shipped       scripts/prod.sh as it is: what `make prod` runs (sync workers)
+- direct-no-metrics  direct-shipped with METRICS_ENABLED=false: what the metrics cost
 - direct-traced      direct-shipped with traces on, every request sampled, exported over
                      OTLP/HTTP to a sink in this process that reads and drops them (as a
                      collector's port would take them): what tracing costs over HTTP
@@ -54,6 +55,7 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
     "prod-gthread-ka0": ("prod", "--worker-class gthread --threads 4 --keep-alive 0"),
     "prod-sync": ("prod", "--worker-class sync"),
     "prod-shipped": ("prod", None),
+    "direct-no-metrics": ("direct", None),
     "direct-traced": ("direct", None),
 }
 TRACED = {"direct-traced"}
@@ -148,6 +150,8 @@ def measure(
             if how == "direct":
                 # No broker beside a bare gunicorn: no jobs thread polling the outbox during the load.
                 env["JOBS_WORKER"] = "none"
+            if variant == "direct-no-metrics":
+                env["METRICS_ENABLED"] = "false"
             if variant in TRACED:
                 env["OTEL_EXPORTER_OTLP_ENDPOINT"] = running.enter_context(otlp_sink())
                 env["OTEL_TRACES_SAMPLER"] = "always_on"
