@@ -152,6 +152,9 @@ def measure(
                 env["JOBS_WORKER"] = "none"
             if variant == "direct-no-metrics":
                 env["METRICS_ENABLED"] = "false"
+            elif how == "direct":
+                # As under make prod: every worker's metrics in files, summed at /metrics.
+                env["PROMETHEUS_MULTIPROC_DIR"] = running.enter_context(tempfile.TemporaryDirectory())
             if variant in TRACED:
                 env["OTEL_EXPORTER_OTLP_ENDPOINT"] = running.enter_context(otlp_sink())
                 env["OTEL_TRACES_SAMPLER"] = "always_on"
