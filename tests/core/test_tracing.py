@@ -142,6 +142,27 @@ def test_the_request_log_line_carries_the_trace_id(traced: Traced, caplog: pytes
     assert f" trace_id={trace_id} " in line.getMessage()
 
 
+def test_a_slow_statement_warning_carries_the_trace_id(
+    make_own_app: Callable[..., Flask], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter = InMemorySpanExporter()
+    # Every statement is slow: the warning of the request's SELECT names its trace.
+    app = make_own_app(TRACING_EXPORTER=exporter, SLOW_QUERY_MS=0.0, MAIL_DIR=str(tmp_path / "mailbox"))
+    traced = Traced(app, app.test_client(), exporter)
+    try:
+        caplog.set_level(logging.WARNING, logger="webapp.sql")
+
+        traced.client.get("/api/v1/users")
+
+        trace_id = format_trace_id(traced.server_span("GET /api/v1/users").context.trace_id)
+        warnings = [record for record in caplog.records if getattr(record, "event", None) == "slow_statement"]
+        assert warnings
+        assert {record.fields["trace_id"] for record in warnings} == {trace_id}  # type: ignore[attr-defined]
+        assert all(f"trace_id={trace_id}" in record.getMessage() for record in warnings)
+    finally:
+        _stop_exporting(app)
+
+
 def test_a_request_no_rule_matched_is_named_by_its_method_alone(traced: Traced) -> None:
     response = traced.client.get("/no/such/path/4711")
 

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from sqlalchemy import Engine, event
 
+from webapp.core.tracing import current_trace_id
+
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -338,15 +340,21 @@ def _record(started: float, statement: str, slow_query_ms: float) -> None:
         stats.seconds += elapsed
     elapsed_ms = elapsed * 1000
     if elapsed_ms >= slow_query_ms and (stats is None or stats.warn_slow):
-        log_event(
-            sql_log,
-            logging.WARNING,
-            "slow_statement",
-            duration_ms=round(elapsed_ms, 1),
-            threshold_ms=slow_query_ms,
-            request_id=stats.request_id if stats is not None else None,
-            statement=loggable_statement(statement),
-        )
+        _warn_slow(elapsed_ms, slow_query_ms, stats, statement)
+
+
+def _warn_slow(elapsed_ms: float, slow_query_ms: float, stats: SqlStats | None, statement: str) -> None:
+    fields: dict[str, Any] = {
+        "duration_ms": round(elapsed_ms, 1),
+        "threshold_ms": slow_query_ms,
+        "request_id": stats.request_id if stats is not None else None,
+    }
+    # The statement's trace, as the request's line has it: from the warning to the request
+    # and the other statements around it.
+    trace_id = current_trace_id()
+    if trace_id is not None:
+        fields["trace_id"] = trace_id
+    log_event(sql_log, logging.WARNING, "slow_statement", **fields, statement=loggable_statement(statement))
 
 
 def loggable_statement(statement: str) -> str:

@@ -102,6 +102,16 @@ def current_trace_context() -> dict[str, str] | None:
     return carrier or None
 
 
+def current_trace_id() -> str | None:
+    """The current trace's id (32 hex digits), for log lines; None outside a trace, and at
+    once when no app of this process traces."""
+    if not _providers:
+        return None
+    from webapp.core.tracing.sdk import current_trace_id as of_current_span
+
+    return of_current_span()
+
+
 class JobSpan:
     """What run_job tells the span of a job run; nothing when the app does not trace."""
 
