@@ -82,6 +82,18 @@ def prepare_database(url: str, posts: int, *, reseed: bool) -> None:
     app.extensions["database"].dispose()
 
 
+def served_env(inherited: dict[str, str], url: str) -> dict[str, str]:
+    """The environment an app served for a benchmark runs with: production settings on ``url``."""
+    return dict(
+        inherited,
+        APP_ENV="production",
+        SECRET_KEY="bench-secret-key-of-at-least-32-characters",
+        DATABASE_URL=url,
+        LOG_LEVEL="WARNING",
+        PASSWORD_HASH_METHOD=CHEAP_HASH,
+    )
+
+
 def default_url() -> str:
     """DATABASE_URL; with a cluster's URLs in the environment, the bench database on its primary.
 
@@ -619,12 +631,7 @@ def main() -> None:
         k: v for k, v in os.environ.items() if k not in ("DATABASE_REPLICA_URLS", "DATABASE_PRIMARY_URL")
     }
     env = dict(
-        inherited,
-        APP_ENV="production",
-        SECRET_KEY="bench-secret-key-of-at-least-32-characters",
-        DATABASE_URL=args.url,
-        LOG_LEVEL="WARNING",
-        PASSWORD_HASH_METHOD=CHEAP_HASH,
+        served_env(inherited, args.url),
         RATELIMIT_ENABLED="false",
         # As a web process with a broker: no jobs thread polling the outbox beside the load.
         JOBS_WORKER="none",

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bench.run import CHEAP_HASH, RANDOM_USER_SCRIPT, default_url, edge, gunicorn, log, prepare_database
+from bench.run import RANDOM_USER_SCRIPT, default_url, edge, gunicorn, log, prepare_database, served_env
 
 GTHREAD = "--worker-class gthread --threads 4 --keep-alive 5"
 VARIANTS: dict[str, tuple[str, str | None]] = {
@@ -135,14 +135,7 @@ def measure(
         for name in names:
             variant, _, workers = name.partition(":")
             how, cmd_args = VARIANTS[variant]
-            env = dict(
-                inherited,
-                APP_ENV="production",
-                SECRET_KEY="bench-secret-key-of-at-least-32-characters",
-                DATABASE_URL=args.url,
-                LOG_LEVEL="WARNING",
-                PASSWORD_HASH_METHOD=CHEAP_HASH,
-            )
+            env = served_env(inherited, args.url)
             if workers or args.workers:
                 env["WEB_CONCURRENCY"] = workers or args.workers
             if cmd_args:
