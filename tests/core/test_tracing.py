@@ -30,7 +30,6 @@ from tests.support.examples import example_request
 from tests.support.operations import OPERATION_IDS
 from webapp.core.db import unit_of_work
 from webapp.core.jobs import Job, run_due_jobs
-from webapp.core.observability import request_log_of
 from webapp.core.tracing import EXTENSION, current_trace_context, tracing_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -280,7 +279,6 @@ def test_without_an_exporter_nothing_is_instrumented(
 
     assert response.status_code == 201
     assert EXTENSION not in app.extensions
-    assert request_log_of(app).trace_id is None
     assert not any("opentelemetry" in repr(function) for function in app.before_request_funcs.get(None, []))
     for engine in app.extensions["database"].engines:
         assert not list(engine.dispatch.before_cursor_execute)

@@ -205,8 +205,6 @@ class RequestLog:
         self.app = app
         # Called with each answer's figures as its status is sent (webapp/core/metrics).
         self.observe: RequestObserver | None = None
-        # The current trace's id, for the line, when the app traces (webapp/core/tracing).
-        self.trace_id: Callable[[], str | None] | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started_at = time.perf_counter()
@@ -216,13 +214,12 @@ class RequestLog:
         stats = SqlStats(request_id=request_id, started_at=started_at)
         token = _sql_stats.set(stats)
         observe = self.observe
-        trace_id = self.trace_id
 
         def start_logged(
             status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
         ) -> Callable[[bytes], object]:
             if log.isEnabledFor(logging.INFO):
-                _log_request(environ, status, stats, trace_id)
+                _log_request(environ, status, stats)
             if observe is not None:
                 try:
                     observe(environ, status, stats, time.perf_counter() - started_at)
@@ -236,12 +233,7 @@ class RequestLog:
             _sql_stats.reset(token)
 
 
-def _log_request(
-    environ: WSGIEnvironment,
-    status_line: str,
-    stats: SqlStats,
-    trace_id_of: Callable[[], str | None] | None = None,
-) -> None:
+def _log_request(environ: WSGIEnvironment, status_line: str, stats: SqlStats) -> None:
     # Runs after the commit: nothing here may raise, or a committed write would be
     # answered 500. The path is the raw environ's (werkzeug's request.full_path decodes
     # the query string strictly and raises on bytes that are not UTF-8).
@@ -264,7 +256,8 @@ def _log_request(
             "request_id": stats.request_id,
         }
         trace = ""
-        trace_id = trace_id_of() if trace_id_of is not None else None
+        # None at once when no app of this process traces (webapp/core/tracing).
+        trace_id = current_trace_id()
         if trace_id is not None:
             fields["trace_id"] = trace_id
             trace = f" trace_id={trace_id}"

@@ -428,11 +428,17 @@ class MetricsEndpoint:
 
 def exposition() -> bytes:
     """The process's metrics, or with PROMETHEUS_MULTIPROC_DIR every worker's, summed."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+    return generate_latest(process_registry())
+
+
+def process_registry() -> CollectorRegistry:
+    """What to answer from: with PROMETHEUS_MULTIPROC_DIR every process's values in its
+    files, summed when collected; else this process's own."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
 
 
 def record_rate_limited(limit: str) -> None:

@@ -19,11 +19,10 @@ from wsgiref.simple_server import WSGIServer
 from celery import Task
 from celery.signals import task_retry, worker_process_shutdown
 from flask import Flask
-from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
-from prometheus_client.registry import Collector
+from prometheus_client import start_http_server
+from prometheus_client.multiprocess import mark_process_dead
 
-from webapp.core.metrics import EXTENSION, instruments
+from webapp.core.metrics import EXTENSION, instruments, process_registry
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +46,7 @@ def start_worker_metrics(app: Flask, *, pool_forks: bool) -> WSGIServer | None:
             "no metrics endpoint for now"
         )
         return None
-    registry: Collector = REGISTRY
-    if multiprocess:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry = process_registry()
     host = str(app.config.get("WORKER_METRICS_HOST") or "127.0.0.1")
     server, _thread = start_http_server(port, addr=host, registry=registry)
     log.info("worker metrics on http://%s:%s/metrics", host, port)

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from webapp.core.context import current_request
 from webapp.core.db import Database
-from webapp.core.observability import redact_query, request_log_of
+from webapp.core.observability import redact_query
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -94,7 +94,6 @@ def build_tracing(app: Flask, database: Database) -> Tracing:
         enable_commenter=False,
     )
     database.on_engine_created(lambda engine: trace_statements(engine, provider))
-    request_log_of(app).trace_id = current_trace_id
     log.info(
         "tracing: spans exported to %s",
         ", ".join(names) if configured is None else type(configured).__name__,
@@ -117,7 +116,7 @@ def trace_statements(engine: Engine, provider: TracerProvider) -> None:
 
 
 def current_trace_id() -> str | None:
-    """The current span's trace id (32 hex digits), for the request's log line; None outside a trace."""
+    """The current span's trace id (32 hex digits), for log lines; None outside a trace."""
     context = get_current_span().get_span_context()
     return format_trace_id(context.trace_id) if context.is_valid else None
 
