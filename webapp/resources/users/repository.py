@@ -15,9 +15,9 @@ from sqlalchemy import (
     RowMapping,
     String,
     Table,
-    and_,
     any_,
     bindparam,
+    case,
     column,
     exists,
     func,
@@ -369,7 +369,9 @@ def _walk_reaches_the_cap(
         .scalar_subquery()
     )
     dense = sample.c.matching * POST_TITLE_WALK_SPAN >= sample.c.users
-    # PostgreSQL evaluates AND from the left: the users are counted only for a dense sample.
-    reaches = and_(dense, population * sample.c.matching >= bindparam("count_limit") * sample.c.users)
+    # CASE, not AND: PostgreSQL promises no order for AND's operands, and CASE is its
+    # documented way to have the users counted only for a dense sample.
+    enough = population * sample.c.matching >= bindparam("count_limit") * sample.c.users
+    reaches = case((dense, enough), else_=False)
     # A CTE: the statement asks twice (walk, or not), and the sample is probed once.
     return select(select(reaches.label("walk")).cte("walk").c.walk).scalar_subquery()
